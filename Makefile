@@ -1,0 +1,39 @@
+# Two commands do everything: `make run` (local, embedded defaults) and `make test` (PostgreSQL + Redis).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+# The test suite runs against the real services on this machine.
+TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tracker} \
+	CELERY_BROKER_URL=$${TEST_BROKER_URL:-redis://127.0.0.1:6379/15} \
+	CACHE_URL=$${TEST_CACHE_URL:-redis://127.0.0.1:6379/14}
+
+.PHONY: run test venv lint check-migrations worker clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+run: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py ensure_demo_admin
+	@echo "Admin: http://127.0.0.1:$(PORT)/admin/  (worker and beat log below; Ctrl-C stops all)"
+	trap 'kill 0' EXIT INT TERM; \
+	$(BIN)/celery -A config worker --beat --loglevel=info --concurrency=2 --schedule=var/celerybeat-schedule & \
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+test: venv
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/ruff check .
+	$(TEST_ENV) $(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var media staticfiles

@@ -1,0 +1,253 @@
+"""The case workers' pages for children and case files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from cases import names
+from cases.models import Case, CaseEvent, Child, RecordAccess
+from cases.pagination import EstimatedCountPaginator
+from cases.services import ALLOWED_TRANSITIONS, TransitionNotAllowed, case_change_status, case_close, case_open
+
+
+class NameSearchMixin:
+    """Search by any spelling: the query is folded the same way as the stored names."""
+
+    search_names_path = "search_names"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.isdigit():
+            return queryset.filter(pk=int(term)), False
+        for token in term.split():
+            key = names.latin_key(token)
+            if key:
+                queryset = queryset.filter(**{f"{self.search_names_path}__contains": key})
+        return queryset, False
+
+
+class NoDeleteMixin:
+    """Records about children are closed or merged, never deleted."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)  # type: ignore[misc]
+        actions.pop("delete_selected", None)
+        return actions
+
+
+def log_record_read(request: HttpRequest, child_id: int) -> None:
+    RecordAccess.objects.create(
+        child_id=child_id, user=request.user if request.user.is_authenticated else None,
+        channel=RecordAccess.Channel.ADMIN, path=request.get_full_path()[:500],
+    )
+
+
+class CaseOfChildInline(admin.TabularInline):
+    model = Case
+    extra = 0
+    fields = ("status", "priority", "assignee", "opened_on", "closed_on", "closing_reason")
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Child)
+class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
+    list_display = ("__str__", "latin_name", "birth_date_display", "sex", "home_settlement", "home_oblast",
+                    "circumstances", "category")
+    list_filter = ("home_oblast", "circumstances", "category", "sex", "birth_date_precision")
+    search_fields = ("search_names",)
+    search_help_text = "Any spelling of a name, Cyrillic or Latin; or a child's number."
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    readonly_fields = ("search_names", "created_at", "updated_at")
+    filter_horizontal = ("siblings",)
+    inlines = [CaseOfChildInline]
+    fieldsets = (
+        ("Name as the family writes it", {"fields": (("family_name", "given_name", "patronymic"),)}),
+        ("Latin form and other spellings", {"fields": (
+            ("family_name_latin", "given_name_latin", "patronymic_latin"), "aliases", "search_names")}),
+        ("Birth and home", {"fields": (("birth_date", "birth_date_precision", "sex"),
+                                       ("home_settlement", "home_oblast"))}),
+        ("What happened", {"fields": ("circumstances", "category", ("last_known_location", "last_known_on"),
+                                      "siblings")}),
+        ("Outside references", {"fields": (("icrc_reference", "nib_reference"),)}),
+        ("Restricted: guardian, relatives, notes", {"classes": ("collapse",), "fields": (
+            ("guardian_name", "guardian_contact"), "relatives", "notes")}),
+        ("Record", {"fields": (("created_at", "updated_at"),)}),
+    )
+
+    @admin.display(description="Latin")
+    def latin_name(self, child: Child) -> str:
+        return " ".join(p for p in (child.family_name_latin, child.given_name_latin) if p)
+
+    @admin.display(description="Born", ordering="birth_date")
+    def birth_date_display(self, child: Child) -> str:
+        return child.birth_date_display
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "GET" and object_id.isdigit():
+            log_record_read(request, int(object_id))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Child, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            case_open(child=obj, actor=request.user, note="Opened with the child's record")
+
+
+class CaseEventInline(admin.TabularInline):
+    model = CaseEvent
+    verbose_name_plural = "timeline"
+    extra = 0
+    fields = ("happened_at", "kind", "from_status", "to_status", "actor", "message")
+    readonly_fields = fields
+    can_delete = False
+    ordering = ("-happened_at", "-id")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CaseEvent]:
+        return super().get_queryset(request).select_related("actor")
+
+
+class CaseForm(forms.ModelForm):
+    """The case page: everything but the status is edited in place; the status moves by its road."""
+
+    next_status = forms.ChoiceField(required=False, label="Move to", help_text="Only the allowed next steps.")
+    transition_note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Why")
+    next_closing_reason = forms.ChoiceField(
+        required=False, label="Closing reason", choices=[("", "—"), *Case.ClosingReason.choices]
+    )
+
+    class Meta:
+        model = Case
+        fields = ("child", "assignee", "priority")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        current = self.instance.status if self.instance.pk else Case.Status.OPEN
+        allowed = sorted(ALLOWED_TRANSITIONS[current])
+        self.fields["next_status"].choices = [("", "— stay —"), *[(s, Case.Status(s).label) for s in allowed]]
+        if self.instance.pk:
+            self.fields["child"].disabled = True
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("next_status") == Case.Status.CLOSED and not data.get("next_closing_reason"):
+            self.add_error("next_closing_reason", "Say why the case is closed.")
+        return data
+
+
+class CaseActionForm(ActionForm):
+    closing_reason = forms.ChoiceField(required=False, choices=[("", "— reason —"), *Case.ClosingReason.choices])
+
+
+@admin.register(Case)
+class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
+    form = CaseForm
+    search_names_path = "child__search_names"
+    list_display = ("id", "child", "status", "priority", "assignee", "opened_on", "updated_at")
+    list_display_links = ("id", "child")
+    list_filter = ("status", "priority", "assignee", "child__home_oblast", "child__circumstances")
+    list_select_related = ("child", "assignee")
+    search_fields = ("child__search_names",)
+    search_help_text = "Any spelling of the child's name, Cyrillic or Latin; or a case number."
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    readonly_fields = ("status", "opened_on", "closed_on", "closing_reason", "closing_note", "created_at",
+                       "updated_at")
+    fieldsets = (
+        (None, {"fields": ("child", ("status", "priority", "assignee"))}),
+        ("Change status", {"fields": ("next_status", "next_closing_reason", "transition_note")}),
+        ("Dates", {"fields": (("opened_on", "closed_on"), ("closing_reason", "closing_note"),
+                              ("created_at", "updated_at"))}),
+    )
+    inlines: list[type[admin.options.InlineModelAdmin]] = [CaseEventInline]
+    action_form = CaseActionForm
+    actions = ["close_cases"]
+    autocomplete_fields = ("child",)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Case | None = None) -> Any:
+        if obj is None:
+            return ((None, {"fields": ("child", "priority", "assignee")}),)
+        return super().get_fieldsets(request, obj)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "GET" and object_id.isdigit():
+            child_id = Case.objects.filter(pk=int(object_id)).values_list("child_id", flat=True).first()
+            if child_id is not None:
+                log_record_read(request, child_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Case, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            opened = case_open(child=obj.child, actor=request.user, assignee=obj.assignee, priority=obj.priority)
+            obj.pk = opened.pk
+            obj.refresh_from_db()
+            return
+        super().save_model(request, obj, form, change)
+        to_status = form.cleaned_data.get("next_status")
+        if to_status:
+            try:
+                case_change_status(case=obj, to_status=to_status, actor=request.user,
+                                   note=form.cleaned_data.get("transition_note", ""),
+                                   closing_reason=form.cleaned_data.get("next_closing_reason", ""))
+            except TransitionNotAllowed as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+
+    @admin.action(description="Close selected cases with the chosen reason")
+    def close_cases(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
+        reason = request.POST.get("closing_reason", "")
+        if reason not in Case.ClosingReason.values:
+            self.message_user(request, "Choose a closing reason next to the action.", messages.ERROR)
+            return
+        closed, refused = 0, []
+        for case in queryset.select_related("child"):
+            try:
+                case_close(case=case, actor=request.user, reason=reason)
+                closed += 1
+            except TransitionNotAllowed as exc:
+                refused.append(str(exc))
+        if closed:
+            self.message_user(request, f"Closed {closed} case(s).", messages.SUCCESS)
+        for problem in refused:
+            self.message_user(request, problem, messages.WARNING)
+
+
+@admin.register(RecordAccess)
+class RecordAccessAdmin(NoDeleteMixin, admin.ModelAdmin):
+    list_display = ("accessed_at", "child", "channel", "user", "client", "path")
+    list_filter = ("channel",)
+    list_select_related = ("child", "user")
+    date_hierarchy = "accessed_at"
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    search_fields = ("=child__id", "client", "user__username")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,379 @@
+"""The child and the case file: the core every other part of the tracker builds on."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from cases import names
+
+
+class TimeStampedModel(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+
+class RecordDeletionRefused(Exception):
+    """A child's record and its case file are never deleted: they are closed or merged instead."""
+
+
+class UndeletableQuerySet(models.QuerySet):
+    def delete(self) -> NoReturn:  # type: ignore[override]
+        raise RecordDeletionRefused(f"{self.model._meta.verbose_name_plural} are never deleted")
+
+
+class Oblast(models.TextChoices):
+    CHERKASY = "cherkasy", "Cherkasy"
+    CHERNIHIV = "chernihiv", "Chernihiv"
+    CHERNIVTSI = "chernivtsi", "Chernivtsi"
+    CRIMEA = "crimea", "Autonomous Republic of Crimea"
+    DNIPROPETROVSK = "dnipropetrovsk", "Dnipropetrovsk"
+    DONETSK = "donetsk", "Donetsk"
+    IVANO_FRANKIVSK = "ivano_frankivsk", "Ivano-Frankivsk"
+    KHARKIV = "kharkiv", "Kharkiv"
+    KHERSON = "kherson", "Kherson"
+    KHMELNYTSKYI = "khmelnytskyi", "Khmelnytskyi"
+    KIROVOHRAD = "kirovohrad", "Kirovohrad"
+    KYIV_CITY = "kyiv_city", "Kyiv (city)"
+    KYIV = "kyiv", "Kyiv"
+    LUHANSK = "luhansk", "Luhansk"
+    LVIV = "lviv", "Lviv"
+    MYKOLAIV = "mykolaiv", "Mykolaiv"
+    ODESA = "odesa", "Odesa"
+    POLTAVA = "poltava", "Poltava"
+    RIVNE = "rivne", "Rivne"
+    SEVASTOPOL = "sevastopol", "Sevastopol (city)"
+    SUMY = "sumy", "Sumy"
+    TERNOPIL = "ternopil", "Ternopil"
+    VINNYTSIA = "vinnytsia", "Vinnytsia"
+    VOLYN = "volyn", "Volyn"
+    ZAKARPATTIA = "zakarpattia", "Zakarpattia"
+    ZAPORIZHZHIA = "zaporizhzhia", "Zaporizhzhia"
+    ZHYTOMYR = "zhytomyr", "Zhytomyr"
+
+
+
+class BirthDatePrecision(models.TextChoices):
+    DAY = "day", "Day"
+    MONTH = "month", "Month only"
+    YEAR = "year", "Year only"
+
+
+
+class Sex(models.TextChoices):
+    FEMALE = "F", "Female"
+    MALE = "M", "Male"
+    UNKNOWN = "U", "Unknown"
+
+
+
+class Circumstances(models.TextChoices):
+    DEPORTED = "deported", "Deported"
+    FORCIBLY_TRANSFERRED = "forcibly_transferred", "Forcibly transferred"
+    HELD_IN_OCCUPIED_TERRITORY = "held_in_occupied_territory", "Held in occupied territory"
+    PLACED_WITH_FAMILY = "placed_with_family", "Placed with a family"
+    IN_INSTITUTION = "in_institution", "In an institution"
+    OTHER = "other", "Other"
+
+
+
+class ChildCategory(models.TextChoices):
+    WITH_PARENTS = "with_parents", "With parents"
+    WITHOUT_PARENTAL_CARE = "without_parental_care", "Without parental care"
+    ORPHAN = "orphan", "Orphan"
+    INSTITUTION_PUPIL = "institution_pupil", "Institution pupil"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Child(TimeStampedModel):
+    """A child as the family knows them, with every other spelling seen elsewhere."""
+
+    DatePrecision = BirthDatePrecision
+    Sex = Sex
+    Circumstances = Circumstances
+    Category = ChildCategory
+
+    # Names as the family writes them (Ukrainian script), and the Latin form.
+    family_name = models.CharField(max_length=120)
+    given_name = models.CharField(max_length=120)
+    patronymic = models.CharField(max_length=120, blank=True)
+    family_name_latin = models.CharField(max_length=120, blank=True)
+    given_name_latin = models.CharField(max_length=120, blank=True)
+    patronymic_latin = models.CharField(max_length=120, blank=True)
+    aliases = models.JSONField(
+        default=list, blank=True, help_text="Other spellings seen elsewhere (Russian, other transliterations)."
+    )
+    # Derived from every spelling above; what name search and the trigram index run against.
+    search_names = models.TextField(editable=False, default="")
+
+    birth_date = models.DateField(null=True, blank=True, help_text="For a year or month only, its first day.")
+    birth_date_precision = models.CharField(
+        max_length=5, choices=DatePrecision.choices, default=DatePrecision.DAY
+    )
+    sex = models.CharField(max_length=1, choices=Sex.choices, default=Sex.UNKNOWN)
+    home_settlement = models.CharField(max_length=160, blank=True)
+    home_oblast = models.CharField(max_length=20, choices=Oblast.choices, blank=True)
+    circumstances = models.CharField(max_length=32, choices=Circumstances.choices, default=Circumstances.DEPORTED)
+    category = models.CharField(max_length=32, choices=Category.choices, default=Category.UNKNOWN)
+    last_known_location = models.CharField(max_length=255, blank=True)
+    last_known_on = models.DateField(null=True, blank=True)
+    siblings = models.ManyToManyField("self", blank=True, symmetrical=True)
+    icrc_reference = models.CharField("ICRC reference", max_length=64, blank=True)
+    nib_reference = models.CharField("National Information Bureau reference", max_length=64, blank=True)
+
+    # Restricted: never shown to partners unless a share grants it.
+    guardian_name = models.CharField(max_length=200, blank=True)
+    guardian_contact = models.CharField(max_length=200, blank=True)
+    relatives = models.TextField(blank=True, help_text="Relatives and how to reach them.")
+    notes = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+    objects = UndeletableQuerySet.as_manager()
+
+    RESTRICTED_FIELDS = ("guardian_name", "guardian_contact", "relatives", "notes")
+
+    class Meta:
+        verbose_name_plural = "children"
+        ordering = ["family_name", "given_name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(birth_date_precision__in=["day", "month", "year"]), name="child_birth_precision_valid"
+            ),
+            models.CheckConstraint(condition=Q(sex__in=["F", "M", "U"]), name="child_sex_valid"),
+            models.CheckConstraint(
+                condition=Q(circumstances__in=Circumstances.values),
+                name="child_circumstances_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(category__in=ChildCategory.values), name="child_category_valid"
+            ),
+        ]
+        indexes = [
+            # Filters in the admin and the API.
+            models.Index(fields=["home_oblast"], name="child_oblast_idx"),
+            models.Index(fields=["circumstances"], name="child_circumstances_idx"),
+            # Lookups by an outside body's reference number.
+            models.Index(fields=["icrc_reference"], name="child_icrc_idx", condition=~Q(icrc_reference="")),
+            models.Index(fields=["nib_reference"], name="child_nib_idx", condition=~Q(nib_reference="")),
+        ]
+
+    def __str__(self) -> str:
+        return " ".join(p for p in (self.family_name, self.given_name, self.patronymic) if p)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.family_name_latin:
+            self.family_name_latin = names.transliterate_uk(self.family_name)
+        if not self.given_name_latin:
+            self.given_name_latin = names.transliterate_uk(self.given_name)
+        if not self.patronymic_latin and self.patronymic:
+            self.patronymic_latin = names.transliterate_uk(self.patronymic)
+        self.search_names = self.compute_search_names()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "search_names"}
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+        raise RecordDeletionRefused("a child's record is never deleted")
+
+    def compute_search_names(self) -> str:
+        return names.search_text(
+            self.family_name,
+            self.given_name,
+            self.patronymic,
+            self.family_name_latin,
+            self.given_name_latin,
+            self.patronymic_latin,
+            *(self.aliases or []),
+        )
+
+    @property
+    def birth_date_display(self) -> str:
+        if self.birth_date is None:
+            return "unknown"
+        if self.birth_date_precision == self.DatePrecision.YEAR:
+            return f"{self.birth_date:%Y}"
+        if self.birth_date_precision == self.DatePrecision.MONTH:
+            return f"{self.birth_date:%Y-%m}"
+        return f"{self.birth_date:%Y-%m-%d}"
+
+    def age_on(self, day: Any) -> int | None:
+        """Completed years on `day`; with a year-only birth date, the age reached during that year."""
+        if self.birth_date is None:
+            return None
+        years = day.year - self.birth_date.year
+        if self.birth_date_precision == self.DatePrecision.DAY and (day.month, day.day) < (
+            self.birth_date.month,
+            self.birth_date.day,
+        ):
+            years -= 1
+        elif self.birth_date_precision == self.DatePrecision.MONTH and day.month < self.birth_date.month:
+            years -= 1
+        return max(years, 0)
+
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ON_LIST = "on_list", "On a list"
+    AWAITING_REPLY = "awaiting_reply", "Awaiting reply"
+    REPLY_RECEIVED = "reply_received", "Reply received"
+    VERIFYING = "verifying", "Located / verifying"
+    RETURN_IN_PROGRESS = "return_in_progress", "Return in progress"
+    RETURNED = "returned", "Returned (reunified)"
+    CLOSED = "closed", "Closed"
+
+
+
+class CasePriority(models.IntegerChoices):
+    LOW = 1, "Low"
+    NORMAL = 2, "Normal"
+    HIGH = 3, "High"
+    URGENT = 4, "Urgent"
+
+
+
+class ClosingReason(models.TextChoices):
+    REUNIFIED = "reunified", "Reunified with family"
+    CONFIRMED_DECEASED = "confirmed_deceased", "Death confirmed"
+    REACHED_ADULTHOOD = "reached_adulthood", "Reached adulthood, followed elsewhere"
+    DUPLICATE = "duplicate", "Duplicate of another case"
+    FAMILY_WITHDREW = "family_withdrew", "Family withdrew the request"
+    TRANSFERRED = "transferred", "Transferred to another agency"
+    OTHER = "other", "Other"
+
+
+class Case(TimeStampedModel):
+    """A child's case file: where the search for the child stands now."""
+
+    Status = CaseStatus
+    Priority = CasePriority
+    ClosingReason = ClosingReason
+
+    child = models.ForeignKey(Child, on_delete=models.PROTECT, related_name="cases")
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_cases"
+    )
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    opened_on = models.DateField(default=timezone.localdate)
+    closed_on = models.DateField(null=True, blank=True)
+    closing_reason = models.CharField(max_length=24, choices=ClosingReason.choices, blank=True)
+    closing_note = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+    objects = UndeletableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-priority", "opened_on", "id"]
+        constraints = [
+            # One live case per child; a closed case may be followed by a new one.
+            models.UniqueConstraint(fields=["child"], condition=~Q(status="closed"), name="case_one_open_per_child"),
+            models.CheckConstraint(
+                condition=Q(status__in=CaseStatus.values), name="case_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(closing_reason__in=["", *ClosingReason.values]),
+                name="case_closing_reason_valid",
+            ),
+            # A closed case says when and why; an open one says neither.
+            models.CheckConstraint(
+                condition=(Q(status="closed") & Q(closed_on__isnull=False) & ~Q(closing_reason=""))
+                | (~Q(status="closed") & Q(closed_on__isnull=True) & Q(closing_reason="")),
+                name="case_closed_has_date_and_reason",
+            ),
+            models.CheckConstraint(condition=Q(priority__gte=1, priority__lte=4), name="case_priority_valid"),
+        ]
+        indexes = [
+            # The admin's and the API's default filter and the digest's assignee lookup.
+            models.Index(fields=["status", "-priority"], name="case_status_priority_idx"),
+            models.Index(fields=["assignee", "status"], name="case_assignee_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Case {self.pk} · {self.child}"
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+        raise RecordDeletionRefused("a case file is never deleted; close it with a reason")
+
+
+
+class CaseEventKind(models.TextChoices):
+    OPENED = "opened", "Case opened"
+    STATUS_CHANGED = "status_changed", "Status changed"
+    ADDED_TO_LIST = "added_to_list", "Added to a list"
+    LIST_HANDED_OVER = "list_handed_over", "List handed over"
+    REPLY_RECORDED = "reply_recorded", "Reply recorded"
+    REPLY_VERIFIED = "reply_verified", "Reply verified"
+    FLAG_RAISED = "flag_raised", "Flag raised"
+    FLAG_RESOLVED = "flag_resolved", "Flag resolved"
+    ASSIGNED = "assigned", "Assigned"
+    NOTE = "note", "Note"
+
+
+class CaseEvent(models.Model):
+    """One line of a case's timeline: who did what, and when."""
+
+    Kind = CaseEventKind
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    from_status = models.CharField(max_length=24, choices=Case.Status.choices, blank=True)
+    to_status = models.CharField(max_length=24, choices=Case.Status.choices, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    happened_at = models.DateTimeField(default=timezone.now)
+    message = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-happened_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=CaseEventKind.values), name="case_event_kind_valid"),
+        ]
+        indexes = [
+            # The timeline of one case, newest first.
+            models.Index(fields=["case", "-happened_at"], name="case_event_timeline_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.happened_at:%Y-%m-%d %H:%M}"
+
+
+
+class AccessChannel(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    EXPORT = "export", "Export"
+
+
+class RecordAccess(models.Model):
+    """A read of a child's record: who read it, through what, and when. Written, never edited."""
+
+    Channel = AccessChannel
+
+    child = models.ForeignKey(Child, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    # For the API: the partner organisation and key, as "<org id>:<key prefix>".
+    client = models.CharField(max_length=120, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    accessed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = UndeletableQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "record accesses"
+        ordering = ["-accessed_at", "-id"]
+        indexes = [models.Index(fields=["child", "-accessed_at"], name="record_access_child_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.child_id} read via {self.channel} at {self.accessed_at:%Y-%m-%d %H:%M}"

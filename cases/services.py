@@ -1,0 +1,119 @@
+"""Writes to children and their case files; every status change goes through `case_change_status`."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from cases.models import Case, CaseEvent, Child
+
+Status = Case.Status
+
+# The case's road: open → on a list → awaiting reply → reply received → located / verifying →
+# return in progress → returned, and closed with a reason from anywhere. A reply that claims the
+# child was located or returned jumps straight to verifying, since every claim is checked.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.OPEN: frozenset({Status.ON_LIST, Status.CLOSED}),
+    Status.ON_LIST: frozenset({Status.AWAITING_REPLY, Status.OPEN, Status.CLOSED}),
+    Status.AWAITING_REPLY: frozenset({Status.REPLY_RECEIVED, Status.VERIFYING, Status.ON_LIST, Status.CLOSED}),
+    Status.REPLY_RECEIVED: frozenset({Status.VERIFYING, Status.ON_LIST, Status.AWAITING_REPLY, Status.CLOSED}),
+    Status.VERIFYING: frozenset({Status.RETURN_IN_PROGRESS, Status.REPLY_RECEIVED, Status.ON_LIST, Status.CLOSED}),
+    Status.RETURN_IN_PROGRESS: frozenset({Status.RETURNED, Status.VERIFYING, Status.CLOSED}),
+    Status.RETURNED: frozenset({Status.CLOSED}),
+    Status.CLOSED: frozenset({Status.OPEN}),
+}
+
+
+class TransitionNotAllowed(Exception):
+    """A status change the case's road does not allow; names both ends so the user can see why."""
+
+    def __init__(self, case: Case, to_status: str, reason: str = "") -> None:
+        self.case = case
+        self.to_status = to_status
+        allowed = ", ".join(Status(s).label for s in sorted(ALLOWED_TRANSITIONS[case.status])) or "none"
+        message = reason or (
+            f"case {case.pk} cannot move from “{Status(case.status).label}” to “{Status(to_status).label}”; "
+            f"allowed next: {allowed}"
+        )
+        super().__init__(message)
+
+
+def can_transition(from_status: str, to_status: str) -> bool:
+    return to_status in ALLOWED_TRANSITIONS.get(from_status, frozenset())
+
+
+def case_open(*, child: Child, actor: AbstractBaseUser | None, assignee: Any = None, priority: int | None = None,
+              note: str = "") -> Case:
+    """Open a case for a child that has no live case; the timeline starts with who opened it."""
+    with transaction.atomic():
+        case = Case.objects.create(
+            child=child, assignee=assignee, priority=priority or Case.Priority.NORMAL, status=Status.OPEN
+        )
+        CaseEvent.objects.create(
+            case=case, kind=CaseEvent.Kind.OPENED, to_status=Status.OPEN, actor=actor, message=note
+        )
+    return case
+
+
+def case_change_status(
+    *,
+    case: Case,
+    to_status: str,
+    actor: AbstractBaseUser | None,
+    note: str = "",
+    closing_reason: str = "",
+    kind: str = CaseEvent.Kind.STATUS_CHANGED,
+    data: dict[str, Any] | None = None,
+    on: datetime.date | None = None,
+) -> Case:
+    """Move a case to `to_status` if its road allows it, and write the timeline event with it.
+
+    The case row is locked for the transaction, so two workers or two case workers changing the
+    same case one after the other each see the status the other left.
+    """
+    if to_status not in Status.values:
+        raise TransitionNotAllowed(case, Status.OPEN, reason=f"“{to_status}” is not a case status")
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        if not can_transition(locked.status, to_status):
+            raise TransitionNotAllowed(locked, to_status)
+        if to_status == Status.CLOSED and closing_reason not in Case.ClosingReason.values:
+            raise TransitionNotAllowed(locked, to_status, reason="closing a case needs a reason from the list")
+        from_status = locked.status
+        locked.status = to_status
+        if to_status == Status.CLOSED:
+            locked.closed_on = on or timezone.localdate()
+            locked.closing_reason = closing_reason
+            locked.closing_note = note
+        elif from_status == Status.CLOSED:
+            locked.closed_on = None
+            locked.closing_reason = ""
+            locked.closing_note = ""
+        locked._change_reason = note or f"{Status(from_status).label} → {Status(to_status).label}"  # type: ignore[attr-defined]
+        locked.save(update_fields=["status", "closed_on", "closing_reason", "closing_note", "updated_at"])
+        CaseEvent.objects.create(
+            case=locked,
+            kind=kind,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            message=note,
+            data={**(data or {}), **({"closing_reason": closing_reason} if closing_reason else {})},
+        )
+    case.refresh_from_db()
+    return case
+
+
+def case_close(*, case: Case, actor: AbstractBaseUser | None, reason: str, note: str = "") -> Case:
+    return case_change_status(case=case, to_status=Status.CLOSED, actor=actor, closing_reason=reason, note=note)
+
+
+def case_add_event(
+    *, case: Case, kind: str, actor: AbstractBaseUser | None, message: str = "", data: dict[str, Any] | None = None
+) -> CaseEvent:
+    """A timeline line that changes no status: a note, a list the case was put on, a flag."""
+    return CaseEvent.objects.create(case=case, kind=kind, actor=actor, message=message, data=data or {})

@@ -1,0 +1,191 @@
+"""The deadline sweep and the flag digest: plain functions of a date, called by Celery and by commands.
+
+The sweep is a handful of set-based statements. Each is idempotent on its own and the partial
+unique index on open flags turns a concurrent duplicate into a no-op, so the sweep may run twice,
+in two workers at once, or be killed half-way and run again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tracker.models import Flag, ListEntry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    flagged: int
+    escalated: int
+    reminded: int
+    resolved: int
+
+    def __str__(self) -> str:
+        return (
+            f"flagged {self.flagged}, escalated {self.escalated}, "
+            f"reminded {self.reminded}, resolved {self.resolved}"
+        )
+
+
+def _level_sql(due_column: str, thresholds: Sequence[int], today: datetime.date) -> tuple[str, list[object]]:
+    """SQL for a flag's level: 1, plus one for each escalation threshold the due date is past."""
+    parts = ["1"]
+    params: list[object] = []
+    for days in sorted(thresholds):
+        parts.append(f"CASE WHEN {due_column} <= %s THEN 1 ELSE 0 END")
+        params.append(today - datetime.timedelta(days=days))
+    return " + ".join(parts), params
+
+
+def sweep_deadlines(
+    *,
+    today: datetime.date,
+    now: datetime.datetime | None = None,
+    escalation_days: Sequence[int] | None = None,
+    reminder_days: int | None = None,
+) -> SweepResult:
+    """Flag, escalate, remind and clear, as things stand on `today`."""
+    now = now or timezone.now()
+    thresholds = list(escalation_days if escalation_days is not None else settings.TRACKER_ESCALATION_DAYS)
+    remind_within = reminder_days if reminder_days is not None else settings.TRACKER_REMINDER_DAYS
+    flag_t = Flag._meta.db_table
+    entry_t = ListEntry._meta.db_table
+    awaiting = ListEntry.ReplyState.AWAITING
+    overdue, due_soon = Flag.Kind.OVERDUE, Flag.Kind.DUE_SOON
+    R = Flag.Resolution
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        resolved = 0
+        # Clear what no longer needs attention. The reply service clears its own flags; this
+        # catches entries answered or withdrawn by any other path, and changed deadlines.
+        for resolution, condition, params in (
+            (R.ANSWERED, "e.reply_state = %s", ["answered"]),
+            (R.WITHDRAWN, "e.reply_state = %s", ["withdrawn"]),
+            (R.DEADLINE_CHANGED, f"(e.due_on IS NULL OR e.due_on <> {flag_t}.due_on)", []),
+            (R.SUPERSEDED, f"{flag_t}.kind = %s AND e.due_on < %s", [due_soon, today]),
+        ):
+            cursor.execute(
+                f"""
+                UPDATE {flag_t} SET resolved_at = %s, resolution = %s
+                WHERE resolved_at IS NULL AND kind IN (%s, %s) AND EXISTS (
+                    SELECT 1 FROM {entry_t} e WHERE e.id = {flag_t}.entry_id AND {condition}
+                )
+                """,
+                [now, resolution, overdue, due_soon, *params],
+            )
+            resolved += cursor.rowcount
+
+        level_sql, level_params = _level_sql("e.due_on", thresholds, today)
+        cursor.execute(
+            f"""
+            INSERT INTO {flag_t}
+                (kind, entry_id, case_id, level, due_on, note, raised_at, resolution, notified_level)
+            SELECT %s, e.id, e.case_id, {level_sql}, e.due_on, '', %s, '', 0
+            FROM {entry_t} e
+            WHERE e.reply_state = %s AND e.due_on < %s AND NOT EXISTS (
+                SELECT 1 FROM {flag_t} f WHERE f.entry_id = e.id AND f.kind = %s AND f.due_on = e.due_on
+            )
+            ON CONFLICT DO NOTHING
+            """,
+            [overdue, *level_params, now, awaiting, today, overdue],
+        )
+        flagged = cursor.rowcount
+
+        flag_level_sql, flag_level_params = _level_sql("due_on", thresholds, today)
+        cursor.execute(
+            f"""
+            UPDATE {flag_t} SET level = {flag_level_sql}, escalated_at = %s
+            WHERE resolved_at IS NULL AND kind = %s AND entry_id IS NOT NULL AND {flag_level_sql} > level
+            """,
+            [*flag_level_params, now, overdue, *flag_level_params],
+        )
+        escalated = cursor.rowcount
+
+        cursor.execute(
+            f"""
+            INSERT INTO {flag_t}
+                (kind, entry_id, case_id, level, due_on, note, raised_at, resolution, notified_level)
+            SELECT %s, e.id, e.case_id, 1, e.due_on, '', %s, '', 0
+            FROM {entry_t} e
+            WHERE e.reply_state = %s AND e.due_on >= %s AND e.due_on <= %s AND NOT EXISTS (
+                SELECT 1 FROM {flag_t} f WHERE f.entry_id = e.id AND f.kind = %s AND f.due_on = e.due_on
+            )
+            ON CONFLICT DO NOTHING
+            """,
+            [due_soon, now, awaiting, today, today + datetime.timedelta(days=remind_within), due_soon],
+        )
+        reminded = cursor.rowcount
+
+    result = SweepResult(flagged=flagged, escalated=escalated, reminded=reminded, resolved=resolved)
+    log.info("deadline sweep for %s: %s", today, result)
+    return result
+
+
+@dataclass(frozen=True)
+class DigestResult:
+    emails: int
+    flags: int
+
+
+DIGEST_LINES = 200
+
+
+def send_flag_digests(*, now: datetime.datetime | None = None) -> DigestResult:
+    """Email each assignee the flags raised or escalated since they were last told.
+
+    A flag is marked as told in the transaction that sends it: a send that fails rolls the marks
+    back and the next run tries again. Rows another worker is sending are skipped, not waited on.
+    """
+    now = now or timezone.now()
+    unassigned_to = list(settings.TRACKER_UNASSIGNED_DIGEST_TO)
+    with transaction.atomic():
+        pending = (
+            Flag.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(resolved_at__isnull=True, notified_level__lt=F("level"))
+            .select_related("case__child", "case__assignee", "entry__handover_list")
+            .order_by("-level", "entry__due_on", "id")
+        )
+        if not unassigned_to:
+            pending = pending.filter(case__assignee__isnull=False)
+        by_recipient: dict[str, list[Flag]] = defaultdict(list)
+        for flag in pending:
+            assignee = flag.case.assignee
+            if assignee is not None and assignee.email:
+                by_recipient[assignee.email].append(flag)
+            elif unassigned_to:
+                by_recipient[",".join(unassigned_to)].append(flag)
+        messages = []
+        for recipient, flags in by_recipient.items():
+            lines = [_digest_line(flag) for flag in flags[:DIGEST_LINES]]
+            if len(flags) > DIGEST_LINES:
+                lines.append(f"… and {len(flags) - DIGEST_LINES} more: see the tracker's start page.")
+            messages.append(
+                EmailMessage(
+                    subject=f"Case tracker: {len(flags)} flag(s) need your attention",
+                    body="New and escalated flags on your cases:\n\n" + "\n".join(lines) + "\n",
+                    to=recipient.split(","),
+                )
+            )
+        told = [flag.pk for flags in by_recipient.values() for flag in flags]
+        if messages:
+            get_connection(fail_silently=False).send_messages(messages)
+            Flag.objects.filter(pk__in=told).update(notified_level=F("level"))
+    return DigestResult(emails=len(messages), flags=len(told))
+
+
+def _digest_line(flag: Flag) -> str:
+    where = f"{flag.entry.handover_list.reference} #{flag.entry.position}" if flag.entry_id else "case flag"
+    due = f", due {flag.due_on}" if flag.due_on else ""
+    return f"- [{flag.get_kind_display()}, level {flag.level}] {flag.case.child} (case {flag.case_id}), {where}{due}"
+

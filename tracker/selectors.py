@@ -1,0 +1,61 @@
+"""Reads for the exchange that the admin's pages and the start page share."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+
+from tracker.models import Flag, HandoverList, ListEntry, Reply
+
+
+def open_flag_level() -> Subquery:
+    """The highest open flag level on an entry, as an annotation (NULL when none is open)."""
+    top = Flag.objects.filter(entry=OuterRef("pk"), resolved_at__isnull=True).order_by("-level").values("level")
+    return Subquery(top[:1], output_field=IntegerField())
+
+
+def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datetime.date) -> QuerySet[HandoverList]:
+    """Lists with their entry counts by reply state, in the one query that lists them."""
+    awaiting = Q(entries__reply_state=ListEntry.ReplyState.AWAITING)
+    return queryset.annotate(
+        n_entries=Count("entries"),
+        n_answered=Count("entries", filter=Q(entries__reply_state=ListEntry.ReplyState.ANSWERED)),
+        n_awaiting=Count("entries", filter=awaiting),
+        n_overdue=Count("entries", filter=awaiting & Q(entries__due_on__lt=today)),
+    )
+
+
+def overdue_entries(*, limit: int) -> QuerySet[Flag]:
+    """Open overdue flags, longest unanswered first, with what the start page shows of each."""
+    return (
+        Flag.objects.filter(resolved_at__isnull=True, kind=Flag.Kind.OVERDUE)
+        .select_related("entry__handover_list__recipient", "case__child", "case__assignee")
+        .order_by("-level", "due_on", "id")[:limit]
+    )
+
+
+def open_flag_counts() -> dict[str, int]:
+    """How many open flags there are of each kind and level, for the start page's summary."""
+    rows = Flag.objects.filter(resolved_at__isnull=True).values("kind", "level").annotate(n=Count("id"))
+    counts: dict[str, int] = {"overdue": 0, "escalated": 0, "due_soon": 0, "manual": 0}
+    for row in rows:
+        counts[row["kind"]] += row["n"]
+        if row["kind"] == Flag.Kind.OVERDUE and row["level"] > 1:
+            counts["escalated"] += row["n"]
+    return counts
+
+
+def lists_awaiting_replies(*, today: datetime.date, limit: int) -> QuerySet[HandoverList]:
+    waiting = HandoverList.objects.filter(
+        status__in=[HandoverList.Status.HANDED_OVER, HandoverList.Status.PARTIALLY_ANSWERED]
+    ).select_related("sender", "recipient")
+    return handover_lists_with_counts(waiting, today=today).order_by("response_due_on", "id")[:limit]
+
+
+def recent_replies(*, limit: int) -> QuerySet[Reply]:
+    return (
+        Reply.objects.select_related("handover_list", "received_from")
+        .annotate(n_outcomes=Count("outcomes"))
+        .order_by("-received_on", "-id")[:limit]
+    )
