@@ -6,6 +6,7 @@ PORT ?= 8000
 # The test suite runs against the real services on this machine.
 TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tracker} \
 	CELERY_BROKER_URL=$${TEST_BROKER_URL:-redis://127.0.0.1:6379/15} \
+	CELERY_RESULT_BACKEND=$${TEST_RESULT_BACKEND:-redis://127.0.0.1:6379/15} \
 	CACHE_URL=$${TEST_CACHE_URL:-redis://127.0.0.1:6379/14}
 
 .PHONY: run test venv lint check-migrations worker clean

@@ -84,6 +84,10 @@ def case_change_status(
         if to_status == Status.CLOSED and closing_reason not in Case.ClosingReason.values:
             raise TransitionNotAllowed(locked, to_status, reason="closing a case needs a reason from the list")
         from_status = locked.status
+        if from_status == Status.CLOSED and (
+            Case.objects.filter(child_id=locked.child_id).exclude(status=Status.CLOSED).exclude(pk=locked.pk).exists()
+        ):
+            raise TransitionNotAllowed(locked, to_status, reason=f"child {locked.child_id} already has a live case")
         locked.status = to_status
         if to_status == Status.CLOSED:
             locked.closed_on = on or timezone.localdate()
