@@ -1,0 +1,681 @@
+"""Name normalisation for children's names written in Ukrainian, Russian or any Latin romanisation.
+
+Pure Python, no Django: the matching engine, the admin search column and imports all rely on the
+same keys, so a name written "Олександр", "Oleksandr" or "Olexandr" ends up in one place.
+
+Three layers:
+- ``transliterate_uk``: the official Ukrainian national transliteration (Cabinet of Ministers
+  resolution No. 55 of 27 January 2010), case preserved; for display and for exchange with partners.
+- ``latin_key`` / ``search_text``: a lower-case folded Latin key in which the usual romanisations of
+  one spelling meet (kh/h/g, y/i/j, ye/ie/e, yu/iu/ju, ts/tz/c, shch/sch/sh ...).
+- ``canonical_given_name`` / ``canonical_patronymic``: a key shared by the Ukrainian and Russian
+  forms of one given name or patronymic (Олександр / Александр, Миколайович / Николаевич).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+__all__ = [
+    "canonical_given_name",
+    "canonical_patronymic",
+    "given_name_sex",
+    "is_known_given_name",
+    "latin_key",
+    "name_sounds",
+    "patronymic_father",
+    "patronymic_sex",
+    "search_text",
+    "settlement_key",
+    "transliterate_uk",
+    "typo_distance",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Ukrainian national transliteration
+# ---------------------------------------------------------------------------------------------
+
+# Letters whose romanisation depends on the position in the word: (word-initial, elsewhere).
+_POSITIONAL = {
+    "є": ("ye", "ie"),
+    "ї": ("yi", "i"),
+    "й": ("y", "i"),
+    "ю": ("yu", "iu"),
+    "я": ("ya", "ia"),
+    # Russian ё is outside the Ukrainian table; romanised the way є and ю are.
+    "ё": ("yo", "io"),
+}
+
+_PLAIN = {
+    "а": "a", "б": "b", "в": "v", "г": "h", "ґ": "g", "д": "d", "е": "e", "ж": "zh", "з": "z",
+    "и": "y", "і": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r",
+    "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh",
+    "щ": "shch", "ь": "",
+    # Russian letters outside the Ukrainian alphabet, so that Russian spellings also come out Latin.
+    "ы": "y", "э": "e", "ъ": "",
+}
+
+# Apostrophe look-alikes found in names typed on different keyboards.
+_APOSTROPHES = "'’ʼ`‘´ʹ′ʻ"
+
+
+def _is_cyrillic(char: str) -> bool:
+    return "\u0400" <= char <= "\u04ff"
+
+
+def _is_word_letter(char: str) -> bool:
+    # An apostrophe inside a word (Мар'яна) does not start a new word.
+    return char.isalpha() or char in _APOSTROPHES
+
+
+def transliterate_uk(text: str) -> str:
+    """Romanise Ukrainian Cyrillic by the official 2010 table, keeping the letter case.
+
+    Russian-only letters (ё ы э ъ) are romanised in the same spirit; characters that are not
+    Cyrillic pass through unchanged, as do apostrophes that are not inside a Cyrillic word.
+    """
+    text = unicodedata.normalize("NFC", text)
+    out: list[str] = []
+    length = len(text)
+    for index, char in enumerate(text):
+        lower = char.lower()
+        previous = text[index - 1] if index else ""
+        following = text[index + 1] if index + 1 < length else ""
+        if char in _APOSTROPHES and previous and _is_cyrillic(previous):
+            continue
+        if lower in _POSITIONAL:
+            initial, inner = _POSITIONAL[lower]
+            latin = initial if not previous or not _is_word_letter(previous) else inner
+        elif lower in _PLAIN:
+            latin = _PLAIN[lower]
+            # зг is written zgh so that it cannot be read as ж.
+            if lower == "г" and previous.lower() == "з":
+                latin = "gh"
+        else:
+            out.append(char)
+            continue
+        if char != lower and latin:
+            # A capital in an all-capitals word stays all capitals: ЩУР -> SHCHUR, Щур -> Shchur.
+            shouting = following.isupper() or (previous.isupper() and not following.islower())
+            latin = latin.upper() if shouting else latin[0].upper() + latin[1:]
+        out.append(latin)
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folded Latin key
+# ---------------------------------------------------------------------------------------------
+
+# Latin letters with diacritics from scholarly (ISO 9, Czech, Polish) romanisations.
+_LATIN_DIACRITICS = {
+    "š": "sh", "č": "ch", "ž": "zh", "ż": "zh", "ź": "z", "ś": "s", "ć": "ch", "ł": "l",
+    "ŝ": "shch", "ê": "ye", "â": "ya", "û": "yu", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe",
+}
+
+# One symbol per sound.  Upper-case letters stand for the sounds written with two Latin letters,
+# so that later rules cannot split them; they are spelled out again at the end.
+_SOUNDS = {
+    # щ and ш meet: Polishchuk, Polischuk and Polishuk are all written for Поліщук.
+    "shch": "Ш", "szcz": "Ш", "sch": "Ш",
+    "tsch": "Ч", "tch": "Ч", "ch": "Ч", "cz": "Ч",
+    "sh": "Ш", "sz": "Ш",
+    "zh": "Ж",
+    "ts": "Ц", "tz": "Ц", "tc": "Ц",
+    # х, г and ґ meet: Ukrainian h, Russian g and the kh of both are written for the same names.
+    "kh": "g", "gh": "g", "h": "g",
+    "ck": "k", "ph": "f", "x": "ks", "w": "v", "q": "k",
+    "j": "i", "y": "i",
+}
+_SOUND_PATTERN = re.compile(r"shch|szcz|tsch|sch|tch|ch|cz|sh|sz|zh|ts|tz|tc|kh|gh|ck|ph|[hcxwqjy]")
+_SPELLED_OUT = {"Ш": "sh", "Ч": "ch", "Ж": "zh", "Ц": "ts"}
+
+
+def _sound(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if found == "c":
+        # English and Polish c: ts before a front vowel (Grycenko), k elsewhere (Victoria).
+        return "Ц" if match.string[match.end():match.end() + 1] in ("e", "i", "y") else "k"
+    return _SOUNDS[found]
+
+
+def _fold_word(word: str) -> str:
+    """Fold one lower-case Latin word to its sound symbols."""
+    word = _SOUND_PATTERN.sub(_sound, word)
+    word = re.sub(r"(.)\1+", r"\1", word)
+    # Iotation: ye/ie/je and plain e meet (Yevhen, Ievgen, Evgeniy); the soft sign before
+    # o and u disappears (Kovaliov / Kovalov, Liudmyla / Ludmila); я keeps its i (Tetiana).
+    word = word.replace("ie", "e")
+    word = re.sub(r"([^aeiou])i([ou])", r"\1\2", word)
+    # Russian feminine adjective ending -ая against Ukrainian -а (Kovalskaia / Kovalska).
+    if len(word) > 5 and word.endswith("aia"):
+        word = word[:-2]
+    return re.sub(r"(.)\1+", r"\1", word)
+
+
+def _to_latin_words(text: str) -> list[str]:
+    text = transliterate_uk(text).lower()
+    text = "".join(_LATIN_DIACRITICS.get(char, char) for char in text)
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(char for char in text if not unicodedata.combining(char))
+    text = "".join("" if char in _APOSTROPHES else char for char in text)
+    return re.sub(r"[^a-z0-9]+", " ", text).split()
+
+
+@lru_cache(maxsize=65536)
+def name_sounds(text: str) -> str:
+    """The folded key with one character per sound, for edit distances (ш counts as one letter)."""
+    return " ".join(filter(None, (_fold_word(word) for word in _to_latin_words(text))))
+
+
+@lru_cache(maxsize=65536)
+def latin_key(text: str) -> str:
+    """A lower-case Latin search key in which the usual spellings of a name meet.
+
+    Stable and idempotent (``latin_key(latin_key(x)) == latin_key(x)``); words stay separated by
+    single spaces, hyphens and punctuation become spaces.
+    """
+    return "".join(_SPELLED_OUT.get(char, char) for char in name_sounds(text))
+
+
+def search_text(*names: str) -> str:
+    """Space-separated, de-duplicated keys of every word of every name, for the search column.
+
+    A word that is a known given name or patronymic also brings its canonical key, so that a
+    child stored as Александр is found by Oleksandr as well as by Aleksandr.
+    """
+    seen: dict[str, None] = {}
+    for name in names:
+        for word in latin_key(name or "").split():
+            seen.setdefault(word, None)
+            if word in _GIVEN_NAMES:
+                seen.setdefault(_GIVEN_NAMES[word], None)
+            elif _PATRONYMIC_SUFFIX.search(word) and patronymic_father(word) in _GIVEN_NAME_SEX:
+                seen.setdefault(canonical_patronymic(word), None)
+    return " ".join(seen)
+
+
+def typo_distance(first: str, second: str, limit: int | None = None) -> int:
+    """Edit distance counting a swap of two neighbouring letters as one typo (optimal alignment).
+
+    With ``limit``, any distance above it comes back as ``limit + 1``, which is much quicker.
+    """
+    if first == second:
+        return 0
+    if len(first) < len(second):
+        first, second = second, first
+    if limit is not None and len(first) - len(second) > limit:
+        return limit + 1
+    previous_previous: list[int] = []
+    previous = list(range(len(second) + 1))
+    for i, first_char in enumerate(first, 1):
+        current = [i] + [0] * len(second)
+        for j, second_char in enumerate(second, 1):
+            cost = first_char != second_char
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and first_char == second[j - 2] and first[i - 2] == second_char:
+                current[j] = min(current[j], previous_previous[j - 2] + 1)
+        if limit is not None and min(current) > limit:
+            return limit + 1
+        previous_previous, previous = previous, current
+    return previous[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Given names: Ukrainian and Russian forms of one name
+# ---------------------------------------------------------------------------------------------
+
+# One line per name: the Ukrainian form first (it becomes the canonical key), then its Russian
+# form and other spellings met in documents.  Spellings that latin_key already folds together
+# (Юлія / Юлия / Yuliia / Julia) need not be listed; Latin is listed only where it differs.
+_MALE_NAMES = """
+Олександр Александр Alexander Aleksander Oleksander Alexandr Sasha
+Олексій Алексей Alexei Alexey Oleksiy
+Анатолій Анатолий
+Андрій Андрей Andrew Andrej Andriej
+Антон
+Аркадій Аркадий
+Арсен
+Арсеній Арсений
+Артем Артём Artyom Artiom
+Артур
+Богдан
+Борис
+Вадим
+Валентин
+Валерій Валерий
+Василь Василий Vasyl Vasily Vasilii
+Вікторій
+Віктор Виктор Victor
+Віталій Виталий
+Владислав Vladyslav
+Володимир Владимир Wolodymyr Volodimir Vladimir
+Всеволод
+В'ячеслав Вячеслав
+Гліб Глеб
+Геннадій Геннадий
+Юрій Юрий Георгій Георгий Yurii Yuri Yury Iurii Jurij George Heorhii Georgii
+Григорій Григорий
+Давид Давід David
+Данило Даниил Данила Даніїл Даніл Данил Daniel Danylo Danila Daniil
+Денис
+Дем'ян Демьян
+Дмитро Дмитрий Dmitry Dmitri Dmytro Dimitri
+Євген Евгений Євгеній Yevhen Evgeny Eugene Yevgeniy
+Єгор Егор Yegor Egor
+Еміль Эмиль
+Захар
+Іван Иван Ivan
+Ігор Игорь Ihor Igor
+Ілля Илья Illia Ilya
+Йосип Иосиф Осип Joseph
+Кирило Кирилл Kyrylo Kirill Cyril
+Костянтин Константин Kostiantyn Konstantin Constantine
+Лев
+Леонід Леонид
+Лука
+Макар
+Максим Maksym Maxim Maksim
+Марко Марк Marko Mark Marc
+Матвій Матвей Matvii Matvey
+Мирон
+Михайло Михаил Mykhailo Mikhail Michael Mychajlo
+Микита Никита Нікіта Mykyta Nikita
+Микола Николай Mykola Nikolai Nikolay Nicholas
+Назар
+Олег Oleg Oleh
+Остап
+Павло Павел Pavlo Pavel Paul
+Петро Пётр Петр Petro Pyotr Petr Peter
+Платон
+Пилип Филипп Філіп Pylyp Filipp Philip
+Роман
+Ростислав
+Руслан
+Савелій Савелий Савва Сава
+Святослав
+Семен Семён Semen Semyon
+Сергій Сергей Serhii Sergey Sergei Serhiy
+Станіслав Станислав
+Степан Stepan Stefan
+Тарас
+Тимофій Тимофей Tymofii Timofey Timofei
+Тимур
+Тихон
+Федір Фёдор Федор Fedir Fedor Fyodor
+Філімон
+Ян
+Яків Яков Yakiv Yakov Jacob
+Ярослав
+Еліас
+Адам
+Айдар
+Альберт
+Вільям
+Віталь
+Герман
+Едуард Эдуард
+Ернест
+Іларіон Илларион
+Кузьма
+Маркіян Маркиян
+Мар'ян Марьян
+Мирослав
+Нестор
+Омелян Емельян
+Орест
+Прохор
+Радомир
+Родіон Родион
+Северин
+Устим
+Фелікс Феликс
+Юліан Юлиан
+Юстин
+"""
+
+_FEMALE_NAMES = """
+Аліна Алина
+Аліса Алиса
+Альбіна Альбина
+Альона Алёна Alyona Aliona
+Амелія Амелия
+Анастасія Анастасия Anastasiia Anastasia
+Ангеліна Ангелина
+Ганна Анна Hanna Anna Ania Anya Ganna Ann Anne
+Антоніна Антонина
+Арина Ярина Орина
+Богдана
+Валентина
+Валерія Валерия
+Варвара
+Василина Василиса
+Вероніка Вероника
+Віра Вера
+Вікторія Виктория Victoria Viktoriia
+Віолета Виолетта
+Владислава
+Галина
+Дарія Дарья Дар'я Дарина Daria Dariia Darya Darina Daryna
+Діана Диана
+Домініка Доминика
+Ева Єва Yeva Eva Eve
+Євгенія Евгения Yevheniia Evgenia Eugenia
+Єлизавета Елизавета Yelyzaveta Elizaveta Elizabeth
+Емілія Эмилия Emilia
+Злата
+Зоряна
+Іванна
+Ілона
+Інна
+Ірина Ирина Iryna Irina
+Карина
+Катерина Екатерина Kateryna Ekaterina Yekaterina Catherine Katerina
+Кіра Кира
+Ксенія Ксения Kseniia Ksenia Oksenia
+Лариса
+Лілія Лилия
+Любов Любовь
+Людмила
+Мілана Милана
+Марія Мария Maria Mariia Mariya Marija Mary
+Маргарита
+Марина
+Мар'яна Марьяна Mariana Maryana
+Марта
+Мирослава
+Надія Надежда Nadiia Nadezhda
+Наталія Наталья Наталия Nataliia Natalia Natalya Natalie
+Ніна Нина
+Оксана
+Олександра Александра Oleksandra Alexandra Aleksandra
+Олена Елена Olena Elena Yelena Helen
+Олеся Алеся
+Ольга Olha Olga
+Поліна Полина
+Раїса Раиса
+Регіна Регина
+Світлана Светлана Svitlana Svetlana
+Серафима
+Соломія Соломия Solomiia Solomiya
+Софія София Sofiia Sofia Sophia Sofiya Sonia
+Станіслава
+Стефанія Стефания
+Таїсія Таисия
+Тамара
+Тетяна Татьяна Tetiana Tatiana Tatyana
+Уляна Ульяна Uliana Ulyana
+Христина Кристина Khrystyna Kristina Christina
+Юлія Юлия Yuliia Yulia Julia
+Яна
+Ярослава
+Майя Maia Maya
+Мія Mia
+Ніка Ника
+Адріана Адриана
+Аделіна Аделина
+Агата
+Аріана Ариана
+Віталіна Виталина
+Вікторина
+Єсенія Есения
+Жанна
+Зінаїда Зинаида
+Зоя
+Інеса Инесса
+Лідія Лидия
+Лія Лия
+Неля Нелли
+Оля
+Розалія
+Софійка
+Тереза
+Фросина
+Еліна Элина
+Евеліна Эвелина
+Ельвіра Эльвира
+Емма Эмма
+Каміла Камила Kamila Camila
+Олівія Оливия Olivia
+Аврора
+Меланія Мелания Melania
+Алла
+Аміна Амина
+"""
+
+# Irregular patronymics the rules below do not produce.
+_IRREGULAR_PATRONYMICS = {
+    "Павло": "Павлович Павлівна Павловна",
+    "Петро": "Петрович Петрівна Петровна",
+    "Лев": "Львович Львівна Львовна Левович Левівна",
+    "Михайло": "Михайлович Михайлівна Михайловна",
+    "Яків": "Якович Яківна Яковлевич Яковлевна",
+    "Федір": "Федорович Федорівна Федоровна",
+    "Ілля": "Ілліч Іллівна Ильич Ильинична Іллович",
+    "Лука": "Лукич Луківна Лукинична",
+    "Кузьма": "Кузьмич Кузьмівна Кузьминична",
+    "Микола": "Миколайович Миколаївна Николаевич Николаевна",
+    "Григорій": "Григорович Григорівна",
+    "Юрій": "Георгійович Георгіївна Юрійович Юріївна Юрьевич Юрьевна Георгиевич Георгиевна",
+    "Савелій": "Савович Савівна Саввич Саввична",
+    "Микита": "Микитович Микитівна Никитич Никитична",
+    "Данило": "Данилович Данилівна Даниилович Данииловна",
+}
+
+_FEMININE_ENDINGS = ("vna", "chna")
+
+
+def _ukrainian_patronymics(name: str) -> list[str]:
+    if name.endswith(("ій", "ей", "ай")):
+        stem = name[:-1]
+        return [stem + "йович", stem + "ївна"]
+    if name.endswith(("о", "а", "я")):
+        stem = name[:-1]
+        return [stem + "ович", stem + "івна"]
+    if name.endswith("ь"):
+        return [name + "ович", name[:-1] + "івна"]
+    return [name + "ович", name + "івна"]
+
+
+def _russian_patronymics(name: str) -> list[str]:
+    # latin_key folds -ьевич and -иевич together, so the choice between them does not matter.
+    if name.endswith("ий"):
+        stem = name[:-2]
+        return [stem + "ьевич", stem + "ьевна"]
+    if name.endswith(("ей", "ай", "ь")):
+        stem = name[:-1]
+        return [stem + "евич", stem + "евна"]
+    if name.endswith(("а", "я")):
+        stem = name[:-1]
+        return [stem + "ич", stem + "ична"]
+    return [name + "ович", name + "овна"]
+
+
+def _build_tables() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    given: dict[str, str] = {}
+    sex: dict[str, str] = {}
+    patronymics: dict[str, str] = {}
+    for sex_letter, block in (("M", _MALE_NAMES), ("F", _FEMALE_NAMES)):
+        for line in block.strip().splitlines():
+            forms = line.split()
+            canonical = latin_key(forms[0])
+            for form in forms:
+                key = latin_key(form)
+                # The first line that claims a spelling keeps it, so the table reads top-down.
+                given.setdefault(key, canonical)
+                sex.setdefault(canonical, sex_letter)
+            if sex_letter == "M":
+                cyrillic = [form for form in forms if any(_is_cyrillic(char) for char in form)]
+                derived = [p for form in cyrillic for p in _ukrainian_patronymics(form)]
+                derived += [p for form in cyrillic for p in _russian_patronymics(form)]
+                derived += _IRREGULAR_PATRONYMICS.get(forms[0], "").split()
+                for patronymic in derived:
+                    patronymics.setdefault(latin_key(patronymic), canonical)
+    return given, sex, patronymics
+
+
+_GIVEN_NAMES, _GIVEN_NAME_SEX, _PATRONYMIC_FATHERS = _build_tables()
+
+
+@lru_cache(maxsize=16384)
+def _canonical_word(key: str) -> str:
+    if key in _GIVEN_NAMES:
+        return _GIVEN_NAMES[key]
+    if len(key) < 5:
+        return key
+    # One typo away from exactly one known name (Макси, Єгвен, Dmittiy): that name.
+    near = {canonical for known, canonical in _GIVEN_NAMES.items()
+            if typo_distance(known, key, 1) == 1}
+    return near.pop() if len(near) == 1 else key
+
+
+def canonical_given_name(text: str) -> str:
+    """One folded key shared by the Ukrainian, Russian and Latin forms of a given name.
+
+    Names not in the table come back as their latin_key; a double name (Анна-Марія) is folded
+    word by word.
+    """
+    return " ".join(_canonical_word(word) for word in latin_key(text).split())
+
+
+def is_known_given_name(text: str) -> bool:
+    """Whether every word of the text is a given name of the table (exactly, without typos)."""
+    words = latin_key(text).split()
+    return bool(words) and all(word in _GIVEN_NAMES for word in words)
+
+
+def given_name_sex(text: str) -> str:
+    """'M' or 'F' for a known given name, '' when the table does not say."""
+    sexes = {_GIVEN_NAME_SEX.get(_canonical_word(word), "") for word in latin_key(text).split()}
+    return sexes.pop() if len(sexes) == 1 else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Patronymics
+# ---------------------------------------------------------------------------------------------
+
+_PATRONYMIC_SUFFIX = re.compile(r"(ovich|evich|ich|ivna|ovna|evna|ichna|inichna)$")
+
+
+def patronymic_sex(text: str) -> str:
+    """'F' for -івна / -овна / -ична, 'M' for -ович / -евич / -ич, '' otherwise."""
+    key = latin_key(text)
+    if key.endswith(_FEMININE_ENDINGS):
+        return "F"
+    if key.endswith("ich"):
+        return "M"
+    return ""
+
+
+@lru_cache(maxsize=16384)
+def patronymic_father(text: str) -> str:
+    """The canonical given name of the father a patronymic is formed from.
+
+    Patronymics of fathers outside the table come back as their stem (Тарасівна -> taras).
+    """
+    key = latin_key(text).replace(" ", "")
+    if not key:
+        return ""
+    for suffix in ("ovich", "ivna"):
+        # A feminine form is looked up through the masculine one and the other way round.
+        if key in _PATRONYMIC_FATHERS:
+            return _PATRONYMIC_FATHERS[key]
+        stem = _PATRONYMIC_SUFFIX.sub("", key)
+        if stem + suffix in _PATRONYMIC_FATHERS:
+            return _PATRONYMIC_FATHERS[stem + suffix]
+    stem = _PATRONYMIC_SUFFIX.sub("", key)
+    if len(stem) >= 4:
+        near = {father for known, father in _PATRONYMIC_FATHERS.items()
+                if typo_distance(known, key, 1) == 1}
+        if len(near) == 1:
+            return near.pop()
+    return _canonical_word(stem) if stem else key
+
+
+def canonical_patronymic(text: str) -> str:
+    """One key shared by the Ukrainian and Russian forms of a patronymic.
+
+    Олександрович and Александрович meet, and so do Олександрівна and Александровна; the
+    masculine and feminine forms of one father's name stay apart (a brother and a sister).
+    """
+    father = patronymic_father(text)
+    if not father:
+        return ""
+    ending = {"F": "ivna", "M": "ovich"}.get(patronymic_sex(text), "")
+    return father + ending
+
+
+# ---------------------------------------------------------------------------------------------
+# Settlements
+# ---------------------------------------------------------------------------------------------
+
+# Renamed places and Russian names that latin_key alone does not fold onto the Ukrainian one;
+# the first name on each line is the key.
+_SETTLEMENT_NAMES = """
+Бахмут|Артемівськ|Артемовск|Артёмовск|Artemivsk|Artemovsk
+Олешки|Алешки|Алёшки|Цюрупинськ|Цюрупинск|Oleshky|Aleshki|Alyoshki
+Рубіжне|Рубежное|Rubizhne|Rubezhnoe|Rubezhnoye
+Сєвєродонецьк|Северодонецк|Sievierodonetsk|Severodonetsk
+Старобільськ|Старобельск|Starobilsk|Starobelsk
+Дніпро|Днепр|Дніпропетровськ|Днепропетровск|Dnipro|Dnepr|Dnipropetrovsk|Dnepropetrovsk
+Кропивницький|Кіровоград|Кировоград|Kropyvnytskyi|Kirovohrad|Kirovograd
+Горішні Плавні|Комсомольськ|Комсомольск
+Покровськ|Красноармійськ|Красноармейск
+Торецьк|Дзержинськ|Дзержинск
+Мирноград|Димитров
+Кадіївка|Стаханов
+Хрустальний|Красний Луч|Красный Луч
+Сорокине|Краснодон
+Довжанськ|Свердловськ|Свердловск
+Горлівка|Горловка|Horlivka|Gorlovka
+Макіївка|Макеевка|Makiivka|Makeevka|Makeyevka
+Єнакієве|Енакиево|Yenakiieve|Enakievo
+Слов'янськ|Славянск|Sloviansk|Slavyansk
+Сватове|Сватово|Svatove|Svatovo
+Кремінна|Кременная|Kreminna|Kremennaya
+Лиман|Красний Лиман|Красный Лиман
+Щастя|Счастье|Shchastia|Schastye
+Василівка|Васильевка|Vasylivka|Vasilyevka
+Кам'янка-Дніпровська|Каменка-Днепровская|Kamianka-Dniprovska|Kamenka-Dneprovskaya
+Вільнянськ|Вольнянск
+Приморськ|Приморск
+Харків|Харьков|Kharkiv|Kharkov
+Київ|Киев|Kyiv|Kiev
+Запоріжжя|Запорожье|Zaporizhzhia|Zaporozhye
+Миколаїв|Николаев|Mykolaiv|Nikolaev
+Чернігів|Чернигов|Chernihiv|Chernigov
+Львів|Львов|Lviv|Lvov
+Новоазовськ|Новоазовск
+Первомайськ|Первомайск
+"""
+
+# Words naming the kind of place (місто, г., смт, village ...) rather than the place itself.
+_SETTLEMENT_KIND_WORDS = frozenset(
+    latin_key(word) for word in (
+        "м", "г", "с", "смт", "пгт", "сщ", "селище", "село", "місто", "город", "поселок", "посёлок",
+        "city", "town", "village", "selo", "misto", "gorod",
+    )
+)
+
+
+def _build_settlements() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for line in _SETTLEMENT_NAMES.strip().splitlines():
+        forms = line.split("|")
+        canonical = latin_key(forms[0])
+        for form in forms:
+            table.setdefault(latin_key(form), canonical)
+    return table
+
+
+_SETTLEMENTS = _build_settlements()
+
+
+@lru_cache(maxsize=16384)
+def settlement_key(text: str) -> str:
+    """A key for a settlement name: the words for the kind of place dropped, old and Russian names
+    folded onto the current Ukrainian one (Артемовск -> Бахмут, г. Новая Каховка -> Нова Каховка)."""
+    words = [word for word in latin_key(text).split() if word not in _SETTLEMENT_KIND_WORDS]
+    key = " ".join(words)
+    return _SETTLEMENTS.get(key, key)

@@ -1,0 +1,149 @@
+"""The matching engine: which records it judges to be one child, and which it keeps apart."""
+
+from __future__ import annotations
+
+from cases.matching import BirthDate, PersonRecord, blocking_keys, cluster, compare
+
+
+def child(family: str, given: str, patronymic: str = "", born: str = "", sex: str = "",
+          settlement: str = "") -> PersonRecord:
+    return PersonRecord(family_name=family, given_name=given, patronymic=patronymic, birth_date=born,
+                        sex=sex, settlement=settlement)
+
+
+def test_birth_date_keeps_its_precision() -> None:
+    assert BirthDate.parse("2014").precision == "year"
+    assert BirthDate.parse("2014-03").precision == "month"
+    assert BirthDate.parse("2014-03-19").precision == "day"
+    assert BirthDate.parse("19.03.2014") == BirthDate(2014, 3, 19)
+    assert BirthDate.parse("").precision == "unknown"
+    assert BirthDate.parse("not a date").precision == "unknown"
+
+
+def test_national_transliteration_matches_the_cyrillic_record() -> None:
+    result = compare(child("Шевчук", "Богдан", "Тарасович", "2010-11-04", "M", "Лисичанськ"),
+                     child("Shevchuk", "Bohdan", "Tarasovych", "2010-11-04", "M", "Lysychansk"))
+    assert result.verdict == "same"
+    assert result.score > 0.85
+
+
+def test_russian_romanisation_and_old_passport_spelling_match() -> None:
+    ukrainian = child("Гриценко", "Ганна", "Андріївна", "2010-06-13", "F", "Токмак")
+    assert compare(ukrainian, child("Gritsenko", "Anna", "Andreevna", "2010-06-13", "F", "Tokmak")).is_same
+    assert compare(ukrainian, child("Hrytsenko", "Hanna", "Andriyivna", "2010-06-13", "F", "Tokmak")).is_same
+
+
+def test_ukrainian_and_russian_forms_of_the_given_name_match() -> None:
+    result = compare(child("Шевченко", "Кирило", "", "2014-10-07", "M", "Генічеськ"),
+                     child("Шевченко", "Кирилл", "Ярославович", "2014-10-07", "M", "Геническ"))
+    assert result.verdict == "same"
+    assert any("forms of one name" in reason for reason in result.reasons)
+
+
+def test_a_missing_or_added_patronymic_does_not_stand_in_the_way() -> None:
+    with_patronymic = child("Мельниченко", "Андрій", "Романович", "2008-03-21", "M", "Енергодар")
+    without = child("Мельниченко", "Андрій", "", "2008-03-21", "M", "Energodar")
+    assert compare(with_patronymic, without).is_same
+    assert compare(child("Melnychenko", "Andrii", "", "2008-03-21", "M"), with_patronymic).is_same
+
+
+def test_family_and_given_names_swapped_match() -> None:
+    result = compare(child("Tkachenko", "Viktoriia", "Dmytrivna", "2021-01-15", "F", "Berdiansk"),
+                     child("Вікторія", "Ткаченко", "Дмитрівна", "2021-01-15", "", "Бердянськ"))
+    assert result.verdict == "same"
+    assert any("swapped" in reason for reason in result.reasons)
+
+
+def test_typos_in_the_names_are_tolerated() -> None:
+    assert compare(child("Бондаренко", "Максим", "", "2010-09-01", "M", "Бахмут"),
+                   child("Бондоренко", "Максим", "", "2010-09-01", "M", "Бахмут")).is_same
+    assert compare(child("Shevchenko", "Ivan", "", "2019-12-15", "M", "Sievierodonetsk"),
+                   child("Shevchenko", "Ivab", "", "2019-12-15", "", "Sievierodonetsk")).is_same
+    assert compare(child("Shevchuk", "Maksym", "", "2013-11-19", "M"),
+                   child("Sehvchuk", "Maksym", "", "2013-11-19", "M")).is_same
+
+
+def test_a_birth_date_with_only_the_year_matches_the_full_date() -> None:
+    result = compare(child("Мартиненко", "Олександр", "Вікторович", "2012", "M", "Рубіжне"),
+                     child("Martynenko", "Oleksandr", "Viktorovych", "2012-04-15", "M", "Rubizhne"))
+    assert result.verdict == "same"
+
+
+def test_a_birth_date_with_day_and_month_swapped_matches() -> None:
+    result = compare(child("Бондар", "Ярослава", "", "2009-02-04", "F", "Enerhodar"),
+                     child("BONDAR", "IAROSLAVA", "SERGEEVNA", "2009-04-02", "F", "Energodar"))
+    assert result.verdict == "same"
+    assert any("swapped" in reason for reason in result.reasons)
+
+
+def test_twins_are_kept_apart() -> None:
+    twins = [child("Марченко", "Анастасія", "Михайлівна", "2021-02-16", "F", "Куп'янськ"),
+             child("Марченко", "Тимофій", "Михайлович", "2021-02-16", "M", "Куп'янськ")]
+    assert compare(*twins).verdict == "different"
+    same_sex_twins = [child("Кузьменко", "Софія", "Віталіївна", "2018-10-16", "F", "Херсон"),
+                      child("Кузьменко", "Злата", "Віталіївна", "2018-10-16", "F", "Херсон")]
+    assert compare(*same_sex_twins).verdict == "different"
+    first, second = cluster(same_sex_twins)
+    assert first != second
+
+
+def test_siblings_are_kept_apart() -> None:
+    siblings = [child("Коваль", "Марія", "Петрівна", "2012-05-03", "F", "Мелітополь"),
+                child("Коваль", "Мирослава", "Петрівна", "2015-08-21", "F", "Мелітополь")]
+    assert compare(*siblings).verdict == "different"
+    first, second = cluster(siblings)
+    assert first != second
+
+
+def test_a_common_name_in_another_settlement_is_not_taken_for_the_same_child() -> None:
+    mariupol = child("Мельник", "Олександр", "", "2012-04-15", "M", "Маріуполь")
+    unknown_date = child("Melnyk", "Oleksandr", "", "", "M", "Kherson")
+    other_date = child("Melnyk", "Oleksandr", "", "2014-09-02", "M", "Kherson")
+    assert compare(mariupol, unknown_date).verdict == "possible"
+    assert compare(mariupol, other_date).verdict == "different"
+    assert len(set(cluster([mariupol, unknown_date, other_date]))) == 3
+
+
+def test_compare_is_symmetric() -> None:
+    a = child("Ковальська", "Євгенія", "Богданівна", "2009", "F", "Маріуполь")
+    b = child("Koval'skaya", "Yevgeniya", "Bogdanovna", "2009-11-04", "F", "Mariupol'")
+    assert compare(a, b).points == compare(b, a).points
+    assert compare(a, b).is_same
+
+
+def test_variants_of_one_child_share_a_blocking_key() -> None:
+    variants = [child("Ковальська", "Євгенія", "", "2009-11-04"),
+                child("Kovalskaia", "Evgeniia", "", "2009"),
+                child("Yevheniia", "Kovalska", "", ""),
+                child("Ковальска", "Евгения", "", "2009-04-11")]
+    keys = [blocking_keys(variant) for variant in variants]
+    assert all(isinstance(key, str) for key_set in keys for key in key_set)
+    assert set.intersection(*keys)
+
+
+def test_a_typo_in_the_family_name_still_shares_a_block_through_the_date() -> None:
+    assert blocking_keys(child("Шевчук", "Вероніка", "", "2022-04-04")) & blocking_keys(
+        child("евчук", "Вероніка", "", "2022-04-04"))
+
+
+def test_cluster_joins_the_records_of_one_child() -> None:
+    records = [
+        child("Ковальська", "Євгенія", "Богданівна", "2009", "F", "Маріуполь"),
+        child("KOVALSKA", "YEVHENIIA", "BOHDANIVNA", "2009-11-04", "", "Mariupol"),
+        child("Koval'skaya", "Yevgeniya", "Bogdanovna", "2009-11-04", "F", "Mariupol'"),
+        child("Kovalskaia", "Evgeniia", "Bogdanovna", "2009-11-04", "F", ""),
+        child("Ковальська", "Ярослава", "Богданівна", "2011-02-14", "F", "Маріуполь"),
+    ]
+    ids = cluster(records)
+    assert ids[:4] == [0, 0, 0, 0]
+    assert ids[4] == 4
+
+
+def test_a_record_known_only_by_name_and_year_does_not_chain_two_children() -> None:
+    records = [
+        child("Ткаченко", "Дарина", "", "2016-03-01", "F", "Херсон"),
+        child("Ткаченко", "Дарина", "", "2016-11-20", "F", "Херсон"),
+        child("Tkachenko", "Daryna", "", "2016", "F", "Kherson"),
+    ]
+    ids = cluster(records)
+    assert ids[0] != ids[1]
