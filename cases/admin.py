@@ -10,9 +10,9 @@ from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from cases import names
 from cases.models import Case, CaseEvent, Child, RecordAccess
 from cases.pagination import EstimatedCountPaginator
+from cases.selectors import search_by_name
 from cases.services import ALLOWED_TRANSITIONS, TransitionNotAllowed, case_change_status, case_close, case_open
 
 
@@ -29,11 +29,7 @@ class NameSearchMixin:
             return queryset, False
         if term.isdigit():
             return queryset.filter(pk=int(term)), False
-        for token in term.split():
-            key = names.latin_key(token)
-            if key:
-                queryset = queryset.filter(**{f"{self.search_names_path}__contains": key})
-        return queryset, False
+        return search_by_name(queryset, self.search_names_path, term), False
 
 
 class NoDeleteMixin:
@@ -104,9 +100,12 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        if request.method == "GET" and object_id.isdigit():
+        response = super().change_view(request, object_id, form_url, extra_context)
+        # Logged once the record is shown: a missing child (redirect) or a refused read (403) shows
+        # nothing, and logging it would point the log at a child that does not exist.
+        if request.method == "GET" and response.status_code == 200 and object_id.isdigit():
             log_record_read(request, int(object_id))
-        return super().change_view(request, object_id, form_url, extra_context)
+        return response
 
     def save_model(self, request: HttpRequest, obj: Child, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -155,6 +154,13 @@ class CaseForm(forms.ModelForm):
         data = super().clean() or {}
         if data.get("next_status") == Case.Status.CLOSED and not data.get("next_closing_reason"):
             self.add_error("next_closing_reason", "Say why the case is closed.")
+        # The one-live-case rule is a partial unique constraint on the status, which is not on this
+        # form, so the model's own validation skips it: without this check the database refuses it.
+        child = data.get("child")
+        if self.instance.pk is None and child is not None:
+            live = Case.objects.filter(child=child).exclude(status=Case.Status.CLOSED).first()
+            if live is not None:
+                self.add_error("child", f"{child} already has a case in progress: case {live.pk}.")
         return data
 
 
@@ -188,6 +194,12 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     actions = ["close_cases"]
     autocomplete_fields = ("child",)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
+        # A case is named by its child: the autocomplete and every other page printing cases
+        # would otherwise fetch the children one by one. The changelist skips list_select_related
+        # once a select_related is set, so this one carries the list's assignee too.
+        return super().get_queryset(request).select_related("child", "assignee")
+
     def get_fieldsets(self, request: HttpRequest, obj: Case | None = None) -> Any:
         if obj is None:
             return ((None, {"fields": ("child", "priority", "assignee")}),)
@@ -195,11 +207,13 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        if request.method == "GET" and object_id.isdigit():
+        response = super().change_view(request, object_id, form_url, extra_context)
+        # As for the child's page: only a case page actually shown is a read of the child's record.
+        if request.method == "GET" and response.status_code == 200 and object_id.isdigit():
             child_id = Case.objects.filter(pk=int(object_id)).values_list("child_id", flat=True).first()
             if child_id is not None:
                 log_record_read(request, child_id)
-        return super().change_view(request, object_id, form_url, extra_context)
+        return response
 
     def save_model(self, request: HttpRequest, obj: Case, form: forms.ModelForm, change: bool) -> None:
         if not change:

@@ -209,12 +209,10 @@ class Child(TimeStampedModel):
         if self.birth_date is None:
             return None
         years = day.year - self.birth_date.year
-        if self.birth_date_precision == self.DatePrecision.DAY and (day.month, day.day) < (
+        if (self.birth_date_precision == self.DatePrecision.DAY and (day.month, day.day) < (
             self.birth_date.month,
             self.birth_date.day,
-        ):
-            years -= 1
-        elif self.birth_date_precision == self.DatePrecision.MONTH and day.month < self.birth_date.month:
+        )) or (self.birth_date_precision == self.DatePrecision.MONTH and day.month < self.birth_date.month):
             years -= 1
         return max(years, 0)
 
@@ -363,8 +361,11 @@ class RecordAccess(models.Model):
     child = models.ForeignKey(Child, on_delete=models.PROTECT, related_name="+")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     channel = models.CharField(max_length=8, choices=Channel.choices)
-    # For the API: the partner organisation and key, as "<org id>:<key prefix>".
-    client = models.CharField(max_length=120, blank=True)
+    # For the API: the partner organisation (by id: cases knows nothing of the tracker's models)
+    # and the key's public prefix, with a readable "organisation · key" for the log's reader.
+    partner_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    api_key_prefix = models.CharField(max_length=16, blank=True)
+    client = models.CharField(max_length=200, blank=True)
     path = models.CharField(max_length=500, blank=True)
     accessed_at = models.DateTimeField(default=timezone.now, db_index=True)
 

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cases.models import Case, CaseEvent, Child
+from cases.signals import case_status_changed
 
 Status = Case.Status
 
@@ -108,6 +109,7 @@ def case_change_status(
             message=note,
             data={**(data or {}), **({"closing_reason": closing_reason} if closing_reason else {})},
         )
+        case_status_changed.send(sender=Case, case=locked, from_status=from_status, to_status=to_status, actor=actor)
     case.refresh_from_db()
     return case
 
@@ -121,3 +123,41 @@ def case_add_event(
 ) -> CaseEvent:
     """A timeline line that changes no status: a note, a list the case was put on, a flag."""
     return CaseEvent.objects.create(case=case, kind=kind, actor=actor, message=message, data=data or {})
+
+
+class StaleRecord(Exception):
+    """The record changed after the caller read it; nothing was written."""
+
+
+def child_update_last_known(
+    *,
+    child: Child,
+    actor: AbstractBaseUser | None,
+    source: str,
+    expected_updated_at: datetime.datetime | None = None,
+    **changes: Any,
+) -> Child:
+    """Record where the child was last known to be, on the timeline of each live case.
+
+    With `expected_updated_at`, the write happens only if the child is still as the caller read it.
+    """
+    allowed = {"last_known_location", "last_known_on"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"cannot update {', '.join(sorted(unknown))} here")
+    with transaction.atomic():
+        locked = Child.objects.select_for_update().get(pk=child.pk)
+        if expected_updated_at is not None and locked.updated_at != expected_updated_at:
+            raise StaleRecord(f"child {child.pk} changed since it was read")
+        for field, value in changes.items():
+            setattr(locked, field, value)
+        locked._change_reason = f"Last known whereabouts from {source}"  # type: ignore[attr-defined]
+        locked.save(update_fields=[*changes, "updated_at"])
+        said = ", ".join(f"{field.replace('_', ' ')}: {value or '—'}" for field, value in changes.items())
+        for case in Case.objects.filter(child=locked).exclude(status=Status.CLOSED):
+            case_add_event(case=case, kind=CaseEvent.Kind.NOTE, actor=actor,
+                           message=f"Last known whereabouts from {source}: {said}", data={"source": source})
+            # The case's ETag covers its child: a new timeline line is a change of the case too.
+            case.save(update_fields=["updated_at"])
+    child.refresh_from_db()
+    return child

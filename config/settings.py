@@ -43,6 +43,10 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "simple_history",
     "django_celery_beat",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "cases",
     "tracker",
 ]
@@ -110,6 +114,55 @@ STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 MEDIA_URL = "media/"
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
 
+# The shared cache holds the API's rate-limit counters, so that limits hold across processes.
+if env("CACHE_URL", default="").startswith("redis://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("CACHE_URL")}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tracker.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tracker.api.permissions.PartnerOrStaff"],
+    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"partner": env("API_RATE_LIMIT", default="1200/minute")},
+    "DEFAULT_PAGINATION_CLASS": "tracker.api.pagination.StableCursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tracker.api.errors.problem_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Case tracker: partner API",
+    "DESCRIPTION": (
+        "For partner organisations: the cases and handover lists shared with you, replies, and webhooks. "
+        "Authenticate with `Authorization: Bearer <your API key>`. Errors are RFC 9457 problem details."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CaseStatusEnum": "cases.models.CaseStatus",
+        "ListStatusEnum": "tracker.models.ListStatus",
+        "DeliveryStateEnum": "tracker.models.WebhookDelivery.State",
+    },
+}
+# Webhook deliveries: how often to try, how long to wait between tries, how long one may take.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
+
 # Email: console locally, SMTP when EMAIL_URL is set (smtp+tls://user:pass@host:587).
 if "EMAIL_URL" in env:
     vars().update(env.email("EMAIL_URL"))
@@ -156,6 +209,10 @@ CELERY_BEAT_SCHEDULE = {
     "flag-digest-daily": {
         "task": "tracker.tasks.send_flag_digests",
         "schedule": 24 * 60 * 60,
+    },
+    "webhooks-safety-net": {
+        "task": "tracker.tasks.redeliver_stale_webhooks",
+        "schedule": 15 * 60,
     },
 }
 

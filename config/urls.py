@@ -1,14 +1,15 @@
-"""URLs: the case workers' admin at the root of /admin/."""
+"""URLs: the case workers' admin under /admin/, the partner API under /api/v1/."""
 
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("tracker.api.urls")),
 ]
 
 if settings.DEBUG:

@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -270,9 +271,13 @@ class TrackedCaseAdmin(CaseAdmin):
     actions = [*CaseAdmin.actions, "add_to_list"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
-        top_level = Flag.objects.filter(case=OuterRef("pk"), resolved_at__isnull=True).order_by("-level").values("level")
+        top_level = (
+            Flag.objects.filter(case=OuterRef("pk"), resolved_at__isnull=True).order_by("-level").values("level")
+        )
+        # 0, not NULL, when no flag is open: PostgreSQL sorts NULL first in descending order, which
+        # would put every unflagged case above the flagged ones when sorting by the flag column.
         return super().get_queryset(request).annotate(
-            open_flag_level=Subquery(top_level[:1], output_field=IntegerField())
+            open_flag_level=Coalesce(Subquery(top_level[:1], output_field=IntegerField()), 0)
         )
 
     @admin.display(description="flag", ordering="open_flag_level")
@@ -416,6 +421,9 @@ class ReplyAdmin(NoDeleteMixin, admin.ModelAdmin):
         if formset.model is not ReplyOutcome:
             super().save_formset(request, form, formset, change)
             return
+        # Nothing is written here (the service writes); this only records what changed, which the
+        # admin's change message and history read afterwards.
+        formset.save(commit=False)
         for outcome_form in formset.forms:
             if outcome_form.has_changed() and outcome_form.instance.pk:
                 outcome = ReplyOutcome.objects.select_related("entry__case").get(pk=outcome_form.instance.pk)
@@ -427,6 +435,14 @@ class FlagForm(forms.ModelForm):
     class Meta:
         model = Flag
         fields = ("case", "note")
+
+    def clean_note(self) -> str:
+        # A flag raised by hand must say why (the service refuses it otherwise); the model allows a
+        # blank note only for the sweep's flags.
+        note: str = self.cleaned_data.get("note", "")
+        if not note.strip():
+            raise forms.ValidationError("Say what needs attention.")
+        return note
 
 
 class OpenFilter(admin.SimpleListFilter):
@@ -473,6 +489,8 @@ class FlagAdmin(NoDeleteMixin, admin.ModelAdmin):
             return
         created = flag_raise(case=obj.case, note=obj.note, actor=request.user)
         obj.pk = created.pk
+        # The page's "added" message and log entry name the flag as raised, kind and all.
+        obj.refresh_from_db()
 
     @admin.action(description="Dismiss the selected open flags")
     def dismiss(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
@@ -482,3 +500,5 @@ class FlagAdmin(NoDeleteMixin, admin.ModelAdmin):
             count += 1
         self.message_user(request, f"Dismissed {count} flag(s).", messages.SUCCESS)
 
+# Partner access (keys, shares, webhooks) has its own module; importing it registers its pages.
+from tracker import admin_partners  # noqa: E402, F401

@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from tracker.models import Flag, ListEntry
+from tracker.webhooks import record_flag_events
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ def sweep_deadlines(
             [due_soon, now, awaiting, today, today + datetime.timedelta(days=remind_within), due_soon],
         )
         reminded = cursor.rowcount
+        record_flag_events(raised_at=now, escalated_at=now)
 
     result = SweepResult(flagged=flagged, escalated=escalated, reminded=reminded, resolved=resolved)
     log.info("deadline sweep for %s: %s", today, result)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime
 
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from tracker.models import Flag, HandoverList, ListEntry, Reply
 
 
-def open_flag_level() -> Subquery:
-    """The highest open flag level on an entry, as an annotation (NULL when none is open)."""
+def open_flag_level() -> Coalesce:
+    """The highest open flag level on an entry, as an annotation (0 when none is open).
+
+    Not NULL: PostgreSQL sorts NULL first in descending order, so sorting entries by their flag,
+    highest first, would start with every unflagged entry.
+    """
     top = Flag.objects.filter(entry=OuterRef("pk"), resolved_at__isnull=True).order_by("-level").values("level")
-    return Subquery(top[:1], output_field=IntegerField())
+    return Coalesce(Subquery(top[:1], output_field=IntegerField()), 0)
 
 
 def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datetime.date) -> QuerySet[HandoverList]:

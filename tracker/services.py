@@ -12,8 +12,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from cases.models import Case, CaseEvent
-from cases.services import case_add_event, case_change_status, can_transition
+from cases.services import can_transition, case_add_event, case_change_status
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Outcome, Reply, ReplyOutcome, Verification
+from tracker.webhooks import record_reply_events
 
 CaseStatus = Case.Status
 
@@ -43,7 +44,9 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
     with transaction.atomic():
         locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
         if locked.status != HandoverList.Status.DRAFT:
-            raise ExchangeError([("handover_list", f"{locked.reference} was handed over; only a draft list takes new children")])
+            raise ExchangeError(
+                [("handover_list", f"{locked.reference} was handed over; only a draft list takes new children")]
+            )
         cases = list(cases)
         closed = [c for c in cases if c.status == CaseStatus.CLOSED]
         if closed:
@@ -224,6 +227,8 @@ def reply_record(
                 case_add_event(case=entry.case, kind=CaseEvent.Kind.REPLY_RECORDED, actor=actor, message=message,
                                data=data)
 
+        record_reply_events(reply_id=reply.pk,
+                            answered=[(entry.case_id, entry.pk, item.outcome) for entry, item in resolved])
         still_waiting = locked.entries.filter(reply_state=ListEntry.ReplyState.AWAITING).exists()
         locked.status = HandoverList.Status.PARTIALLY_ANSWERED if still_waiting else HandoverList.Status.ANSWERED
         locked.save(update_fields=["status", "updated_at"])

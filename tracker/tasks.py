@@ -8,7 +8,7 @@ from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
 
-from tracker import deadlines
+from tracker import deadlines, webhooks
 
 
 @shared_task(
@@ -30,3 +30,34 @@ def send_flag_digests() -> dict[str, int]:
     """Email every assignee the flags raised or escalated on their cases since the last digest."""
     result = deadlines.send_flag_digests()
     return {"emails": result.emails, "flags": result.flags}
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5, acks_late=True)
+def dispatch_outbox() -> int:
+    """Fan pending outbox events out to deliveries, and queue each delivery on its own."""
+    made = 0
+    while ids := webhooks.fan_out():
+        for delivery_id in ids:
+            deliver_webhook.delay(delivery_id)
+        made += len(ids)
+    return made
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def deliver_webhook(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
+    """One attempt; a failed one is tried again later with a growing delay, up to the attempt limit.
+    Each delivery is its own task, so a slow or failing receiver holds up no other."""
+    outcome = webhooks.attempt_delivery(delivery_id)
+    if outcome == "retry":
+        raise self.retry(countdown=webhooks.retry_delay(self.request.retries + 1))
+    return outcome
+
+
+@shared_task(acks_late=True)
+def redeliver_stale_webhooks() -> int:
+    """Safety net for work lost with a worker: fan out what is pending, re-queue stale deliveries."""
+    dispatch_outbox.delay()
+    stale = webhooks.stale_pending_deliveries(older_than=datetime.timedelta(hours=1))
+    for delivery_id in stale:
+        deliver_webhook.delay(delivery_id)
+    return len(stale)

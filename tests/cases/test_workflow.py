@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.db import IntegrityError, transaction
 
@@ -57,7 +59,7 @@ def test_the_full_road_leaves_a_timeline_of_who_and_when():
     events = list(case.events.order_by("happened_at", "id"))
     assert [e.to_status for e in events] == [Status.OPEN, *road, Status.CLOSED]
     assert [e.actor for e in events] == [worker] * 7 + [supervisor]
-    assert all(a.happened_at <= b.happened_at for a, b in zip(events, events[1:], strict=False))
+    assert all(a.happened_at <= b.happened_at for a, b in itertools.pairwise(events))
     assert (case.closing_reason, case.closing_note, case.closed_on is not None) == ("reunified", "Back with her mother",
                                                                                    True)
     assert case.history.count() >= 8, "every save is kept in the case's history"

@@ -1,0 +1,182 @@
+"""Webhooks end to end: a real local HTTP receiver, a real Celery worker on Redis, signed deliveries."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from config.celery import app
+from tests.factories import CaseFactory, HandoverListFactory, OrganisationFactory
+from tracker.deadlines import sweep_deadlines
+from tracker.models import CaseShare, Organisation, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from tracker.services import OutcomeInput, list_add_cases, list_hand_over, reply_record
+from tracker.webhooks import fan_out
+
+SECRET = "a-shared-secret-of-some-length"
+DUE = datetime.date(2025, 7, 2)
+
+
+class Receiver:
+    """A local HTTP server that records what it is sent and answers with a chosen status."""
+
+    def __init__(self, status: int = 204) -> None:
+        self.status = status
+        self.received: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append({"headers": dict(self.headers), "body": body})
+                self.send_response(outer.status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict]:
+        return [json.loads(r["body"]) for r in self.received]
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    made: list[Receiver] = []
+    yield made
+    for receiver in made:
+        receiver.server.shutdown()
+
+
+def receiver(receivers: list[Receiver], status: int = 204) -> Receiver:
+    made = Receiver(status)
+    receivers.append(made)
+    return made
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def verify(secret: str, headers: dict, body: bytes) -> bool:
+    parts = dict(p.split("=", 1) for p in headers["X-Tracker-Signature"].split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v1"])
+
+
+@pytest.fixture
+def partner_with_list(db):
+    partner = OrganisationFactory(name="Gamma Mediators", kind=Organisation.Kind.PARTNER)
+    shared, unshared = CaseFactory(), CaseFactory()
+    CaseShare.objects.create(case=shared, organisation=partner)
+    handover_list = HandoverListFactory(recipient=partner)
+    list_add_cases(handover_list=handover_list, cases=[shared, unshared], actor=None)
+    return partner, handover_list, shared, unshared
+
+
+@pytest.fixture
+def worker(transactional_db, settings):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 0.2
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    app.control.purge()
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10) as w:
+        yield w
+
+
+@pytest.mark.slow
+def test_signed_deliveries_reach_a_real_receiver(worker, receivers, partner_with_list):
+    partner, handover_list, shared, _ = partner_with_list
+    hook = receiver(receivers)
+    WebhookEndpoint.objects.create(organisation=partner, url=hook.url, secret=SECRET)
+
+    list_hand_over(handover_list=handover_list, handed_over_on=datetime.date(2025, 6, 2), response_due_on=DUE,
+                   actor=None)
+    sweep_deadlines(today=DUE + datetime.timedelta(days=20))
+    reply_record(handover_list=handover_list, received_on=DUE + datetime.timedelta(days=21), actor=None,
+                 outcomes=[OutcomeInput(position=1, outcome="located"), OutcomeInput(position=2, outcome="deceased")])
+
+    # Of the shared case only: its status change at hand-over and at the reply. Of both entries (the
+    # list was handed to this partner): flagged, and the reply.
+    wait_for(lambda: len(hook.received) >= 6)
+    time.sleep(0.5)
+    events = hook.events()
+    assert sorted(e["event"] for e in events) == sorted(
+        ["case.status_changed"] * 2 + ["entry.flagged"] * 2 + ["reply.recorded"] * 2)
+    for delivery in hook.received:
+        assert verify(SECRET, delivery["headers"], delivery["body"])
+        assert delivery["headers"]["X-Tracker-Event"] == json.loads(delivery["body"])["event"]
+    # The unshared case is never named; its entry is (the list was handed to this partner).
+    assert all(e["data"].get("case") in (None, shared.pk) for e in events)
+    assert {e["data"]["outcome"] for e in events if e["event"] == "reply.recorded"} == {"located", "deceased"}
+    assert all(set(e["data"]) <= {"case", "from_status", "to_status", "entry", "list", "list_reference",
+                                  "position", "due_on", "level", "reply", "outcome"} for e in events)
+    assert WebhookDelivery.objects.filter(state="delivered").count() == 6
+
+
+@pytest.mark.slow
+def test_a_failing_receiver_is_retried_then_failed_and_holds_up_nothing(worker, receivers, partner_with_list):
+    partner, handover_list, shared, _ = partner_with_list
+    broken, healthy = receiver(receivers, status=500), receiver(receivers)
+    WebhookEndpoint.objects.create(organisation=partner, url=broken.url, secret=SECRET,
+                                   events=["case.status_changed"])
+    other = OrganisationFactory(name="Delta Watch", kind=Organisation.Kind.PARTNER)
+    CaseShare.objects.create(case=shared, organisation=other)
+    WebhookEndpoint.objects.create(organisation=other, url=healthy.url, secret=SECRET, events=["case.status_changed"])
+
+    list_hand_over(handover_list=handover_list, handed_over_on=datetime.date(2025, 6, 2), response_due_on=DUE,
+                   actor=None)
+
+    wait_for(lambda: len(healthy.received) == 1)
+    wait_for(lambda: WebhookDelivery.objects.filter(endpoint__url=broken.url, state="failed").exists())
+    failed = WebhookDelivery.objects.get(endpoint__url=broken.url)
+    assert (failed.attempts, failed.last_status_code, len(broken.received)) == (3, 500, 3)
+    assert WebhookDelivery.objects.get(endpoint__url=healthy.url).state == "delivered"
+
+
+@pytest.mark.django_db
+def test_events_are_written_with_the_change_and_only_when_someone_listens(partner_with_list):
+    partner, handover_list, _, _ = partner_with_list
+    list_hand_over(handover_list=handover_list, handed_over_on=datetime.date(2025, 6, 2), response_due_on=DUE,
+                   actor=None)
+    assert not OutboxEvent.objects.exists(), "no endpoint, no outbox rows"
+
+    WebhookEndpoint.objects.create(organisation=partner, url="http://127.0.0.1:9/hook", secret=SECRET,
+                                   events=["entry.flagged", "entry.escalated"])
+    sweep_deadlines(today=DUE + datetime.timedelta(days=1))
+    sweep_deadlines(today=DUE + datetime.timedelta(days=14))
+    assert sorted(OutboxEvent.objects.values_list("event", flat=True)) == [
+        "entry.escalated", "entry.escalated", "entry.flagged", "entry.flagged"]
+    assert {e.data["level"] for e in OutboxEvent.objects.filter(event="entry.escalated")} == {2}
+
+
+@pytest.mark.django_db
+def test_fanning_out_twice_delivers_nothing_twice_and_hides_unshared_cases(partner_with_list):
+    partner, handover_list, shared, _ = partner_with_list
+    outsider = OrganisationFactory(name="Epsilon", kind=Organisation.Kind.PARTNER)
+    WebhookEndpoint.objects.create(organisation=partner, url="http://127.0.0.1:9/a", secret=SECRET)
+    WebhookEndpoint.objects.create(organisation=outsider, url="http://127.0.0.1:9/b", secret=SECRET)
+    list_hand_over(handover_list=handover_list, handed_over_on=datetime.date(2025, 6, 2), response_due_on=DUE,
+                   actor=None)
+
+    made = fan_out()
+    assert fan_out() == []
+    OutboxEvent.objects.update(fanned_out_at=None)  # as if the dispatcher died before marking them
+    fan_out()
+    assert WebhookDelivery.objects.count() == len(made) == 1, "one status change, of the one shared case"
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.endpoint.organisation == partner
+    assert delivery.payload["data"] == {"case": shared.pk, "from_status": "on_list", "to_status": "awaiting_reply"}

@@ -1,0 +1,134 @@
+"""Admin pages for partner access: keys (shown once), shares, webhooks and their delivery log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from cases.admin import NoDeleteMixin
+from tracker.models import ApiKey, ApiScope, CaseShare, ListShare, WebhookDelivery, WebhookEndpoint
+from tracker.partners import api_key_issue, api_key_revoke
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiScope.choices, widget=forms.CheckboxSelectMultiple,
+                                       initial=[ApiScope.READ])
+
+    class Meta:
+        model = ApiKey
+        fields = ("organisation", "name", "scopes", "expires_at")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(NoDeleteMixin, admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ("name", "organisation", "prefix", "scopes", "created_at", "expires_at", "last_used_at",
+                    "revoked_at")
+    list_filter = ("organisation",)
+    list_select_related = ("organisation",)
+    search_fields = ("name", "prefix", "organisation__name")
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        return ("organisation", "name", "prefix", "scopes", "expires_at", "created_by", "created_at",
+                "last_used_at", "revoked_at")
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
+        return ("organisation", "name", "scopes", "expires_at") if obj is None else self.get_readonly_fields(request,
+                                                                                                             obj)
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            return
+        key, full_text = api_key_issue(organisation=form.cleaned_data["organisation"],
+                                       name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
+                                       expires_at=form.cleaned_data.get("expires_at"), actor=request.user)
+        obj.pk = key.pk
+        self.message_user(
+            request, f"The new key is {full_text} — copy it now and give it to {key.organisation} safely: "
+            "it is not stored and will not be shown again.", messages.WARNING,
+        )
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for key in queryset:
+            api_key_revoke(key=key)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+@admin.register(CaseShare)
+class CaseShareAdmin(NoDeleteMixin, admin.ModelAdmin):
+    list_display = ("case", "organisation", "include_restricted", "can_contribute", "created_at", "revoked_at")
+    list_filter = ("organisation", "include_restricted", "can_contribute")
+    list_select_related = ("case__child", "organisation")
+    autocomplete_fields = ("case",)
+    fields = ("case", "organisation", "include_restricted", "can_contribute", "shared_by", "revoked_at")
+    readonly_fields = ("shared_by",)
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: CaseShare, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            obj.shared_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Stop sharing the selected cases")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[CaseShare]) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Stopped {count} share(s).", messages.SUCCESS)
+
+
+@admin.register(ListShare)
+class ListShareAdmin(admin.ModelAdmin):
+    list_display = ("handover_list", "organisation", "created_at")
+    list_select_related = ("handover_list", "organisation")
+    fields = ("handover_list", "organisation")
+
+    def save_model(self, request: HttpRequest, obj: ListShare, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            obj.shared_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(choices=WebhookEndpoint.Event.choices, required=False,
+                                       widget=forms.CheckboxSelectMultiple, help_text="None ticked: every event.")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("organisation", "url", "secret", "events", "is_active")
+        widgets = {"secret": forms.PasswordInput(render_value=True)}
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(NoDeleteMixin, admin.ModelAdmin):
+    form = WebhookEndpointForm
+    list_display = ("organisation", "url", "events", "is_active", "created_at")
+    list_filter = ("organisation", "is_active")
+    list_select_related = ("organisation",)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(NoDeleteMixin, admin.ModelAdmin):
+    list_display = ("id", "endpoint", "event_name", "state", "attempts", "last_status_code", "last_attempt_at",
+                    "delivered_at")
+    list_filter = ("state", "endpoint__organisation")
+    list_select_related = ("endpoint__organisation", "outbox_event")
+    readonly_fields = ("endpoint", "outbox_event", "payload", "state", "attempts", "last_attempt_at",
+                       "last_status_code", "last_error", "delivered_at", "created_at")
+
+    @admin.display(description="event")
+    def event_name(self, delivery: WebhookDelivery) -> str:
+        return delivery.outbox_event.event
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,1 @@
+"""The partner organisations' REST API, version 1."""

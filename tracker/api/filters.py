@@ -1,0 +1,129 @@
+"""The API's filters: the same ones case workers have in the admin, and `updated_since` for sync."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from cases.models import Case, Child, Oblast
+from cases.selectors import search_by_name
+from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply
+from tracker.partners import visible_lists
+
+
+def _visible_lists(request) -> QuerySet[HandoverList]:  # type: ignore[no-untyped-def]
+    from tracker.api.permissions import viewer_of
+
+    if request is None:
+        return HandoverList.objects.none()
+    return visible_lists(viewer_of(request))
+
+
+class CaseFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Case.Status.choices)
+    flagged = django_filters.BooleanFilter(method="filter_flagged", label="Has an open flag")
+    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Has an open overdue flag")
+    list = django_filters.ModelChoiceFilter(queryset=_visible_lists, method="filter_list",
+                                            label="On this handover list")
+    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
+                                                    label="On a list this organisation sent or received")
+    oblast = django_filters.MultipleChoiceFilter(field_name="child__home_oblast", choices=Oblast.choices)
+    circumstances = django_filters.MultipleChoiceFilter(field_name="child__circumstances",
+                                                        choices=Child.Circumstances.choices)
+    q = django_filters.CharFilter(method="filter_name", label="A name in any script or spelling")
+    updated_since = django_filters.IsoDateTimeFilter(method="filter_updated_since",
+                                                     label="Changed at or after (ISO 8601)")
+
+    class Meta:
+        model = Case
+        fields: list[str] = []
+
+    def _flags(self, queryset: QuerySet, value: bool | None, **kinds: object) -> QuerySet:
+        if value is None:
+            return queryset
+        flags = Exists(Flag.objects.filter(case=OuterRef("pk"), resolved_at__isnull=True, **kinds))
+        return queryset.filter(flags if value else ~flags)
+
+    def filter_flagged(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        return self._flags(queryset, value)
+
+    def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        return self._flags(queryset, value, kind=Flag.Kind.OVERDUE)
+
+    def filter_list(self, queryset: QuerySet, name: str, value: HandoverList | None) -> QuerySet:
+        if value is None:
+            return queryset
+        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list=value)))
+
+    def filter_organisation(self, queryset: QuerySet, name: str, value: Organisation | None) -> QuerySet:
+        if value is None:
+            return queryset
+        lists = _visible_lists(self.request).filter(Q(sender=value) | Q(recipient=value))
+        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list__in=lists)))
+
+    def filter_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return search_by_name(queryset, "child__search_names", value)
+
+    def filter_updated_since(self, queryset: QuerySet, name: str, value: object) -> QuerySet:
+        if value is None:
+            return queryset
+        return queryset.filter(Q(updated_at__gte=value) | Q(child__updated_at__gte=value))
+
+
+class HandoverListFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=HandoverList.Status.choices)
+    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
+                                                    label="Sent or received by this organisation")
+    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Has entries past due with no reply")
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = HandoverList
+        fields: list[str] = []
+
+    def filter_organisation(self, queryset: QuerySet, name: str, value: Organisation | None) -> QuerySet:
+        return queryset if value is None else queryset.filter(Q(sender=value) | Q(recipient=value))
+
+    def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        late = Exists(ListEntry.objects.filter(handover_list=OuterRef("pk"), reply_state=ListEntry.ReplyState.AWAITING,
+                                               due_on__lt=timezone.localdate()))
+        return queryset.filter(late if value else ~late)
+
+
+class ListEntryFilter(django_filters.FilterSet):
+    reply_state = django_filters.MultipleChoiceFilter(choices=ListEntry.ReplyState.choices)
+    flagged = django_filters.BooleanFilter(method="filter_flagged", label="Has an open flag")
+    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Past due with no reply")
+    q = django_filters.CharFilter(method="filter_name", label="A name in any script or spelling")
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = ListEntry
+        fields: list[str] = []
+
+    def filter_flagged(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        flags = Exists(Flag.objects.filter(entry=OuterRef("pk"), resolved_at__isnull=True))
+        return queryset.filter(flags if value else ~flags)
+
+    def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        late = Q(reply_state=ListEntry.ReplyState.AWAITING, due_on__lt=timezone.localdate())
+        return queryset.filter(late if value else ~late)
+
+    def filter_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return search_by_name(queryset, "child__search_names", value)
+
+
+class ReplyFilter(django_filters.FilterSet):
+    list = django_filters.ModelChoiceFilter(field_name="handover_list", queryset=_visible_lists)
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = Reply
+        fields: list[str] = []

@@ -1,0 +1,214 @@
+"""What the API shows of each record, and what it accepts; restricted fields only where a share allows."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from cases.models import Case, CaseEvent, Child
+from tracker.models import (
+    Flag,
+    HandoverList,
+    ListEntry,
+    Organisation,
+    Outcome,
+    Reply,
+    ReplyOutcome,
+    WebhookEndpoint,
+)
+
+HANDOVER_CHILD_FIELDS = (
+    "id", "family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin", "patronymic_latin",
+    "aliases", "birth_date", "birth_date_precision", "sex", "home_settlement", "home_oblast", "circumstances",
+    "category", "last_known_location", "last_known_on", "icrc_reference", "nib_reference", "updated_at",
+)
+
+
+class OrganisationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organisation
+        fields = ("id", "name", "short_name", "kind", "country", "updated_at")
+
+
+class ChildSerializer(serializers.ModelSerializer):
+    """A child as handed over on a list: identity and circumstances, nothing restricted."""
+
+    birth_date = serializers.SerializerMethodField(help_text="YYYY, YYYY-MM or YYYY-MM-DD, as precise as known.")
+
+    class Meta:
+        model = Child
+        fields = HANDOVER_CHILD_FIELDS
+
+    @extend_schema_field({"type": "string", "nullable": True, "pattern": r"^\d{4}(-\d{2}(-\d{2})?)?$"})
+    def get_birth_date(self, child: Child) -> str | None:
+        return None if child.birth_date is None else child.birth_date_display
+
+
+class RestrictedChildSerializer(ChildSerializer):
+    """With the guardian, relatives, contacts and notes, for shares that grant them."""
+
+    class Meta(ChildSerializer.Meta):
+        fields = (*HANDOVER_CHILD_FIELDS, *Child.RESTRICTED_FIELDS)
+
+
+class CaseEntrySerializer(serializers.ModelSerializer):
+    list = serializers.IntegerField(source="handover_list_id")
+    list_reference = serializers.CharField(source="handover_list.reference")
+
+    class Meta:
+        model = ListEntry
+        fields = ("id", "list", "list_reference", "position", "due_on", "reply_state", "last_outcome",
+                  "answered_on", "age_at_listing")
+
+
+class FlagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Flag
+        fields = ("id", "kind", "level", "entry", "due_on", "raised_at", "escalated_at", "resolved_at", "resolution")
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    child = serializers.SerializerMethodField()
+    lists = CaseEntrySerializer(source="visible_entries", many=True, read_only=True)
+    open_flags = FlagSerializer(many=True, read_only=True)
+    restricted_fields_shared = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        fields = ("id", "status", "priority", "opened_on", "closed_on", "closing_reason", "updated_at",
+                  "restricted_fields_shared", "child", "lists", "open_flags")
+
+    @extend_schema_field(RestrictedChildSerializer)
+    def get_child(self, case: Case) -> dict[str, Any]:
+        serializer = RestrictedChildSerializer if self.get_restricted_fields_shared(case) else ChildSerializer
+        return serializer(case.child, context=self.context).data
+
+    def get_restricted_fields_shared(self, case: Case) -> bool:
+        return bool(getattr(case, "restricted_shared", False))
+
+
+class CaseUpdateSerializer(serializers.Serializer):
+    """What a contributing partner may update: what is known of where the child is."""
+
+    last_known_location = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    last_known_on = serializers.DateField(required=False, allow_null=True)
+
+    def validate_last_known_on(self, value: datetime.date | None) -> datetime.date | None:
+        if value is not None and value > timezone.localdate():
+            raise serializers.ValidationError("cannot be in the future")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("send last_known_location and/or last_known_on")
+        return attrs
+
+
+class TimelineEventSerializer(serializers.ModelSerializer):
+    actor_kind = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CaseEvent
+        fields = ("id", "kind", "from_status", "to_status", "happened_at", "actor_kind", "message")
+
+    def get_actor_kind(self, event: CaseEvent) -> str:
+        if event.actor_id is None:
+            return "system"
+        return "partner" if getattr(event.actor, "partner_organisation", None) else "case_worker"
+
+    def get_message(self, event: CaseEvent) -> str | None:
+        # Case workers' notes may name relatives or places: only for shares that grant restricted fields.
+        return event.message if self.context.get("restricted_shared") else None
+
+
+class EntryChildSerializer(ChildSerializer):
+    class Meta(ChildSerializer.Meta):
+        fields = ("id", "family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin",
+                  "patronymic_latin", "birth_date", "birth_date_precision", "sex", "home_settlement", "home_oblast")
+
+
+class ListEntrySerializer(serializers.ModelSerializer):
+    child = EntryChildSerializer(read_only=True)
+    case = serializers.SerializerMethodField(help_text="The case's id, where the case is shared with you.")
+
+    class Meta:
+        model = ListEntry
+        fields = ("id", "position", "due_on", "reply_state", "last_outcome", "answered_on", "age_at_listing",
+                  "updated_at", "child", "case")
+
+    def get_case(self, entry: ListEntry) -> int | None:
+        return entry.case_id if getattr(entry, "case_shared", False) else None
+
+
+class HandoverListSerializer(serializers.ModelSerializer):
+    sender = serializers.PrimaryKeyRelatedField(read_only=True)
+    recipient = serializers.PrimaryKeyRelatedField(read_only=True)
+    round = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    children = serializers.IntegerField(source="n_entries", read_only=True)
+    replied = serializers.IntegerField(source="n_answered", read_only=True)
+    awaiting = serializers.IntegerField(source="n_awaiting", read_only=True)
+    overdue = serializers.IntegerField(source="n_overdue", read_only=True)
+
+    class Meta:
+        model = HandoverList
+        fields = ("id", "reference", "title", "sender", "recipient", "round", "status", "handed_over_on",
+                  "response_due_on", "children", "replied", "awaiting", "overdue", "updated_at")
+
+
+class ReplyOutcomeSerializer(serializers.ModelSerializer):
+    position = serializers.IntegerField(source="entry.position")
+
+    class Meta:
+        model = ReplyOutcome
+        fields = ("entry", "position", "outcome", "details", "reported_location")
+
+
+class ReplySerializer(serializers.ModelSerializer):
+    list = serializers.IntegerField(source="handover_list_id")
+    outcomes = ReplyOutcomeSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Reply
+        fields = ("id", "list", "received_from", "received_on", "reference", "notes", "outcomes", "updated_at")
+
+
+class OutcomeInputSerializer(serializers.Serializer):
+    entry = serializers.IntegerField(required=False, min_value=1, help_text="The entry's id …")
+    position = serializers.IntegerField(required=False, min_value=1, help_text="… or its number on the list.")
+    outcome = serializers.ChoiceField(choices=Outcome.choices)
+    details = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    reported_location = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("entry" in attrs) == ("position" in attrs):
+            raise serializers.ValidationError("give exactly one of entry and position")
+        return attrs
+
+
+class ReplyCreateSerializer(serializers.Serializer):
+    received_on = serializers.DateField()
+    reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=80)
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+    outcomes = OutcomeInputSerializer(many=True, allow_empty=False, max_length=20000)
+
+    def validate_received_on(self, value: datetime.date) -> datetime.date:
+        if value > timezone.localdate():
+            raise serializers.ValidationError("cannot be in the future")
+        return value
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    secret = serializers.CharField(write_only=True, min_length=16, max_length=200,
+                                   help_text="Shared secret for the X-Tracker-Signature HMAC; never shown again.")
+    events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEndpoint.Event.choices),
+                                   required=False, help_text="Empty: every event.")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("id", "url", "secret", "events", "is_active", "created_at")
+        read_only_fields = ("created_at",)

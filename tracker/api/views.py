@@ -1,0 +1,253 @@
+"""The API's endpoints. Each one starts from what the caller may see; anything else answers 404."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Value
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.filters import OrderingFilter
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from cases.models import Case, CaseEvent
+from cases.services import child_update_last_known
+from tracker.api import serializers as s
+from tracker.api.errors import PreconditionFailed, PreconditionRequired
+from tracker.api.filters import CaseFilter, HandoverListFilter, ListEntryFilter, ReplyFilter
+from tracker.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from tracker.api.idempotency import idempotent
+from tracker.api.permissions import viewer_of
+from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply, ReplyOutcome, WebhookEndpoint
+from tracker.partners import Viewer, live_shares, log_child_reads, visible_cases, visible_lists
+from tracker.selectors import handover_lists_with_counts
+from tracker.services import OutcomeInput, reply_record
+
+ORDERING = ["updated_at", "id"]
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
+    description="Any unique string: sending the same request again with it creates nothing new.",
+)
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match", str, OpenApiParameter.HEADER, required=True,
+    description="The ETag of the case as you last read it.",
+)
+
+
+class PartnerViewSet(viewsets.GenericViewSet):
+    filter_backends = [*viewsets.GenericViewSet.filter_backends, OrderingFilter]
+    ordering_fields = ORDERING
+
+    @property
+    def viewer(self) -> Viewer:
+        return viewer_of(self.request)
+
+    def log_reads(self, child_ids: list[int]) -> None:
+        log_child_reads(self.viewer, child_ids, path=self.request.get_full_path(), user=self.request.user)
+
+
+@extend_schema_view(list=extend_schema(summary="Organisations"), retrieve=extend_schema(summary="An organisation"))
+class OrganisationViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    serializer_class = s.OrganisationSerializer
+    queryset = Organisation.objects.filter(is_active=True)
+
+
+def case_etag(case: Case) -> str:
+    stamp = f"{case.pk}:{case.updated_at.isoformat()}:{case.child.updated_at.isoformat()}"
+    return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Cases shared with you"),
+    retrieve=extend_schema(summary="A case, with its child"),
+)
+class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    serializer_class = s.CaseSerializer
+    filterset_class = CaseFilter
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Case]:
+        viewer = self.viewer
+        cases = visible_cases(viewer).select_related("child")
+        if viewer.is_staff:
+            cases = cases.annotate(restricted_shared=Value(True))
+        else:
+            granted = live_shares(viewer).filter(case=OuterRef("pk"), include_restricted=True)
+            cases = cases.annotate(restricted_shared=Exists(granted))
+        entries = ListEntry.objects.filter(handover_list__in=visible_lists(viewer)).select_related("handover_list")
+        flags = Flag.objects.filter(resolved_at__isnull=True).order_by("-level", "id")
+        return cases.prefetch_related(
+            Prefetch("list_entries", queryset=entries.order_by("handover_list__handed_over_on", "id"),
+                     to_attr="visible_entries"),
+            Prefetch("flags", queryset=flags, to_attr="open_flags"),
+        )
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = page if page is not None else list(queryset)
+        self.log_reads([case.child_id for case in rows])
+        data = self.get_serializer(rows, many=True).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        case = self.get_object()
+        self.log_reads([case.child_id])
+        return Response(self.get_serializer(case).data, headers={"ETag": case_etag(case)})
+
+    @extend_schema(
+        summary="Update what is known of where the child is",
+        parameters=[IF_MATCH_PARAMETER],
+        request=s.CaseUpdateSerializer,
+        responses={200: s.CaseSerializer, 412: OpenApiResponse(description="The case changed since you read it."),
+                   428: OpenApiResponse(description="If-Match is missing.")},
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        case = self.get_object()
+        viewer = self.viewer
+        if not viewer.is_staff and not live_shares(viewer).filter(case=case, can_contribute=True).exists():
+            raise PermissionDenied("This case is shared with you to read only.")
+        if_match = request.headers.get("If-Match")
+        if not if_match:
+            raise PreconditionRequired()
+        if if_match.strip() not in (case_etag(case), "*"):
+            raise PreconditionFailed()
+        update = s.CaseUpdateSerializer(data=request.data)
+        update.is_valid(raise_exception=True)
+        source = str(viewer.organisation) if viewer.organisation else "a case worker"
+        child_update_last_known(child=case.child, actor=request.user, source=source,
+                                expected_updated_at=case.child.updated_at, **update.validated_data)
+        case = self.get_queryset().get(pk=case.pk)
+        self.log_reads([case.child_id])
+        return Response(self.get_serializer(case).data, headers={"ETag": case_etag(case)})
+
+    @extend_schema(summary="The case's timeline", responses=s.TimelineEventSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def timeline(self, request: Request, pk: str | None = None) -> Response:
+        case = self.get_object()
+        events = CaseEvent.objects.filter(case=case).select_related("actor__partner_organisation")
+        context = {**self.get_serializer_context(), "restricted_shared": case.restricted_shared}  # type: ignore[attr-defined]
+        self.log_reads([case.child_id])
+        return Response(s.TimelineEventSerializer(events.order_by("happened_at", "id"), many=True,
+                                                  context=context).data)
+
+    @extend_schema(summary="The case's flags, open and resolved", responses=s.FlagSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def flags(self, request: Request, pk: str | None = None) -> Response:
+        case = self.get_object()
+        return Response(s.FlagSerializer(Flag.objects.filter(case=case).order_by("raised_at", "id"), many=True).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Handover lists you sent, received or were shown"),
+    retrieve=extend_schema(summary="A handover list with its counts"),
+)
+class HandoverListViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    serializer_class = s.HandoverListSerializer
+    filterset_class = HandoverListFilter
+
+    def get_queryset(self) -> QuerySet[HandoverList]:
+        lists = visible_lists(self.viewer).select_related("round")
+        return handover_lists_with_counts(lists, today=timezone.localdate())
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        return s.ReplyCreateSerializer if self.action == "replies" else super().get_serializer_class()
+
+    @extend_schema(
+        summary="Post a reply to a list addressed to you",
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=s.ReplyCreateSerializer,
+        responses={201: s.ReplySerializer},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def replies(self, request: Request, pk: str | None = None) -> Response:
+        handover_list = get_object_or_404(visible_lists(self.viewer), pk=pk)
+        viewer = self.viewer
+        if not viewer.is_staff and handover_list.recipient_id != viewer.organisation.pk:  # type: ignore[union-attr]
+            raise PermissionDenied("Only the organisation this list was handed to may answer it.")
+
+        def create() -> Response:
+            payload = s.ReplyCreateSerializer(data=request.data)
+            payload.is_valid(raise_exception=True)
+            data = payload.validated_data
+            recorded = reply_record(
+                handover_list=handover_list, received_on=data["received_on"], actor=request.user,
+                received_from=viewer.organisation or handover_list.recipient, reference=data["reference"],
+                notes=data["notes"],
+                outcomes=[OutcomeInput(entry_id=o.get("entry"), position=o.get("position"), outcome=o["outcome"],
+                                       details=o["details"], reported_location=o["reported_location"])
+                          for o in data["outcomes"]],
+            )
+            reply = Reply.objects.prefetch_related(
+                Prefetch("outcomes", queryset=ReplyOutcome.objects.select_related("entry"))
+            ).get(pk=recorded.reply.pk)
+            return Response(s.ReplySerializer(reply).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, create)
+
+
+@extend_schema_view(list=extend_schema(summary="The children on a list, by number"))
+class ListEntryViewSet(PartnerViewSet, mixins.ListModelMixin):
+    """/lists/{list_pk}/entries/: a list's children as handed over, and each one's reply state."""
+
+    serializer_class = s.ListEntrySerializer
+    filterset_class = ListEntryFilter
+    ordering_fields = ["position", *ORDERING]
+
+    def get_queryset(self) -> QuerySet[ListEntry]:
+        viewer = self.viewer
+        if getattr(self, "swagger_fake_view", False):
+            return ListEntry.objects.none()
+        handover_list = get_object_or_404(visible_lists(viewer), pk=self.kwargs["list_pk"])
+        entries = handover_list.entries.select_related("child")
+        if viewer.is_staff:
+            return entries.annotate(case_shared=Value(True))
+        return entries.annotate(case_shared=Exists(live_shares(viewer).filter(case=OuterRef("case"))))
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        self.log_reads([entry.child_id for entry in page or []])
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+@extend_schema_view(list=extend_schema(summary="Replies to lists you can see"),
+                    retrieve=extend_schema(summary="A reply"))
+class ReplyViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    serializer_class = s.ReplySerializer
+    filterset_class = ReplyFilter
+
+    def get_queryset(self) -> QuerySet[Reply]:
+        return Reply.objects.filter(handover_list__in=visible_lists(self.viewer)).prefetch_related(
+            Prefetch("outcomes", queryset=ReplyOutcome.objects.select_related("entry").order_by("entry__position"))
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your webhook endpoints"),
+    create=extend_schema(summary="Register a webhook endpoint"),
+    retrieve=extend_schema(summary="A webhook endpoint"),
+    partial_update=extend_schema(summary="Change a webhook endpoint (url, events, active)"),
+)
+class WebhookEndpointViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                             mixins.CreateModelMixin, mixins.UpdateModelMixin):
+    serializer_class = s.WebhookEndpointSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[WebhookEndpoint]:
+        viewer = self.viewer
+        endpoints = WebhookEndpoint.objects.all()
+        return endpoints if viewer.is_staff else endpoints.filter(organisation=viewer.organisation)
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        organisation = self.viewer.organisation
+        if organisation is None:
+            raise PermissionDenied("Case workers register webhooks for a partner in the admin.")
+        serializer.save(organisation=organisation)

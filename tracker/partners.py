@@ -1,0 +1,145 @@
+"""Partner organisations: their keys, and the one answer to "what may this organisation see"."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from cases.models import Case, RecordAccess
+from tracker.models import ApiKey, ApiScope, CaseShare, HandoverList, ListShare, Organisation
+
+KEY_PREFIX = "ctk"
+# last_used_at is written at most this often per key, so that reads do not each cost a write.
+LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
+
+
+class KeyRefused(Exception):
+    """A key that does not open the API; the message is safe to show to the caller."""
+
+
+def _hash_secret(secret: str) -> str:
+    # The secret is 256 random bits, so a plain SHA-256 cannot be reversed by guessing.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def organisation_service_user(organisation: Organisation) -> AbstractBaseUser:
+    """The account an organisation's keys act as: no password, no admin access."""
+    if organisation.service_user_id:
+        return organisation.service_user  # type: ignore[return-value]
+    User = get_user_model()
+    user = User.objects.create(username=f"partner-{organisation.pk}", first_name=str(organisation)[:150],
+                               is_staff=False, is_active=True)
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    organisation.service_user = user
+    organisation.save(update_fields=["service_user", "updated_at"])
+    return user
+
+
+def api_key_issue(
+    *,
+    organisation: Organisation,
+    name: str,
+    scopes: Iterable[str],
+    actor: AbstractBaseUser | None,
+    expires_at: datetime.datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Make a key and return it with its full text, which is shown once and never stored."""
+    scopes = sorted(set(scopes))
+    unknown = [s for s in scopes if s not in ApiScope.values]
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be among {', '.join(ApiScope.values)}; got {', '.join(unknown) or 'none'}")
+    with transaction.atomic():
+        organisation_service_user(organisation)
+        prefix = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        key = ApiKey.objects.create(organisation=organisation, name=name, prefix=prefix,
+                                    secret_hash=_hash_secret(secret), scopes=scopes, expires_at=expires_at,
+                                    created_by=actor)
+    return key, f"{KEY_PREFIX}_{prefix}_{secret}"
+
+
+def api_key_authenticate(raw: str, *, now: datetime.datetime | None = None) -> ApiKey:
+    """The usable key for a presented key text, or KeyRefused saying why in terms safe to show."""
+    now = now or timezone.now()
+    parts = raw.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        raise KeyRefused("malformed API key")
+    key = ApiKey.objects.select_related("organisation__service_user").filter(prefix=parts[1]).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, _hash_secret(parts[2])):
+        raise KeyRefused("unknown API key")
+    if key.revoked_at is not None:
+        raise KeyRefused("this API key was revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise KeyRefused("this API key has expired")
+    if not key.organisation.is_active or key.organisation.service_user is None:
+        raise KeyRefused("this organisation's access is suspended")
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: a partner organisation through one of its keys, or a case worker (sees all)."""
+
+    organisation: Organisation | None
+    key: ApiKey | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.organisation is None
+
+    def has_scope(self, scope: str) -> bool:
+        return self.key is None or scope in self.key.scopes
+
+
+def live_shares(viewer: Viewer) -> QuerySet[CaseShare]:
+    return CaseShare.objects.filter(organisation=viewer.organisation, revoked_at__isnull=True)
+
+
+def visible_cases(viewer: Viewer) -> QuerySet[Case]:
+    cases = Case.objects.all()
+    if viewer.is_staff:
+        return cases
+    return cases.filter(Exists(live_shares(viewer).filter(case=OuterRef("pk"))))
+
+
+def visible_lists(viewer: Viewer) -> QuerySet[HandoverList]:
+    """Lists a partner sent, lists handed over to it, and lists explicitly shared with it."""
+    lists = HandoverList.objects.all()
+    if viewer.is_staff:
+        return lists
+    org = viewer.organisation
+    shared = ListShare.objects.filter(handover_list=OuterRef("pk"), organisation=org)
+    return lists.filter(
+        Q(sender=org) | (Q(recipient=org) & ~Q(status=HandoverList.Status.DRAFT)) | Exists(shared)
+    )
+
+
+def log_child_reads(viewer: Viewer, child_ids: Iterable[int], *, path: str, user: AbstractBaseUser | None) -> None:
+    """One read-log row per child shown, in one statement."""
+    channel = RecordAccess.Channel.API
+    client = f"{viewer.organisation} · key {viewer.key.prefix}" if viewer.key and viewer.organisation else ""
+    RecordAccess.objects.bulk_create(
+        [
+            RecordAccess(child_id=child_id, user=user if user and user.is_authenticated else None, channel=channel,
+                         partner_id=viewer.organisation.pk if viewer.organisation else None,
+                         api_key_prefix=viewer.key.prefix if viewer.key else "", client=client, path=path[:500])
+            for child_id in dict.fromkeys(child_ids)
+        ]
+    )

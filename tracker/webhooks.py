@@ -1,0 +1,223 @@
+"""Webhooks: events written to an outbox with the change, fanned out per endpoint, delivered signed.
+
+Events are thin: ids, states and outcomes, never a child's name or a restricted field. A partner
+is told of an event only when it may see the case or the list the event is about, and the case's
+id is left out where the case is not shared with it. Details are read through the API, where each
+read is logged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.dispatch import receiver
+from django.utils import timezone
+
+from cases.models import Case
+from cases.signals import case_status_changed
+from tracker.models import CaseShare, HandoverList, ListShare, OutboxEvent, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+Event = WebhookEndpoint.Event
+SIGNATURE_HEADER = "X-Tracker-Signature"
+FAN_OUT_BATCH = 500
+
+
+def subscribed(event: str) -> bool:
+    """Whether any active endpoint wants this event: when none does, nothing is written."""
+    return any(endpoint.wants(event) for endpoint in WebhookEndpoint.objects.filter(is_active=True).only("events"))
+
+
+def _dispatch_after_commit() -> None:
+    from tracker.tasks import dispatch_outbox
+
+    transaction.on_commit(dispatch_outbox.delay)
+
+
+def record_event(event: str, *, case_id: int, entry_id: int | None = None, reply_id: int | None = None,
+                 data: dict[str, Any] | None = None) -> None:
+    """Write one event to the outbox, in the caller's transaction."""
+    if not subscribed(event):
+        return
+    OutboxEvent.objects.create(event=event, case_id=case_id, entry_id=entry_id, reply_id=reply_id, data=data or {})
+    _dispatch_after_commit()
+
+
+def record_reply_events(*, reply_id: int, answered: Iterable[tuple[int, int, str]]) -> None:
+    """One reply.recorded event per child answered: (case id, entry id, outcome claimed)."""
+    if not subscribed(Event.REPLY_RECORDED):
+        return
+    OutboxEvent.objects.bulk_create([
+        OutboxEvent(event=Event.REPLY_RECORDED, case_id=case_id, entry_id=entry_id, reply_id=reply_id,
+                    data={"outcome": outcome})
+        for case_id, entry_id, outcome in answered
+    ])
+    _dispatch_after_commit()
+
+
+def record_flag_events(*, raised_at: datetime.datetime, escalated_at: datetime.datetime) -> int:
+    """The sweep's events, set-based: one per flag this run raised or escalated."""
+    from tracker.models import Flag
+
+    flag_t, outbox_t = Flag._meta.db_table, OutboxEvent._meta.db_table
+    # The level as JSON, in each database's own words.
+    level_json = "jsonb_build_object('level', level)" if connection.vendor == "postgresql" else (
+        "json_object('level', level)")
+    written = 0
+    with connection.cursor() as cursor:
+        for event, column, moment in ((Event.ENTRY_FLAGGED, "raised_at", raised_at),
+                                      (Event.ENTRY_ESCALATED, "escalated_at", escalated_at)):
+            if not subscribed(event):
+                continue
+            cursor.execute(
+                f"""
+                INSERT INTO {outbox_t} (event, case_id, entry_id, reply_id, data, occurred_at, fanned_out_at)
+                SELECT %s, case_id, entry_id, NULL, {level_json}, %s, NULL FROM {flag_t}
+                WHERE {column} = %s AND kind = %s AND entry_id IS NOT NULL
+                """,
+                [event, moment, moment, Flag.Kind.OVERDUE],
+            )
+            written += cursor.rowcount
+    if written:
+        _dispatch_after_commit()
+    return written
+
+
+@receiver(case_status_changed)
+def _on_case_status_changed(sender: Any, case: Case, from_status: str, to_status: str, **kwargs: Any) -> None:
+    record_event(Event.CASE_STATUS_CHANGED, case_id=case.pk, data={"from_status": from_status, "to_status": to_status})
+
+
+def _visibility(organisation_id: int, events: list[OutboxEvent]) -> tuple[set[int], set[int]]:
+    """The cases shared with the organisation and the lists it may see, among those the events name."""
+    case_ids = {e.case_id for e in events}
+    list_ids = {e.entry.handover_list_id for e in events if e.entry_id}
+    shared = set(CaseShare.objects.filter(organisation_id=organisation_id, revoked_at__isnull=True,
+                                          case_id__in=case_ids).values_list("case_id", flat=True))
+    lists = HandoverList.objects.filter(pk__in=list_ids)
+    seen = set(lists.filter(sender_id=organisation_id).values_list("pk", flat=True))
+    seen |= set(lists.filter(recipient_id=organisation_id).exclude(status=HandoverList.Status.DRAFT)
+                .values_list("pk", flat=True))
+    seen |= set(ListShare.objects.filter(organisation_id=organisation_id, handover_list_id__in=list_ids)
+                .values_list("handover_list_id", flat=True))
+    return shared, seen
+
+
+def payload_for(event: OutboxEvent, *, case_shared: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if case_shared:
+        data["case"] = event.case_id
+    if event.event == Event.CASE_STATUS_CHANGED:
+        data.update(from_status=event.data.get("from_status"), to_status=event.data.get("to_status"))
+    if event.entry_id:
+        entry = event.entry
+        data.update(entry=entry.pk, list=entry.handover_list_id, list_reference=entry.handover_list.reference,
+                    position=entry.position, due_on=entry.due_on.isoformat() if entry.due_on else None)
+    if event.event in (Event.ENTRY_FLAGGED, Event.ENTRY_ESCALATED):
+        data["level"] = event.data.get("level")
+    if event.event == Event.REPLY_RECORDED:
+        data.update(reply=event.reply_id, outcome=event.data.get("outcome"))
+    return {"id": event.pk, "event": event.event, "occurred_at": event.occurred_at.isoformat(), "data": data}
+
+
+def fan_out(*, batch: int = FAN_OUT_BATCH) -> list[int]:
+    """Turn pending outbox events into deliveries for the endpoints that may hear of them.
+
+    Rows are claimed with SKIP LOCKED so that two dispatchers share the work; a delivery exists at
+    most once per endpoint and event, so a dispatcher killed half-way and run again sends nothing twice.
+    Returns the ids of the deliveries made.
+    """
+    with transaction.atomic():
+        events = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(fanned_out_at__isnull=True).select_related("entry__handover_list").order_by("id")[:batch]
+        )
+        if not events:
+            return []
+        endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+        deliveries = []
+        for organisation_id in {e.organisation_id for e in endpoints}:
+            shared, seen = _visibility(organisation_id, events)
+            for endpoint in (e for e in endpoints if e.organisation_id == organisation_id):
+                for event in events:
+                    if not endpoint.wants(event.event):
+                        continue
+                    case_shared = event.case_id in shared
+                    list_seen = bool(event.entry_id) and event.entry.handover_list_id in seen
+                    if case_shared or (list_seen and event.event != Event.CASE_STATUS_CHANGED):
+                        deliveries.append(WebhookDelivery(endpoint=endpoint, outbox_event=event,
+                                                          payload=payload_for(event, case_shared=case_shared)))
+        WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+        OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).update(fanned_out_at=timezone.now())
+        made = list(WebhookDelivery.objects.filter(outbox_event__in=events, state=WebhookDelivery.State.PENDING)
+                    .values_list("pk", flat=True))
+    return made
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: the time is signed so a replay can be refused."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def attempt_delivery(delivery_id: int) -> str:
+    """One attempt to deliver; returns "delivered", "retry", "failed" or "skipped" (not pending, or busy)."""
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("endpoint").filter(pk=delivery_id).first())
+        if delivery is None or delivery.state != WebhookDelivery.State.PENDING:
+            return "skipped"
+        endpoint = delivery.endpoint
+        body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+        now = timezone.now()
+        request = urllib.request.Request(endpoint.url, data=body, method="POST", headers={
+            "Content-Type": "application/json",
+            "User-Agent": "case-tracker-webhooks/1",
+            "X-Tracker-Event": str(delivery.payload.get("event", "")),
+            "X-Tracker-Delivery": str(delivery.pk),
+            SIGNATURE_HEADER: sign(endpoint.secret, int(now.timestamp()), body),
+        })
+        status_code, error = None, ""
+        try:
+            with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+                status_code = response.status
+        except urllib.error.HTTPError as exc:
+            status_code, error = exc.code, f"HTTP {exc.code}"
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        delivery.attempts += 1
+        delivery.last_attempt_at = now
+        delivery.last_status_code = status_code
+        delivery.last_error = error
+        if status_code is not None and 200 <= status_code < 300:
+            delivery.state, delivery.delivered_at, outcome = WebhookDelivery.State.DELIVERED, now, "delivered"
+        elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            delivery.state, outcome = WebhookDelivery.State.FAILED, "failed"
+        else:
+            outcome = "retry"
+        delivery.save(update_fields=["attempts", "last_attempt_at", "last_status_code", "last_error", "state",
+                                     "delivered_at", "updated_at"])
+    if outcome != "delivered":
+        log.warning("webhook delivery %s to %s: %s (%s)", delivery_id, endpoint.url, outcome, error)
+    return outcome
+
+
+def retry_delay(attempts_made: int) -> float:
+    return float(settings.WEBHOOK_RETRY_BASE_SECONDS) * (2 ** max(attempts_made - 1, 0))
+
+
+def stale_pending_deliveries(*, older_than: datetime.timedelta, limit: int = 1000) -> list[int]:
+    """Deliveries still pending long after their last try: their task was lost with a worker."""
+    cutoff = timezone.now() - older_than
+    return list(WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING, updated_at__lt=cutoff)
+                .order_by("id").values_list("pk", flat=True)[:limit])
