@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString
 from cases.admin import CaseAdmin, NameSearchMixin, NoDeleteMixin
 from cases.models import Case
 from cases.pagination import EstimatedCountPaginator
-from tracker.models import Flag, HandoverList, ListEntry, Organisation, Outcome, Reply, ReplyOutcome, Round
+from tracker.models import CaseShare, Flag, HandoverList, ListEntry, Organisation, Outcome, Reply, ReplyOutcome, Round
 from tracker.selectors import handover_lists_with_counts, open_flag_level
 from tracker.services import (
     ExchangeError,
@@ -253,6 +253,20 @@ class FlagOfCaseInline(admin.TabularInline):
         return super().get_queryset(request).select_related("entry__handover_list")
 
 
+class CaseShareOfCaseInline(admin.TabularInline):
+    """Which partner organisations see this case, and how much of it."""
+
+    model = CaseShare
+    verbose_name_plural = "shared with partner organisations"
+    extra = 0
+    fields = ("organisation", "include_restricted", "can_contribute", "created_at", "revoked_at")
+    readonly_fields = ("created_at",)
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CaseShare]:
+        return super().get_queryset(request).select_related("organisation")
+
+
 class CaseTrackerActionForm(ActionForm):
     closing_reason = forms.ChoiceField(required=False, choices=[("", "— reason —"), *Case.ClosingReason.choices])
     handover_list = forms.ModelChoiceField(
@@ -264,7 +278,7 @@ class CaseTrackerActionForm(ActionForm):
 class TrackedCaseAdmin(CaseAdmin):
     """The case page with its lists and flags, which only the tracker knows about."""
 
-    inlines = [*CaseAdmin.inlines, ListEntryOfCaseInline, FlagOfCaseInline]
+    inlines = [*CaseAdmin.inlines, ListEntryOfCaseInline, FlagOfCaseInline, CaseShareOfCaseInline]
     list_display = (*CaseAdmin.list_display, "open_flag")
     list_filter = (FlaggedFilter, OnListFilter, OrganisationFilter, *CaseAdmin.list_filter)
     action_form = CaseTrackerActionForm
