@@ -8,12 +8,25 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
+from cases.matching_db import possible_duplicates
 from cases.models import Case, CaseEvent, Child, RecordAccess
 from cases.pagination import EstimatedCountPaginator
 from cases.selectors import search_by_name
-from cases.services import ALLOWED_TRANSITIONS, TransitionNotAllowed, case_change_status, case_close, case_open
+from cases.services import (
+    ALLOWED_TRANSITIONS,
+    MergeRefused,
+    TransitionNotAllowed,
+    case_change_status,
+    case_close,
+    case_open,
+    child_merge,
+)
 
 
 class NameSearchMixin:
@@ -73,7 +86,7 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    readonly_fields = ("search_names", "created_at", "updated_at")
+    readonly_fields = ("search_names", "created_at", "updated_at", "duplicates_link")
     filter_horizontal = ("siblings",)
     inlines = [CaseOfChildInline]
     fieldsets = (
@@ -87,8 +100,59 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         ("Outside references", {"fields": (("icrc_reference", "nib_reference"),)}),
         ("Restricted: guardian, relatives, notes", {"classes": ("collapse",), "fields": (
             ("guardian_name", "guardian_contact"), "relatives", "notes")}),
-        ("Record", {"fields": (("created_at", "updated_at"),)}),
+        ("Record", {"fields": (("created_at", "updated_at"), "duplicates_link")}),
     )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Child]:
+        return super().get_queryset(request).select_related("merged_into")
+
+    @admin.display(description="duplicates")
+    def duplicates_link(self, child: Child) -> str:
+        if child.pk is None:
+            return ""
+        if child.merged_into_id is not None:
+            return format_html("Merged into <a href='{}'>{}</a>.",
+                               reverse("admin:cases_child_change", args=[child.merged_into_id]), child.merged_into)
+        return format_html("<a href='{}'>Possible duplicates of this child</a>",
+                           reverse("admin:cases_child_duplicates", args=[child.pk]))
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path("<int:child_id>/duplicates/", self.admin_site.admin_view(self.duplicates_view),
+                 name="cases_child_duplicates"),
+            path("<int:child_id>/merge/<int:other_id>/", self.admin_site.admin_view(self.merge_view),
+                 name="cases_child_merge"),
+        ]
+        return own + super().get_urls()
+
+    def duplicates_view(self, request: HttpRequest, child_id: int) -> HttpResponse:
+        """The children the matching engine finds alike to this one, with its reasons."""
+        child = get_object_or_404(Child, pk=child_id)
+        if not self.has_view_permission(request, child):
+            return HttpResponseRedirect(reverse("admin:index"))
+        log_record_read(request, child.pk)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "child": child,
+                   "title": f"Possible duplicates of {child}", "candidates": possible_duplicates(child),
+                   "can_merge": self.has_change_permission(request, child)}
+        return TemplateResponse(request, "admin/cases/child/duplicates.html", context)
+
+    def merge_view(self, request: HttpRequest, child_id: int, other_id: int) -> HttpResponse:
+        """Confirm, then merge `other` into `child`: the child kept is the one whose page this is."""
+        keep, merge = get_object_or_404(Child, pk=child_id), get_object_or_404(Child, pk=other_id)
+        if not self.has_change_permission(request, keep):
+            return HttpResponseRedirect(reverse("admin:index"))
+        if request.method == "POST":
+            try:
+                child_merge(keep=keep, merge=merge, actor=request.user, note=request.POST.get("note", ""))
+            except MergeRefused as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(request, f"Child {merge.pk} merged into {keep}.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:cases_child_change", args=[keep.pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "keep": keep, "merge": merge,
+                   "title": f"Merge child {merge.pk} into child {keep.pk}?",
+                   "keep_cases": keep.cases.all(), "merge_cases": merge.cases.all()}
+        return TemplateResponse(request, "admin/cases/child/merge_confirm.html", context)
 
     @admin.display(description="Latin")
     def latin_name(self, child: Child) -> str:

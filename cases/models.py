@@ -6,7 +6,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -93,6 +93,13 @@ class ChildCategory(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
 
 
+# The fields the matching engine reads: a save touching any of them refreshes the child's match keys.
+MATCH_FIELDS = frozenset({
+    "family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin", "patronymic_latin",
+    "aliases", "birth_date", "birth_date_precision", "sex", "home_settlement", "merged_into",
+})
+
+
 class Child(TimeStampedModel):
     """A child as the family knows them, with every other spelling seen elsewhere."""
 
@@ -128,6 +135,11 @@ class Child(TimeStampedModel):
     siblings = models.ManyToManyField("self", blank=True, symmetrical=True)
     icrc_reference = models.CharField("ICRC reference", max_length=64, blank=True)
     nib_reference = models.CharField("National Information Bureau reference", max_length=64, blank=True)
+    # Set when a case worker found this record to be a duplicate: the record stays, with its
+    # history, and everything it had (cases, list entries, names) now hangs on the child kept.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, editable=False, on_delete=models.PROTECT, related_name="merged_records"
+    )
 
     # Restricted: never shown to partners unless a share grants it.
     guardian_name = models.CharField(max_length=200, blank=True)
@@ -155,6 +167,8 @@ class Child(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(category__in=ChildCategory.values), name="child_category_valid"
             ),
+            # A merge points at another record, never at itself.
+            models.CheckConstraint(condition=~Q(merged_into=F("id")), name="child_not_merged_into_itself"),
         ]
         indexes = [
             # Filters in the admin and the API.
@@ -176,9 +190,17 @@ class Child(TimeStampedModel):
         if not self.patronymic_latin and self.patronymic:
             self.patronymic_latin = names.transliterate_uk(self.patronymic)
         self.search_names = self.compute_search_names()
-        if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "search_names"}
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "search_names"}
+        adding = self._state.adding
         super().save(*args, **kwargs)
+        if update_fields is None or not MATCH_FIELDS.isdisjoint(update_fields):
+            # Every write of a child passes here (admin, API, imports, factories), so the candidate
+            # search can never miss a child whose name or birth date just changed.
+            from cases.matching_db import sync_match_keys
+
+            sync_match_keys(self, adding=adding)
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
         raise RecordDeletionRefused("a child's record is never deleted")
@@ -215,6 +237,32 @@ class Child(TimeStampedModel):
         )) or (self.birth_date_precision == self.DatePrecision.MONTH and day.month < self.birth_date.month):
             years -= 1
         return max(years, 0)
+
+
+
+class ChildMatchKey(models.Model):
+    """One blocking key of a child (see `cases.matching.blocking_keys`): the index the candidate
+    search runs on, so that finding who a new record may be never reads every child.
+
+    A plain indexed table rather than an array column, so that the same query serves PostgreSQL
+    and the SQLite of `make run`. Kept in step by `Child.save`; merged records have none.
+    """
+
+    child = models.ForeignKey(Child, on_delete=models.CASCADE, related_name="match_keys")
+    key = models.CharField(max_length=80)
+
+    class Meta:
+        constraints = [
+            # A child is filed once under a key; also serves "the keys of this child" when syncing.
+            models.UniqueConstraint(fields=["child", "key"], name="match_key_once_per_child"),
+        ]
+        indexes = [
+            # The candidate search: the children filed under any of a batch's keys.
+            models.Index(fields=["key", "child"], name="match_key_lookup_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.child_id} {self.key}"
 
 
 

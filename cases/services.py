@@ -10,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from cases.models import Case, CaseEvent, Child
-from cases.signals import case_status_changed
+from cases.names import latin_key
+from cases.signals import case_status_changed, child_merged
 
 Status = Case.Status
 
@@ -98,7 +99,10 @@ def case_change_status(
             locked.closed_on = None
             locked.closing_reason = ""
             locked.closing_note = ""
-        locked._change_reason = note or f"{Status(from_status).label} → {Status(to_status).label}"  # type: ignore[attr-defined]
+        # simple_history keeps 100 characters of a reason (a longer note failed the whole change);
+        # the timeline event below keeps the note whole.
+        reason = note or f"{Status(from_status).label} → {Status(to_status).label}"
+        locked._change_reason = reason[:100]  # type: ignore[attr-defined]
         locked.save(update_fields=["status", "closed_on", "closing_reason", "closing_note", "updated_at"])
         CaseEvent.objects.create(
             case=locked,
@@ -161,3 +165,109 @@ def child_update_last_known(
             case.save(update_fields=["updated_at"])
     child.refresh_from_db()
     return child
+
+
+def child_create(*, actor: AbstractBaseUser | None, note: str = "", assignee: Any = None, **fields: Any) -> Case:
+    """A new child's record with its case opened: what a case worker or an import adds."""
+    with transaction.atomic():
+        child = Child(**fields)
+        child._change_reason = (note or "Child's record created")[:100]  # type: ignore[attr-defined]
+        child.save()
+        return case_open(child=child, actor=actor, assignee=assignee, note=note)
+
+
+def child_add_spelling(*, child: Child, family_name: str, given_name: str, patronymic: str = "", source: str) -> bool:
+    """Keep a spelling of the child's name seen elsewhere as an alias, unless it is one already
+    known (by its folded Latin key, so "Shevchenko" and "Шевченко" are one). Says whether it added."""
+    spelling = " ".join(part for part in (family_name, given_name, patronymic) if part).strip()
+    if not spelling or _spelling_known(child, spelling):
+        return False
+    child.aliases = [*(child.aliases or []), spelling]
+    child._change_reason = f"Spelling from {source}"[:100]  # type: ignore[attr-defined]
+    child.save(update_fields=["aliases", "updated_at"])
+    return True
+
+
+def _spelling_known(child: Child, spelling: str) -> bool:
+    known = {latin_key(" ".join(p for p in names if p)) for names in (
+        (child.family_name, child.given_name, child.patronymic),
+        (child.family_name, child.given_name),
+        (child.family_name_latin, child.given_name_latin, child.patronymic_latin),
+        (child.family_name_latin, child.given_name_latin),
+    )}
+    known |= {latin_key(str(alias)) for alias in child.aliases or []}
+    return latin_key(spelling) in known
+
+
+# Fields a merge copies from the duplicate when the record kept leaves them blank.
+MERGE_FILLS_BLANK = ("patronymic", "home_settlement", "home_oblast", "last_known_location", "last_known_on",
+                     "icrc_reference", "nib_reference", "guardian_name", "guardian_contact", "relatives")
+
+
+class MergeRefused(Exception):
+    """A merge that cannot be made; nothing was written."""
+
+
+def child_merge(*, keep: Child, merge: Child, actor: AbstractBaseUser | None, note: str = "") -> Child:
+    """Make `merge` a duplicate of `keep`: its cases, list entries, names and siblings go to `keep`.
+
+    Nothing is deleted. The duplicate's record stays, pointing at the child kept (`merged_into`),
+    with its history; its names become aliases of the kept child; its cases move with their whole
+    timeline, and when both children have a live case, the duplicate's is closed as a duplicate.
+    Its list entries move through the `child_merged` signal (the tracker owns them).
+    """
+    if keep.pk == merge.pk:
+        raise MergeRefused("a child cannot be merged into itself")
+    with transaction.atomic():
+        # Locked in id order, so that two merges of the same pair cannot deadlock.
+        locked = {c.pk: c for c in Child.objects.select_for_update().filter(pk__in=[keep.pk, merge.pk]).order_by("pk")}
+        kept, duplicate = locked[keep.pk], locked[merge.pk]
+        for child in (kept, duplicate):
+            if child.merged_into_id is not None:
+                raise MergeRefused(f"child {child.pk} was already merged into child {child.merged_into_id}")
+        said = f"Child {duplicate.pk} ({duplicate}) merged into child {kept.pk} ({kept})"
+        said += f": {note}" if note else ""
+
+        for spelling in (
+            (duplicate.family_name, duplicate.given_name, duplicate.patronymic),
+            (duplicate.family_name_latin, duplicate.given_name_latin, duplicate.patronymic_latin),
+        ):
+            words = " ".join(part for part in spelling if part)
+            if words and not _spelling_known(kept, words):
+                kept.aliases = [*(kept.aliases or []), words]
+        for alias in duplicate.aliases or []:
+            if not _spelling_known(kept, str(alias)):
+                kept.aliases = [*(kept.aliases or []), alias]
+        for field_name in MERGE_FILLS_BLANK:
+            if not getattr(kept, field_name) and getattr(duplicate, field_name):
+                setattr(kept, field_name, getattr(duplicate, field_name))
+        if kept.birth_date is None and duplicate.birth_date is not None:
+            kept.birth_date, kept.birth_date_precision = duplicate.birth_date, duplicate.birth_date_precision
+        # simple_history keeps 100 characters of a reason; the timeline keeps the whole message.
+        reason = f"Child {duplicate.pk} merged into child {kept.pk}"
+        kept._change_reason = reason  # type: ignore[attr-defined]
+        kept.save()
+        kept.siblings.add(*duplicate.siblings.exclude(pk=kept.pk))
+
+        live = Case.objects.filter(child=kept).exclude(status=Status.CLOSED).first()
+        for case in Case.objects.filter(child=duplicate).order_by("pk"):
+            if live is not None and case.status != Status.CLOSED:
+                case = case_change_status(case=case, to_status=Status.CLOSED, actor=actor,
+                                          closing_reason=Case.ClosingReason.DUPLICATE,
+                                          note=f"Duplicate of case {live.pk}: {said}")
+            case.child = kept
+            case._change_reason = reason  # type: ignore[attr-defined]
+            case.save(update_fields=["child", "updated_at"])
+            case_add_event(case=case, kind=CaseEvent.Kind.NOTE, actor=actor, message=said,
+                           data={"merged_child": duplicate.pk, "kept_child": kept.pk})
+        if live is not None:
+            case_add_event(case=live, kind=CaseEvent.Kind.NOTE, actor=actor, message=said,
+                           data={"merged_child": duplicate.pk, "kept_child": kept.pk})
+
+        duplicate.merged_into = kept
+        duplicate._change_reason = reason  # type: ignore[attr-defined]
+        duplicate.save(update_fields=["merged_into", "updated_at"])
+        child_merged.send(sender=Child, keep=kept, merged=duplicate, actor=actor)
+    keep.refresh_from_db()
+    merge.refresh_from_db()
+    return keep

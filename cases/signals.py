@@ -5,3 +5,8 @@ from django.dispatch import Signal
 # Sent inside the transaction that moved the case: receivers' writes commit or roll back with it.
 # Arguments: case, from_status, to_status, actor.
 case_status_changed = Signal()
+
+# Sent inside the transaction of `child_merge`, after the cases moved, so that the apps that hold
+# other records of a child (the tracker's list entries) move them with it.
+# Arguments: keep, merged, actor.
+child_merged = Signal()

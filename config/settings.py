@@ -118,7 +118,10 @@ MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
 if env("CACHE_URL", default="").startswith("redis://"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("CACHE_URL")}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # On disk rather than in memory, so that the web process sees what the worker writes (an
+    # import's progress) and rate limits hold across the local processes too.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -219,6 +222,8 @@ CELERY_BEAT_SCHEDULE = {
 # The deadline rules: how far past due a flag escalates, and how early a reminder goes out.
 TRACKER_ESCALATION_DAYS = env.list("TRACKER_ESCALATION_DAYS", cast=int, default=[14, 30])
 TRACKER_REMINDER_DAYS = env.int("TRACKER_REMINDER_DAYS", default=7)
+# Imports of lists and replies: files with more rows than this are checked and written by a Celery job.
+TRACKER_IMPORT_INLINE_ROWS = env.int("TRACKER_IMPORT_INLINE_ROWS", default=500)
 # Who hears of flags on cases that have no assignee yet.
 TRACKER_UNASSIGNED_DIGEST_TO = env.list("TRACKER_UNASSIGNED_DIGEST_TO", default=[])
 

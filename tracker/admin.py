@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 from cases.admin import CaseAdmin, NameSearchMixin, NoDeleteMixin
 from cases.models import Case
 from cases.pagination import EstimatedCountPaginator
+from tracker.admin_exports import CaseExportActionsMixin, HandoverListExportMixin
 from tracker.models import CaseShare, Flag, HandoverList, ListEntry, Organisation, Outcome, Reply, ReplyOutcome, Round
 from tracker.selectors import handover_lists_with_counts, open_flag_level
 from tracker.services import (
@@ -63,7 +64,7 @@ ENTRY_TABLE_ROWS = 500
 
 
 @admin.register(HandoverList)
-class HandoverListAdmin(NoDeleteMixin, admin.ModelAdmin):
+class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin):
     list_display = ("reference", "sender", "recipient", "round", "status", "handed_over_on", "response_due_on",
                     "entry_count", "answered_count", "awaiting_count", "overdue_count")
     list_filter = ("status", "sender", "recipient", "round")
@@ -275,14 +276,14 @@ class CaseTrackerActionForm(ActionForm):
     )
 
 
-class TrackedCaseAdmin(CaseAdmin):
+class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
     """The case page with its lists and flags, which only the tracker knows about."""
 
     inlines = [*CaseAdmin.inlines, ListEntryOfCaseInline, FlagOfCaseInline, CaseShareOfCaseInline]
     list_display = (*CaseAdmin.list_display, "open_flag")
     list_filter = (FlaggedFilter, OnListFilter, OrganisationFilter, *CaseAdmin.list_filter)
     action_form = CaseTrackerActionForm
-    actions = [*CaseAdmin.actions, "add_to_list"]
+    actions = [*CaseAdmin.actions, "add_to_list", "export_cases_csv", "export_cases_xlsx"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
         top_level = (
@@ -514,5 +515,6 @@ class FlagAdmin(NoDeleteMixin, admin.ModelAdmin):
             count += 1
         self.message_user(request, f"Dismissed {count} flag(s).", messages.SUCCESS)
 
-# Partner access (keys, shares, webhooks) has its own module; importing it registers its pages.
-from tracker import admin_partners  # noqa: E402, F401
+# Partner access (keys, shares, webhooks) and imports of spreadsheets have their own modules;
+# importing them registers their pages.
+from tracker import admin_imports, admin_partners  # noqa: E402, F401

@@ -13,6 +13,7 @@ from django.utils import timezone
 from cases.admin import NoDeleteMixin
 from tracker.models import ApiKey, ApiScope, CaseShare, ListShare, WebhookDelivery, WebhookEndpoint
 from tracker.partners import api_key_issue, api_key_revoke
+from tracker.webhooks import url_problem
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -97,6 +98,7 @@ class ListShareAdmin(admin.ModelAdmin):
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
     events = forms.MultipleChoiceField(choices=WebhookEndpoint.Event.choices, required=False,
                                        widget=forms.CheckboxSelectMultiple, help_text="None ticked: every event.")
 
@@ -104,6 +106,13 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ("organisation", "url", "secret", "events", "is_active")
         widgets = {"secret": forms.PasswordInput(render_value=True)}
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        problem = url_problem(url)
+        if problem:
+            raise forms.ValidationError(problem)
+        return url
 
 
 @admin.register(WebhookEndpoint)

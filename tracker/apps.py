@@ -8,5 +8,5 @@ class TrackerConfig(AppConfig):
     verbose_name = "Lists and replies"
 
     def ready(self) -> None:
-        # Connects the outbox to cases' status-change signal.
-        from tracker import webhooks  # noqa: F401
+        # Connects the outbox to cases' status-change signal, and list entries to child merges.
+        from tracker import services, webhooks  # noqa: F401

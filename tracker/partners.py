@@ -131,9 +131,9 @@ def visible_lists(viewer: Viewer) -> QuerySet[HandoverList]:
     )
 
 
-def log_child_reads(viewer: Viewer, child_ids: Iterable[int], *, path: str, user: AbstractBaseUser | None) -> None:
-    """One read-log row per child shown, in one statement."""
-    channel = RecordAccess.Channel.API
+def log_child_reads(viewer: Viewer, child_ids: Iterable[int], *, path: str, user: AbstractBaseUser | None,
+                    channel: str = RecordAccess.Channel.API) -> None:
+    """One read-log row per child shown (or exported: `channel="export"`), in one statement."""
     client = f"{viewer.organisation} · key {viewer.key.prefix}" if viewer.key and viewer.organisation else ""
     RecordAccess.objects.bulk_create(
         [

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 
 from celery import shared_task
+from django.contrib.auth import get_user_model
 from django.db import OperationalError
 from django.utils import timezone
 
-from tracker import deadlines, webhooks
+from tracker import deadlines, services, webhooks
 
 
 @shared_task(
@@ -61,3 +62,17 @@ def redeliver_stale_webhooks() -> int:
     for delivery_id in stale:
         deliver_webhook.delay(delivery_id)
     return len(stale)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, acks_late=True)
+def validate_import(batch_id: int) -> str:
+    """Check and match a large uploaded file; the admin page follows its progress."""
+    return services.import_batch_validate(batch_id=batch_id).status
+
+
+@shared_task(acks_late=True)
+def run_import(batch_id: int, actor_id: int | None = None) -> str:
+    """Write a confirmed large import. Safe to run again: a finished batch is left as it is, and a
+    batch whose worker died mid-way was rolled back and is written afresh."""
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    return services.import_batch_run(batch_id=batch_id, actor=actor).status

@@ -33,6 +33,15 @@ SIGNATURE_HEADER = "X-Tracker-Signature"
 FAN_OUT_BATCH = 500
 
 
+def url_problem(url: str) -> str | None:
+    """Why a webhook URL is refused, if it is: deliveries carry signed data and must go over https."""
+    if url.startswith("https://"):
+        return None
+    if url.startswith("http://") and settings.WEBHOOK_ALLOW_HTTP:
+        return None
+    return "must be an https:// URL"
+
+
 def subscribed(event: str) -> bool:
     """Whether any active endpoint wants this event: when none does, nothing is written."""
     return any(endpoint.wants(event) for endpoint in WebhookEndpoint.objects.filter(is_active=True).only("events"))

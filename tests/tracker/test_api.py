@@ -370,3 +370,26 @@ def test_schema_and_documentation_pages_are_served(alpha, admin_user):
     for page in ("/api/v1/schema/swagger/", "/api/v1/schema/redoc/"):
         response = alpha.client.get(page)
         assert response.status_code == 200 and b"<html" in response.content.lower()
+
+
+# --- webhooks registration ----------------------------------------------------------------------------
+
+def test_a_partner_registers_its_own_webhook_and_never_sees_the_secret_again(alpha, beta, settings):
+    settings.WEBHOOK_ALLOW_HTTP = False
+    refused = alpha.client.post("/api/v1/webhooks/", {"url": "http://example.org/hook", "secret": "s" * 20},
+                                format="json")
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "url"
+    made = alpha.client.post("/api/v1/webhooks/", {"url": "https://example.org/hook", "secret": "s" * 20,
+                                                   "events": ["entry.flagged"]}, format="json")
+    assert made.status_code == 201, made.json()
+    assert "secret" not in made.json()
+    assert ids(alpha.client.get("/api/v1/webhooks/")) == {made.json()["id"]}
+    assert ids(beta.client.get("/api/v1/webhooks/")) == set()
+    assert beta.client.get(f"/api/v1/webhooks/{made.json()['id']}/").status_code == 404
+
+
+@pytest.mark.parametrize("moment", ["1213-02-22T14:56:17-22:31", "0001-01-01T00:00:00+10:00"])
+def test_updated_since_takes_any_offset_python_reads(alpha, moment):
+    for url in ("/api/v1/cases/", "/api/v1/lists/", "/api/v1/replies/"):
+        response = alpha.client.get(url, {"updated_since": moment})
+        assert response.status_code == 200, (url, response.content)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import django_filters
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -10,6 +12,20 @@ from cases.models import Case, Child, Oblast
 from cases.selectors import search_by_name
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply
 from tracker.partners import visible_lists
+
+
+def in_utc(value: datetime.datetime) -> datetime.datetime:
+    """A time in any offset Python accepts, for the database: PostgreSQL refuses offsets beyond
+    ±15:59, and a time before year 1 in UTC means "since always"."""
+    try:
+        return value.astimezone(datetime.UTC)
+    except OverflowError:
+        return datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    def filter(self, qs: QuerySet, value: datetime.datetime | None) -> QuerySet:
+        return super().filter(qs, None if value is None else in_utc(value))
 
 
 def _visible_lists(request) -> QuerySet[HandoverList]:  # type: ignore[no-untyped-def]
@@ -32,8 +48,7 @@ class CaseFilter(django_filters.FilterSet):
     circumstances = django_filters.MultipleChoiceFilter(field_name="child__circumstances",
                                                         choices=Child.Circumstances.choices)
     q = django_filters.CharFilter(method="filter_name", label="A name in any script or spelling")
-    updated_since = django_filters.IsoDateTimeFilter(method="filter_updated_since",
-                                                     label="Changed at or after (ISO 8601)")
+    updated_since = UtcDateTimeFilter(method="filter_updated_since", label="Changed at or after (ISO 8601)")
 
     class Meta:
         model = Case
@@ -65,9 +80,10 @@ class CaseFilter(django_filters.FilterSet):
     def filter_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return search_by_name(queryset, "child__search_names", value)
 
-    def filter_updated_since(self, queryset: QuerySet, name: str, value: object) -> QuerySet:
+    def filter_updated_since(self, queryset: QuerySet, name: str, value: datetime.datetime | None) -> QuerySet:
         if value is None:
             return queryset
+        value = in_utc(value)
         return queryset.filter(Q(updated_at__gte=value) | Q(child__updated_at__gte=value))
 
 
@@ -76,7 +92,7 @@ class HandoverListFilter(django_filters.FilterSet):
     organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
                                                     label="Sent or received by this organisation")
     overdue = django_filters.BooleanFilter(method="filter_overdue", label="Has entries past due with no reply")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = HandoverList
@@ -98,7 +114,7 @@ class ListEntryFilter(django_filters.FilterSet):
     flagged = django_filters.BooleanFilter(method="filter_flagged", label="Has an open flag")
     overdue = django_filters.BooleanFilter(method="filter_overdue", label="Past due with no reply")
     q = django_filters.CharFilter(method="filter_name", label="A name in any script or spelling")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = ListEntry
@@ -122,7 +138,7 @@ class ListEntryFilter(django_filters.FilterSet):
 
 class ReplyFilter(django_filters.FilterSet):
     list = django_filters.ModelChoiceFilter(field_name="handover_list", queryset=_visible_lists)
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Reply

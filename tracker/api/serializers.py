@@ -20,6 +20,7 @@ from tracker.models import (
     ReplyOutcome,
     WebhookEndpoint,
 )
+from tracker.webhooks import url_problem
 
 HANDOVER_CHILD_FIELDS = (
     "id", "family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin", "patronymic_latin",
@@ -148,7 +149,7 @@ class ListEntrySerializer(serializers.ModelSerializer):
 class HandoverListSerializer(serializers.ModelSerializer):
     sender = serializers.PrimaryKeyRelatedField(read_only=True)
     recipient = serializers.PrimaryKeyRelatedField(read_only=True)
-    round = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    round = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     children = serializers.IntegerField(source="n_entries", read_only=True)
     replied = serializers.IntegerField(source="n_answered", read_only=True)
     awaiting = serializers.IntegerField(source="n_awaiting", read_only=True)
@@ -212,3 +213,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         model = WebhookEndpoint
         fields = ("id", "url", "secret", "events", "is_active", "created_at")
         read_only_fields = ("created_at",)
+
+    def validate_url(self, value: str) -> str:
+        problem = url_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value

@@ -6,8 +6,10 @@ import hashlib
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Value
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -17,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from cases.models import Case, CaseEvent
+from cases.models import Case, CaseEvent, RecordAccess
 from cases.services import child_update_last_known
 from tracker.api import serializers as s
 from tracker.api.errors import PreconditionFailed, PreconditionRequired
@@ -25,6 +27,8 @@ from tracker.api.filters import CaseFilter, HandoverListFilter, ListEntryFilter,
 from tracker.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tracker.api.idempotency import idempotent
 from tracker.api.permissions import viewer_of
+from tracker.api.renderers import CSVRenderer, XLSXRenderer
+from tracker.exports import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, attachment, cases_csv, cases_xlsx, in_chunks
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply, ReplyOutcome, WebhookEndpoint
 from tracker.partners import Viewer, live_shares, log_child_reads, visible_cases, visible_lists
 from tracker.selectors import handover_lists_with_counts
@@ -43,6 +47,8 @@ IF_MATCH_PARAMETER = OpenApiParameter(
 
 
 class PartnerViewSet(viewsets.GenericViewSet):
+    # Ids are numbers: anything else is no record, and answers 404 before any query.
+    lookup_value_regex = r"[0-9]+"
     filter_backends = [*viewsets.GenericViewSet.filter_backends, OrderingFilter]
     ordering_fields = ORDERING
 
@@ -144,6 +150,39 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
     def flags(self, request: Request, pk: str | None = None) -> Response:
         case = self.get_object()
         return Response(s.FlagSerializer(Flag.objects.filter(case=case).order_by("raised_at", "id"), many=True).data)
+
+    @extend_schema(
+        summary="Export the cases shared with you, as CSV or XLSX",
+        description=(
+            "The same cases, filters and ordering as the list, in one file: one row per case with its child. "
+            "The guardian, relatives, contacts and notes are filled in only for cases whose share grants "
+            "them (`restricted_fields_shared`). Every exported child is logged as read. CSV is streamed."
+        ),
+        parameters=[OpenApiParameter("format", str, enum=["csv", "xlsx"], description="The file's format (csv).")],
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, XLSX_CONTENT_TYPE): OpenApiTypes.BINARY},
+        filters=True,
+    )
+    @action(detail=False, methods=["get"], pagination_class=None, renderer_classes=[CSVRenderer, XLSXRenderer])
+    def export(self, request: Request) -> HttpResponse | StreamingHttpResponse:
+        viewer = self.viewer
+        # Case workers' exports carry no restricted field; a partner's carry them where a share grants
+        # them (tracker.exports says why).
+        include_restricted = not viewer.is_staff
+        path = request.get_full_path()
+
+        def log_exported(chunk: list[Case]) -> None:
+            log_child_reads(viewer, [case.child_id for case in chunk], path=path, user=request.user,
+                            channel=RecordAccess.Channel.EXPORT)
+
+        cases = in_chunks(self.filter_queryset(self.get_queryset()), log_exported)
+        filename = f"cases-{timezone.localdate():%Y-%m-%d}"
+        if request.accepted_renderer.format == "xlsx":
+            return HttpResponse(cases_xlsx(cases, include_restricted=include_restricted),
+                                content_type=XLSX_CONTENT_TYPE,
+                                headers=attachment(f"{filename}.xlsx"))
+        return StreamingHttpResponse(cases_csv(cases, include_restricted=include_restricted),
+                                     content_type=CSV_CONTENT_TYPE,
+                                     headers=attachment(f"{filename}.csv"))
 
 
 @extend_schema_view(

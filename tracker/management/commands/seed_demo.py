@@ -17,7 +17,16 @@ from django.utils import timezone
 
 from cases.models import Case, Child, Oblast
 from cases.services import case_open
-from tracker.models import HandoverList, Organisation, Outcome, ReplyOutcome, Round, Verification
+from tracker.models import (
+    CaseShare,
+    HandoverList,
+    ListShare,
+    Organisation,
+    Outcome,
+    ReplyOutcome,
+    Round,
+    Verification,
+)
 from tracker.services import OutcomeInput, list_add_cases, list_hand_over, reply_record
 
 ISTANBUL_LIST = "UA-RU-2025-06-02/1"
@@ -101,7 +110,7 @@ class Command(BaseCommand):
         russia = org("Russian delegation", "Russia", Organisation.Kind.PARTY, "Russia")
         turkiye = org("Republic of Türkiye (host and mediator)", "Türkiye", Organisation.Kind.MEDIATOR, "Türkiye")
         qatar = org("State of Qatar (mediator)", "Qatar", Organisation.Kind.MEDIATOR, "Qatar")
-        org("Demo Tracing Network", "DTN", Organisation.Kind.PARTNER)
+        tracing = org("Demo Tracing Network", "DTN", Organisation.Kind.PARTNER)
         org("Demo Children's Rights Group", "DCRG", Organisation.Kind.PARTNER)
 
         istanbul = Round.objects.get_or_create(
@@ -163,6 +172,13 @@ class Command(BaseCommand):
 
         draft = new_list("UA-RU-next-round/draft", "Being prepared for the next round", istanbul)
         list_add_cases(handover_list=draft, cases=take(), actor=workers[0])
+
+        # The tracing partner follows part of the Istanbul list through the API: it is shown the
+        # list, and 25 of its cases are shared with it, 5 of them with the restricted fields.
+        ListShare.objects.create(handover_list=first, organisation=tracing, shared_by=workers[0])
+        for index, entry in enumerate(first.entries.order_by("position")[:25]):
+            CaseShare.objects.create(case_id=entry.case_id, organisation=tracing, include_restricted=index < 5,
+                                     can_contribute=True, shared_by=workers[0])
 
         return (f"Seeded {Child.objects.count()} synthetic children, {HandoverList.objects.count()} lists, "
                 f"{len(answers)} answers in the Istanbul reply.")

@@ -1,0 +1,168 @@
+"""The matching engine against the database: which stored children a record may describe.
+
+One path for every caller (the import, the admin's "possible duplicates", the API's name search,
+a command): the records' blocking keys are looked up in the indexed `ChildMatchKey` table, in one
+query per thousand records however many records come, and only the children found that way are
+judged by `cases.matching.compare`. No caller ever reads the whole table of children.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import islice
+
+from django.db.models import Count, F, Window
+
+from cases.matching import MatchScore, PersonRecord, blocking_keys, compare
+from cases.models import Child, ChildMatchKey
+from cases.names import is_known_given_name, latin_key
+
+# Records per candidate query: bounds the size of the IN lists, not the number of queries per row.
+QUERY_BATCH = 1000
+# A key shared by more children than this (a very common name with a common birth year) says too
+# little to be worth comparing every child under it; the record's other keys still find the child.
+# Higher than the engine's in-file block limit, since here one record meets the block, not all pairs.
+DB_MAX_BLOCK_SIZE = 1000
+KEY_LENGTH = 80
+
+# What the candidate search reads of a child: the fields the engine compares, and what a preview shows.
+_CHILD_FIELDS = ("id", "family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin",
+                 "patronymic_latin", "aliases", "birth_date", "birth_date_precision", "sex", "home_settlement",
+                 "home_oblast")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored child a record may describe, with the engine's verdict and reasons."""
+
+    child: Child
+    score: MatchScore
+
+    @property
+    def verdict(self) -> str:
+        return self.score.verdict
+
+
+def child_birth_date(child: Child) -> str:
+    """The child's birth date to the precision it is known, as the engine reads dates."""
+    if child.birth_date is None:
+        return ""
+    return {"year": f"{child.birth_date:%Y}", "month": f"{child.birth_date:%Y-%m}"}.get(
+        child.birth_date_precision, child.birth_date.isoformat()
+    )
+
+
+def child_records(child: Child) -> list[PersonRecord]:
+    """Every spelling of a child as a record: the family's, the Latin one when it is not just the
+    transliteration, and each alias.
+
+    An alias is a full name ("Шевченко Александр Иванович": family, given, patronymic) or one
+    word, which stands in for the given name when it is a known given name and for the family name
+    otherwise (aliases hold Russian forms of given names and other spellings of family names).
+    """
+    common = {"birth_date": child_birth_date(child), "sex": child.sex if child.sex != "U" else "",
+              "settlement": child.home_settlement, "record_id": str(child.pk or "")}
+    names = (child.family_name, child.given_name, child.patronymic)
+    records = [PersonRecord(family_name=names[0], given_name=names[1], patronymic=names[2], **common)]
+    latin = (child.family_name_latin, child.given_name_latin, child.patronymic_latin)
+    if any(latin) and [latin_key(n) for n in latin] != [latin_key(n) for n in names]:
+        records.append(PersonRecord(family_name=latin[0] or names[0], given_name=latin[1] or names[1],
+                                    patronymic=latin[2] or names[2], **common))
+    for alias in child.aliases or []:
+        words = str(alias).split()
+        if not words:
+            continue
+        if len(words) == 1:
+            family, given, patronymic = (names[0], words[0], names[2]) if is_known_given_name(words[0]) else (
+                words[0], names[1], names[2])
+        else:
+            family, given, patronymic = words[0], words[1], " ".join(words[2:]) or names[2]
+        records.append(PersonRecord(family_name=family, given_name=given, patronymic=patronymic, **common))
+    return records
+
+
+def child_match_keys(child: Child) -> set[str]:
+    """The keys a child is filed under; none for a merged record, which is nobody's candidate."""
+    if child.merged_into_id is not None:
+        return set()
+    return {key[:KEY_LENGTH] for record in child_records(child) for key in blocking_keys(record)}
+
+
+def sync_match_keys(child: Child, *, adding: bool = False) -> None:
+    """Bring the child's rows in `ChildMatchKey` in line with its names and birth date."""
+    wanted = child_match_keys(child)
+    stored = set() if adding else set(ChildMatchKey.objects.filter(child=child).values_list("key", flat=True))
+    if stored - wanted:
+        ChildMatchKey.objects.filter(child=child, key__in=stored - wanted).delete()
+    if wanted - stored:
+        # Two saves of one child at once may both add a key: the second one's insert is a no-op.
+        ChildMatchKey.objects.bulk_create([ChildMatchKey(child=child, key=key) for key in wanted - stored],
+                                          ignore_conflicts=True)
+
+
+def backfill_match_keys(children: Iterable[Child], *, batch_size: int = 2000) -> int:
+    """File children that have no keys yet (children made before the table, or by bulk_create)."""
+    made = 0
+    iterator = iter(children)
+    while chunk := list(islice(iterator, batch_size)):
+        rows = [ChildMatchKey(child_id=child.pk, key=key) for child in chunk for key in child_match_keys(child)]
+        ChildMatchKey.objects.bulk_create(rows, ignore_conflicts=True, batch_size=batch_size)
+        made += len(rows)
+    return made
+
+
+def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] = ()) -> list[list[Candidate]]:
+    """For each record, the stored children it may describe ('same' or 'possible'), best first.
+
+    Two queries per thousand records: the children filed under the records' keys (blocks larger
+    than `DB_MAX_BLOCK_SIZE` left out by the database), then those children's fields.
+    """
+    excluded = set(exclude)
+    record_keys = [{key[:KEY_LENGTH] for key in blocking_keys(record)} for record in records]
+    results: list[list[Candidate]] = [[] for _ in records]
+    for start in range(0, len(records), QUERY_BATCH):
+        positions = range(start, min(start + QUERY_BATCH, len(records)))
+        keys = sorted(set().union(*(record_keys[i] for i in positions)))
+        if not keys:
+            continue
+        filed = (
+            ChildMatchKey.objects.filter(key__in=keys)
+            .annotate(block_size=Window(Count("id"), partition_by=[F("key")]))
+            .filter(block_size__lte=DB_MAX_BLOCK_SIZE)
+            .values_list("key", "child_id")
+        )
+        children_by_key: dict[str, set[int]] = defaultdict(set)
+        for key, child_id in filed:
+            if child_id not in excluded:
+                children_by_key[key].add(child_id)
+        child_ids = set().union(*children_by_key.values())
+        children = {
+            child.pk: child
+            for child in Child.objects.filter(pk__in=child_ids, merged_into__isnull=True).only(*_CHILD_FIELDS)
+        }
+        spellings = {pk: child_records(child) for pk, child in children.items()}
+        for i in positions:
+            found: list[Candidate] = []
+            for child_id in set().union(*(children_by_key.get(key, set()) for key in record_keys[i])):
+                if child_id not in children:
+                    continue
+                best = max((compare(records[i], spelling) for spelling in spellings[child_id]),
+                           key=lambda score: score.points)
+                if best.verdict != "different":
+                    found.append(Candidate(children[child_id], best))
+            found.sort(key=lambda candidate: (-candidate.score.points, candidate.child.pk))
+            results[i] = found
+    return results
+
+
+def possible_duplicates(child: Child) -> list[Candidate]:
+    """Other children the engine finds alike to this one under any of its spellings, best first."""
+    best: dict[int, Candidate] = {}
+    for found in find_candidates(child_records(child), exclude=[child.pk]):
+        for candidate in found:
+            held = best.get(candidate.child.pk)
+            if held is None or candidate.score.points > held.score.points:
+                best[candidate.child.pk] = candidate
+    return sorted(best.values(), key=lambda candidate: (-candidate.score.points, candidate.child.pk))

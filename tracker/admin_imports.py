@@ -1,0 +1,139 @@
+"""The admin's pages for importing a list or a reply: upload, preview with the matches, confirm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from cases.admin import NoDeleteMixin
+from tracker import imports, tasks
+from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation
+from tracker.services import (
+    ExchangeError,
+    import_batch_create,
+    import_batch_decide,
+    import_batch_run,
+    import_batch_start,
+    import_batch_validate,
+    import_progress,
+)
+
+PREVIEW_ROWS = 1000
+
+
+class ImportUploadForm(forms.Form):
+    kind = forms.ChoiceField(choices=ImportBatch.Kind.choices, widget=forms.RadioSelect,
+                             initial=ImportBatch.Kind.LIST)
+    file = forms.FileField(help_text="CSV (UTF-8 or Windows-1251, comma or semicolon) or XLSX; a title line "
+                                     "above the header is fine. Column names: see the README.")
+    sender = forms.ModelChoiceField(Organisation.objects.all(), required=False, label="handed over by")
+    recipient = forms.ModelChoiceField(Organisation.objects.all(), required=False, label="handed over to")
+    reference = forms.CharField(required=False, max_length=80,
+                                help_text="The list's reference (else the file's “list” column), or the reply's own.")
+    handed_over_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}),
+                                     help_text="Leave empty to keep the list as a draft.")
+    response_due_on = forms.DateField(required=False, label="reply due",
+                                      widget=forms.DateInput(attrs={"type": "date"}))
+    handover_list = forms.ModelChoiceField(
+        HandoverList.objects.exclude(status=HandoverList.Status.DRAFT), required=False,
+        label="list replied to", help_text="For a reply.",
+    )
+    received_on = forms.DateField(required=False, label="reply received on",
+                                  widget=forms.DateInput(attrs={"type": "date"}))
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
+    list_display = ("id", "kind", "file_name", "status", "row_count", "handover_list", "created_by", "created_at")
+    list_filter = ("kind", "status")
+    list_select_related = ("handover_list", "created_by")
+    search_fields = ("file_name", "reference")
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+                 ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = ImportUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            upload = data["file"]
+            content = upload.read()
+            try:
+                batch = import_batch_create(
+                    kind=data["kind"], content=content, file_name=upload.name, actor=request.user,
+                    sender=data["sender"], recipient=data["recipient"], reference=data["reference"],
+                    handed_over_on=data["handed_over_on"], response_due_on=data["response_due_on"],
+                    handover_list=data["handover_list"], received_on=data["received_on"],
+                )
+            except ExchangeError as error:
+                for where, why in error.problems:
+                    form.add_error(where if where in form.fields else None, why)
+            else:
+                self._validate(batch, content)
+                return HttpResponseRedirect(reverse("admin:tracker_importbatch_change", args=[batch.pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "title": "Import a list or a reply", "columns": imports.LIST_COLUMNS,
+                   "reply_columns": imports.REPLY_COLUMNS, **(extra_context or {})}
+        return TemplateResponse(request, "admin/tracker/importbatch/upload.html", context)
+
+    @staticmethod
+    def _validate(batch: ImportBatch, content: bytes) -> None:
+        """Small files are checked while the case worker waits; large ones by a Celery job."""
+        try:
+            lines = len(imports.read_table(content, batch.file_name))
+        except imports.UnreadableFile:
+            lines = 0
+        if lines > settings.TRACKER_IMPORT_INLINE_ROWS:
+            transaction.on_commit(lambda: tasks.validate_import.delay(batch.pk))
+        else:
+            import_batch_validate(batch_id=batch.pk)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        batch = get_object_or_404(ImportBatch.objects.select_related("handover_list", "sender", "recipient"),
+                                  pk=object_id)
+        if request.method == "POST":
+            return self._confirm(request, batch)
+        rows = batch.rows.select_related("child").order_by("line_number")
+        proposed = list(rows.filter(verdict=ImportRow.Verdict.PROPOSED))
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "batch": batch,
+            "title": str(batch), "progress": import_progress(batch), "proposed": proposed,
+            "rows": rows[:PREVIEW_ROWS], "shown": PREVIEW_ROWS, "decisions": ImportRow.Decision.choices[1:],
+            "can_confirm": batch.status == ImportBatch.Status.VALIDATED and self.has_change_permission(request, batch),
+        }
+        return TemplateResponse(request, "admin/tracker/importbatch/preview.html", context)
+
+    def _confirm(self, request: HttpRequest, batch: ImportBatch) -> HttpResponse:
+        here = HttpResponseRedirect(reverse("admin:tracker_importbatch_change", args=[batch.pk]))
+        if not self.has_change_permission(request, batch):
+            return here
+        decisions = {int(name.removeprefix("decision-")): value for name, value in request.POST.items()
+                     if name.startswith("decision-") and name.removeprefix("decision-").isdigit() and value}
+        try:
+            import_batch_decide(batch=batch, decisions=decisions, actor=request.user)
+            if "_confirm" not in request.POST:
+                self.message_user(request, "Decisions saved.", messages.SUCCESS)
+                return here
+            started = import_batch_start(batch=batch, actor=request.user)
+        except ExchangeError as error:
+            for where, why in error.problems:
+                self.message_user(request, f"{where}: {why}", messages.ERROR)
+            return here
+        if started.row_count > settings.TRACKER_IMPORT_INLINE_ROWS:
+            actor_id = request.user.pk
+            transaction.on_commit(lambda: tasks.run_import.delay(started.pk, actor_id))
+            self.message_user(request, "Importing in the background: this page shows its progress.", messages.INFO)
+        else:
+            done = import_batch_run(batch_id=started.pk, actor=request.user)
+            level = messages.SUCCESS if done.status == ImportBatch.Status.DONE else messages.ERROR
+            self.message_user(request, f"{done}: {done.get_status_display().lower()}.", level)
+        return here
