@@ -476,16 +476,23 @@ def blocking_keys(record: PersonRecord) -> set[str]:
 
     - ``n:<code>|<code>``: the codes of the two names, sorted, so that swapped family and given
       names meet; no date, so that a missing or mistyped date does not hide a pair.
-    - ``y:<code>:<YYYY>``: the code of one name with the birth year, which finds a pair when the
-      other name has a typo the codes do not absorb (Семеко / Семенко, Иаанова / Іванова).
+    - ``y:<code>:<YYYY>:<letter>``: the code of one name with the birth year and the first letter
+      of the other name's code, which finds a pair when the other name has a typo the codes do not
+      absorb (Семеко / Семенко, Иаанова / Іванова). The letter keeps these blocks small: without
+      it every Олександр born in one year would be one block, tens of thousands in a national
+      register; a slip in the very first letter of the other name is what it gives up.
     A code is ``g<canonical given name>`` or ``f<consonant skeleton>``; for example Шевченко Кирило
-    born 2014 gives ``n:fshvchnk|gkirilo``, ``y:fshvchnk:2014`` and ``y:gkirilo:2014``.  Meant to
-    be stored in an indexed array column and matched with ``&&`` when searching the database.
+    born 2014 gives ``n:fshvchnk|gkirilo``, ``y:fshvchnk:2014:k`` and ``y:gkirilo:2014:s``. The
+    keys depend on the codes only, not on which field holds them, so swapped names give the same
+    keys. The database files each child under them (`ChildMatchKey`) for candidate search.
     """
     family_codes, given_codes = _name_codes(record.family), _name_codes(record.given)
     keys = {f"n:{min(f, g)}|{max(f, g)}" for f in family_codes for g in given_codes}
     if record.date.year is not None:
-        keys |= {f"y:{code}:{record.date.year:04d}" for code in family_codes + given_codes}
+        year = f"{record.date.year:04d}"
+        for codes, others in ((family_codes, given_codes), (given_codes, family_codes)):
+            letters = {other[1] for other in others} or {"_"}
+            keys |= {f"y:{code}:{year}:{letter}" for code in codes for letter in letters}
     return keys
 
 

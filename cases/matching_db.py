@@ -8,6 +8,7 @@ judged by `cases.matching.compare`. No caller ever reads the whole table of chil
 
 from __future__ import annotations
 
+import datetime
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from django.db.models import Count, F, Window
 
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare
 from cases.models import Child, ChildMatchKey
-from cases.names import is_known_given_name, latin_key
+from cases.names import is_known_given_name, latin_key, typo_distance
 
 # Records per candidate query: bounds the size of the IN lists, not the number of queries per row.
 QUERY_BATCH = 1000
@@ -102,6 +103,12 @@ def sync_match_keys(child: Child, *, adding: bool = False) -> None:
                                           ignore_conflicts=True)
 
 
+def sync_match_keys_many(children: Sequence[Child]) -> None:
+    """`sync_match_keys` for many children in three statements: their keys filed anew."""
+    ChildMatchKey.objects.filter(child__in=[child.pk for child in children]).delete()
+    backfill_match_keys(children)
+
+
 def backfill_match_keys(children: Iterable[Child], *, batch_size: int = 2000) -> int:
     """File children that have no keys yet (children made before the table, or by bulk_create)."""
     made = 0
@@ -116,8 +123,9 @@ def backfill_match_keys(children: Iterable[Child], *, batch_size: int = 2000) ->
 def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] = ()) -> list[list[Candidate]]:
     """For each record, the stored children it may describe ('same' or 'possible'), best first.
 
-    Two queries per thousand records: the children filed under the records' keys (blocks larger
-    than `DB_MAX_BLOCK_SIZE` left out by the database), then those children's fields.
+    Three queries per thousand records: the children filed under the records' keys (blocks larger
+    than `DB_MAX_BLOCK_SIZE` left out by the database), a light read of those children to set aside
+    the ones that cannot match, then the fields of the rest.
     """
     excluded = set(exclude)
     record_keys = [{key[:KEY_LENGTH] for key in blocking_keys(record)} for record in records]
@@ -137,17 +145,28 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
         for key, child_id in filed:
             if child_id not in excluded:
                 children_by_key[key].add(child_id)
-        child_ids = set().union(*children_by_key.values())
+        # First a light read of every candidate (its name keys and birth date) to set aside the
+        # ones that cannot be this child; only the rest are read whole and weighed by the engine.
+        light = {
+            pk: (set(search_names.split()), born)
+            for pk, search_names, born in Child.objects.filter(
+                pk__in=set().union(*children_by_key.values()), merged_into__isnull=True
+            ).values_list("pk", "search_names", "birth_date")
+        }
+        worth: list[list[int]] = []
+        for i in positions:
+            by_name = set().union(*(children_by_key.get(key, set()) for key in record_keys[i] if key[0] == "n"))
+            by_year = set().union(*(children_by_key.get(key, set()) for key in record_keys[i] if key[0] != "n"))
+            worth.append([pk for pk in by_name | by_year if pk in light and _may_be(
+                records[i], light[pk], names_agree=pk in by_name, year_agrees=pk in by_year)])
         children = {
             child.pk: child
-            for child in Child.objects.filter(pk__in=child_ids, merged_into__isnull=True).only(*_CHILD_FIELDS)
+            for child in Child.objects.filter(pk__in=set().union(*worth)).only(*_CHILD_FIELDS)
         }
         spellings = {pk: child_records(child) for pk, child in children.items()}
-        for i in positions:
+        for i, child_ids in zip(positions, worth, strict=True):
             found: list[Candidate] = []
-            for child_id in set().union(*(children_by_key.get(key, set()) for key in record_keys[i])):
-                if child_id not in children:
-                    continue
+            for child_id in child_ids:
                 best = max((compare(records[i], spelling) for spelling in spellings[child_id]),
                            key=lambda score: score.points)
                 if best.verdict != "different":
@@ -155,6 +174,32 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
             found.sort(key=lambda candidate: (-candidate.score.points, candidate.child.pk))
             results[i] = found
     return results
+
+
+# Birth years further apart than this are not one child's year written twice.
+YEARS_APART = 2
+# A name written with more slips than this is not taken for the same name.
+NAME_TYPOS = 2
+
+
+def _may_be(record: PersonRecord, light: tuple[set[str], datetime.date | None], *, names_agree: bool,
+            year_agrees: bool) -> bool:
+    """A quick, generous test of whether the engine could judge a candidate the same child or a
+    possible one; what fails it would be judged different, so it is not weighed at all.
+
+    The blocks say why the candidate came: both names (then the birth years must be near), or one
+    name with the birth year (then the other name may only carry typos). Comparing every member of a
+    common name's block in full was most of an import's time.
+    """
+    words, born = light
+    if names_agree and year_agrees:
+        return True
+    if names_agree:
+        year = record.date.year
+        return year is None or born is None or abs(born.year - year) <= YEARS_APART
+    # One name and the year agree: each word of both names must be near a word the child is known by.
+    wanted = latin_key(f"{record.family_name} {record.given_name}").split()
+    return all(any(typo_distance(word, known, NAME_TYPOS) <= NAME_TYPOS for known in words) for word in wanted)
 
 
 def possible_duplicates(child: Child) -> list[Candidate]:

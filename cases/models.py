@@ -183,13 +183,7 @@ class Child(TimeStampedModel):
         return " ".join(p for p in (self.family_name, self.given_name, self.patronymic) if p)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self.family_name_latin:
-            self.family_name_latin = names.transliterate_uk(self.family_name)
-        if not self.given_name_latin:
-            self.given_name_latin = names.transliterate_uk(self.given_name)
-        if not self.patronymic_latin and self.patronymic:
-            self.patronymic_latin = names.transliterate_uk(self.patronymic)
-        self.search_names = self.compute_search_names()
+        self.fill_derived()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
             kwargs["update_fields"] = {*update_fields, "search_names"}
@@ -204,6 +198,17 @@ class Child(TimeStampedModel):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
         raise RecordDeletionRefused("a child's record is never deleted")
+
+    def fill_derived(self) -> None:
+        """The Latin forms left blank, and the search column: what every write of a child, one by one
+        or in bulk, stores with it."""
+        if not self.family_name_latin:
+            self.family_name_latin = names.transliterate_uk(self.family_name)
+        if not self.given_name_latin:
+            self.given_name_latin = names.transliterate_uk(self.given_name)
+        if not self.patronymic_latin and self.patronymic:
+            self.patronymic_latin = names.transliterate_uk(self.patronymic)
+        self.search_names = self.compute_search_names()
 
     def compute_search_names(self) -> str:
         return names.search_text(
@@ -391,7 +396,8 @@ class CaseEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} · {self.happened_at:%Y-%m-%d %H:%M}"
+        # In local time, as the admin shows every other time: the stored value is in UTC.
+        return f"{self.get_kind_display()} · {timezone.localtime(self.happened_at):%Y-%m-%d %H:%M}"
 
 
 
@@ -425,4 +431,4 @@ class RecordAccess(models.Model):
         indexes = [models.Index(fields=["child", "-accessed_at"], name="record_access_child_idx")]
 
     def __str__(self) -> str:
-        return f"{self.child_id} read via {self.channel} at {self.accessed_at:%Y-%m-%d %H:%M}"
+        return f"{self.child_id} read via {self.channel} at {timezone.localtime(self.accessed_at):%Y-%m-%d %H:%M}"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from cases.models import Case, CaseEvent, Child
 from cases.names import latin_key
@@ -113,9 +116,116 @@ def case_change_status(
             message=note,
             data={**(data or {}), **({"closing_reason": closing_reason} if closing_reason else {})},
         )
-        case_status_changed.send(sender=Case, case=locked, from_status=from_status, to_status=to_status, actor=actor)
+        case_status_changed.send(sender=Case, changes=[(locked, from_status, to_status)], actor=actor)
     case.refresh_from_db()
     return case
+
+
+@dataclass(frozen=True)
+class StatusStep:
+    """One step of many cases moved together: the status reached, and the timeline line for it."""
+
+    to_status: str
+    kind: str
+    message: str
+
+
+def cases_move_many(
+    *,
+    cases: Sequence[Case],
+    steps: Callable[[Case], Sequence[StatusStep]],
+    actor: AbstractBaseUser | None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """Move many cases at once, each along the steps `steps(case)` gives it (a step to the status the
+    case already has is a timeline line only), in a handful of statements whatever their number.
+
+    The same road as `case_change_status`: the rows are locked, every step must be allowed, and
+    each step leaves its timeline event; history rows and the status-change signal go in bulk.
+    Returns how many cases moved.
+    """
+    with transaction.atomic():
+        locked = {c.pk: c for c in Case.objects.select_for_update().filter(pk__in=[c.pk for c in cases])}
+        moved: list[Case] = []
+        events: list[CaseEvent] = []
+        changes: list[tuple[Case, str, str]] = []
+        now = timezone.now()
+        for case in cases:
+            current = locked[case.pk]
+            start = current.status
+            for step in steps(current):
+                if step.to_status == current.status:
+                    # A line on the timeline that moves nothing (a case further along, listed again).
+                    events.append(CaseEvent(case=current, kind=step.kind, actor=actor, message=step.message,
+                                            data=data or {}, happened_at=now))
+                    continue
+                if not can_transition(current.status, step.to_status):
+                    raise TransitionNotAllowed(current, step.to_status)
+                events.append(CaseEvent(case=current, kind=step.kind, from_status=current.status,
+                                        to_status=step.to_status, actor=actor, message=step.message,
+                                        data=data or {}, happened_at=now))
+                current.status = step.to_status
+            if current.status != start:
+                current.updated_at = now
+                moved.append(current)
+                changes.append((current, start, current.status))
+            case.status = current.status
+        bulk_update_with_history(moved, Case, ["status", "updated_at"], batch_size=1000,
+                                 default_user=actor, default_change_reason="Moved with its list")
+        CaseEvent.objects.bulk_create(events, batch_size=2000)
+        if changes:
+            case_status_changed.send(sender=Case, changes=changes, actor=actor)
+    return len(moved)
+
+
+def children_create_many(*, children: Sequence[Child], actor: AbstractBaseUser | None, note: str) -> list[Case]:
+    """New children and their opened cases, in bulk: the same records `child_create` makes one by one
+    (derived names, match keys, history, an "opened" line on each timeline)."""
+    from cases.matching_db import backfill_match_keys
+
+    with transaction.atomic():
+        for child in children:
+            child.fill_derived()
+        created = bulk_create_with_history(list(children), Child, batch_size=1000, default_user=actor,
+                                           default_change_reason=note[:100])
+        backfill_match_keys(created)
+        return cases_open_many(children=created, actor=actor, note=note)
+
+
+def cases_open_many(*, children: Sequence[Child], actor: AbstractBaseUser | None, note: str) -> list[Case]:
+    """A case opened for each child, in bulk, each with its first timeline line."""
+    with transaction.atomic():
+        cases = bulk_create_with_history([Case(child=child, status=Status.OPEN) for child in children], Case,
+                                         batch_size=1000, default_user=actor, default_change_reason=note[:100])
+        CaseEvent.objects.bulk_create([CaseEvent(case=case, kind=CaseEvent.Kind.OPENED, to_status=Status.OPEN,
+                                                 actor=actor, message=note) for case in cases], batch_size=2000)
+    return cases
+
+
+def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], source: str,
+                           actor: AbstractBaseUser | None) -> int:
+    """Keep each spelling of a child's name seen elsewhere as an alias, unless one already known (by its
+    folded Latin key, so "Shevchenko" and "Шевченко" are one): (child, family, given, patronymic) each,
+    for many children in bulk. Returns how many spellings were new."""
+    from cases.matching_db import sync_match_keys_many
+
+    changed: dict[int, Child] = {}
+    for child, family_name, given_name, patronymic in spellings:
+        spelling = " ".join(part for part in (family_name, given_name, patronymic) if part).strip()
+        if spelling and not _spelling_known(child, spelling):
+            child.aliases = [*(child.aliases or []), spelling]
+            changed[child.pk] = child
+    if changed:
+        with transaction.atomic():
+            now = timezone.now()
+            for child in changed.values():
+                child.fill_derived()
+                child.updated_at = now
+            bulk_update_with_history(list(changed.values()), Child, ["aliases", "search_names", "updated_at"],
+                                     batch_size=1000, default_user=actor,
+                                     default_change_reason=f"Spelling from {source}"[:100])
+            sync_match_keys_many(list(changed.values()))
+    return len(changed)
 
 
 def case_close(*, case: Case, actor: AbstractBaseUser | None, reason: str, note: str = "") -> Case:
@@ -165,27 +275,6 @@ def child_update_last_known(
             case.save(update_fields=["updated_at"])
     child.refresh_from_db()
     return child
-
-
-def child_create(*, actor: AbstractBaseUser | None, note: str = "", assignee: Any = None, **fields: Any) -> Case:
-    """A new child's record with its case opened: what a case worker or an import adds."""
-    with transaction.atomic():
-        child = Child(**fields)
-        child._change_reason = (note or "Child's record created")[:100]  # type: ignore[attr-defined]
-        child.save()
-        return case_open(child=child, actor=actor, assignee=assignee, note=note)
-
-
-def child_add_spelling(*, child: Child, family_name: str, given_name: str, patronymic: str = "", source: str) -> bool:
-    """Keep a spelling of the child's name seen elsewhere as an alias, unless it is one already
-    known (by its folded Latin key, so "Shevchenko" and "Шевченко" are one). Says whether it added."""
-    spelling = " ".join(part for part in (family_name, given_name, patronymic) if part).strip()
-    if not spelling or _spelling_known(child, spelling):
-        return False
-    child.aliases = [*(child.aliases or []), spelling]
-    child._change_reason = f"Spelling from {source}"[:100]  # type: ignore[attr-defined]
-    child.save(update_fields=["aliases", "updated_at"])
-    return True
 
 
 def _spelling_known(child: Child, spelling: str) -> bool:

@@ -3,7 +3,7 @@
 from django.dispatch import Signal
 
 # Sent inside the transaction that moved the case: receivers' writes commit or roll back with it.
-# Arguments: case, from_status, to_status, actor.
+# Arguments: changes (a list of (case, from_status, to_status), one or many cases moved together), actor.
 case_status_changed = Signal()
 
 # Sent inside the transaction of `child_merge`, after the cases moved, so that the apps that hold

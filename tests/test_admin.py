@@ -23,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from cases.models import Case, CaseEvent, Child, RecordAccess
+from cases.services import case_open
 from tests.conftest import DUE, HANDED_OVER
 from tests.factories import CaseFactory, ChildFactory, HandoverListFactory, OrganisationFactory, UserFactory
 from tracker.deadlines import sweep_deadlines
@@ -417,6 +418,24 @@ def test_list_entry_filter_overdue(admin_client, exchange):
     )
 
 
+def test_list_entries_name_the_outcome_claimed_in_words(admin_client, exchange):
+    # The column stores a code ("not_found"); the filter, the list and the case page say it in words.
+    response = admin_client.get(changelist(ListEntry))
+    page = response.content.decode()
+    located = Outcome.LOCATED.label
+    assert '?last_outcome=located"' in page and f">{located}</a>" in page, "the filter offers the label"
+    assert f'<td class="field-last_outcome_label">{located}</td>' in page
+    assert ">located<" not in page
+
+    filtered = shown(admin_client.get(changelist(ListEntry, "last_outcome=located")))
+    unanswered = shown(admin_client.get(changelist(ListEntry, "last_outcome=none")))
+    case_page = admin_client.get(change_url(exchange["answered"].case)).content.decode()
+
+    assert filtered == [exchange["answered"]]
+    assert exchange["answered"] not in unanswered and len(unanswered) == 3
+    assert f"<p>{located}</p>" in case_page
+
+
 def test_start_page_tiles_lead_to_working_filters(admin_client, exchange):
     page = admin_client.get(reverse("admin:index")).content.decode()
     links = re.findall(r'class="tile" href="([^"]+)"', page)
@@ -429,9 +448,10 @@ def test_start_page_tiles_lead_to_working_filters(admin_client, exchange):
     assert manual == [exchange["manual"]]
 
 
-@pytest.mark.parametrize(("model", "column"), [(Case, 8), (ListEntry, 9)], ids=["Case", "ListEntry"])
-def test_sorting_by_flag_puts_the_highest_first(admin_client, exchange, model, column):
+@pytest.mark.parametrize("model", [Case, ListEntry], ids=["Case", "ListEntry"])
+def test_sorting_by_flag_puts_the_highest_first(admin_client, exchange, model):
     CaseFactory.create_batch(3)
+    column = admin.site._registry[model].list_display.index("open_flag") + 1  # "o=" counts from 1
     rows = shown(admin_client.get(changelist(model, f"o=-{column}")))
     levels = [row.open_flag_level for row in rows]
     assert levels[0] == 2
@@ -626,6 +646,18 @@ def test_case_page_moves_the_status_and_writes_the_timeline(admin_client, admin_
     assert (event.kind, event.from_status, event.to_status) == (
         CaseEvent.Kind.STATUS_CHANGED, Case.Status.VERIFYING, Case.Status.RETURN_IN_PROGRESS)
     assert event.actor == admin_user and event.message == "Seen by the consul"
+
+
+def test_case_timeline_names_each_event_in_local_time(admin_client, admin_user, settings):
+    # Each timeline row is headed by its event; the time there is the one in the row, not UTC.
+    settings.TIME_ZONE = "Europe/Kyiv"
+    case = case_open(child=ChildFactory(), actor=admin_user)
+    case.events.update(happened_at=datetime.datetime(2025, 6, 2, 7, 30, tzinfo=datetime.UTC))
+
+    page = admin_client.get(change_url(case)).content.decode()
+
+    assert "Case opened · 2025-06-02 10:30" in page
+    assert "2025-06-02 07:30" not in page
 
 
 def test_case_page_closes_with_a_reason_only(admin_client, admin_user):

@@ -35,6 +35,11 @@ from tracker.services import (
 )
 
 
+def outcome_label(entry: ListEntry) -> str:
+    """The outcome last claimed for an entry in words: the column stores only its code."""
+    return Outcome(entry.last_outcome).label if entry.last_outcome else "—"
+
+
 def _report(modeladmin: admin.ModelAdmin, request: HttpRequest, exc: ExchangeError) -> None:
     for where, why in exc.problems:
         modeladmin.message_user(request, f"{where}: {why}", messages.ERROR)
@@ -122,7 +127,7 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
                     e.child.birth_date_display,
                     e.get_reply_state_display(),
                     e.due_on or "—",
-                    Outcome(e.last_outcome).label if e.last_outcome else "—",
+                    outcome_label(e),
                     f"level {e.open_flag_level}" if e.open_flag_level else "",
                 )
                 for e in entries
@@ -190,6 +195,23 @@ class EntryFlaggedFilter(FlaggedFilter):
     subject = "entry"
 
 
+class LastOutcomeFilter(admin.SimpleListFilter):
+    """The outcome last claimed, by its label: the column itself stores only the code."""
+
+    title = "last outcome claimed"
+    parameter_name = "last_outcome"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("none", "None yet"), *Outcome.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ListEntry]) -> QuerySet[ListEntry] | None:
+        if self.value() == "none":
+            return queryset.filter(last_outcome="")
+        if self.value() in Outcome.values:
+            return queryset.filter(last_outcome=self.value())
+        return None
+
+
 class OnListFilter(admin.SimpleListFilter):
     title = "list"
     parameter_name = "on_list"
@@ -226,13 +248,17 @@ class ListEntryOfCaseInline(admin.TabularInline):
     model = ListEntry
     verbose_name_plural = "lists this child is on"
     extra = 0
-    fields = ("handover_list", "position", "reply_state", "due_on", "last_outcome", "answered_on")
+    fields = ("handover_list", "position", "reply_state", "due_on", "last_outcome_label", "answered_on")
     readonly_fields = fields
     can_delete = False
     show_change_link = True
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="last outcome")
+    def last_outcome_label(self, entry: ListEntry) -> str:
+        return outcome_label(entry)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ListEntry]:
         return super().get_queryset(request).select_related("handover_list")
@@ -280,7 +306,8 @@ class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
     """The case page with its lists and flags, which only the tracker knows about."""
 
     inlines = [*CaseAdmin.inlines, ListEntryOfCaseInline, FlagOfCaseInline, CaseShareOfCaseInline]
-    list_display = (*CaseAdmin.list_display, "open_flag")
+    # The flag next to the status, where it is seen without scrolling the table sideways.
+    list_display = ("id", "child", "status", "open_flag", "priority", "assignee", "opened_on", "updated_at")
     list_filter = (FlaggedFilter, OnListFilter, OrganisationFilter, *CaseAdmin.list_filter)
     action_form = CaseTrackerActionForm
     actions = [*CaseAdmin.actions, "add_to_list", "export_cases_csv", "export_cases_xlsx"]
@@ -333,10 +360,10 @@ class RecordOutcomeForm(ActionForm):
 @admin.register(ListEntry)
 class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     search_names_path = "child__search_names"
-    list_display = ("handover_list", "position", "child", "case_status", "reply_state", "due_on", "last_outcome",
-                    "answered_on", "open_flag")
+    list_display = ("handover_list", "position", "child", "case_status", "reply_state", "due_on",
+                    "last_outcome_label", "answered_on", "open_flag")
     list_display_links = ("position", "child")
-    list_filter = (EntryFlaggedFilter, "reply_state", "last_outcome", "handover_list__status",
+    list_filter = (EntryFlaggedFilter, "reply_state", LastOutcomeFilter, "handover_list__status",
                    "handover_list__recipient", "handover_list")
     list_select_related = ("handover_list", "child", "case")
     search_fields = ("child__search_names",)
@@ -345,9 +372,9 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     fields = ("handover_list", "position", "child", "case", "reply_state", "due_on", "age_at_listing",
-              "last_outcome", "answered_on")
-    readonly_fields = ("handover_list", "position", "child", "case", "reply_state", "age_at_listing", "last_outcome",
-                       "answered_on")
+              "last_outcome_label", "answered_on")
+    readonly_fields = ("handover_list", "position", "child", "case", "reply_state", "age_at_listing",
+                       "last_outcome_label", "answered_on")
     action_form = RecordOutcomeForm
     actions = ["record_outcome"]
 
@@ -361,6 +388,10 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     @admin.display(description="case", ordering="case__status")
     def case_status(self, entry: ListEntry) -> str:
         return entry.case.get_status_display()
+
+    @admin.display(description="last outcome", ordering="last_outcome")
+    def last_outcome_label(self, entry: ListEntry) -> str:
+        return outcome_label(entry)
 
     @admin.display(description="flag", ordering="open_flag_level")
     def open_flag(self, entry: ListEntry) -> str:

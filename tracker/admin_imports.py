@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -32,21 +33,21 @@ PREVIEW_ROWS = 1000
 class ImportUploadForm(forms.Form):
     kind = forms.ChoiceField(choices=ImportBatch.Kind.choices, widget=forms.RadioSelect,
                              initial=ImportBatch.Kind.LIST)
-    file = forms.FileField(help_text="CSV (UTF-8 or Windows-1251, comma or semicolon) or XLSX; a title line "
-                                     "above the header is fine. Column names: see the README.")
-    sender = forms.ModelChoiceField(Organisation.objects.all(), required=False, label="handed over by")
-    recipient = forms.ModelChoiceField(Organisation.objects.all(), required=False, label="handed over to")
+    file = forms.FileField(help_text="CSV (UTF-8, UTF-16 or Windows-1251; comma, semicolon or tab) or XLSX; a title "
+                                     "line above the header is fine. Column names: see the table below.")
+    sender = forms.ModelChoiceField(Organisation.objects.all(), required=False, label="Handed over by")
+    recipient = forms.ModelChoiceField(Organisation.objects.all(), required=False, label="Handed over to")
     reference = forms.CharField(required=False, max_length=80,
                                 help_text="The list's reference (else the file's “list” column), or the reply's own.")
     handed_over_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}),
                                      help_text="Leave empty to keep the list as a draft.")
-    response_due_on = forms.DateField(required=False, label="reply due",
+    response_due_on = forms.DateField(required=False, label="Reply due",
                                       widget=forms.DateInput(attrs={"type": "date"}))
     handover_list = forms.ModelChoiceField(
         HandoverList.objects.exclude(status=HandoverList.Status.DRAFT), required=False,
-        label="list replied to", help_text="For a reply.",
+        label="List replied to", help_text="For a reply.",
     )
-    received_on = forms.DateField(required=False, label="reply received on",
+    received_on = forms.DateField(required=False, label="Reply received on",
                                   widget=forms.DateInput(attrs={"type": "date"}))
 
 
@@ -100,6 +101,10 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
         batch = get_object_or_404(ImportBatch.objects.select_related("handover_list", "sender", "recipient"),
                                   pk=object_id)
+        # This page replaces the admin's own, which checked the permission: the preview names
+        # every child of the file.
+        if not self.has_view_or_change_permission(request, batch):
+            raise PermissionDenied
         if request.method == "POST":
             return self._confirm(request, batch)
         rows = batch.rows.select_related("child").order_by("line_number")
@@ -115,7 +120,7 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
     def _confirm(self, request: HttpRequest, batch: ImportBatch) -> HttpResponse:
         here = HttpResponseRedirect(reverse("admin:tracker_importbatch_change", args=[batch.pk]))
         if not self.has_change_permission(request, batch):
-            return here
+            raise PermissionDenied
         decisions = {int(name.removeprefix("decision-")): value for name, value in request.POST.items()
                      if name.startswith("decision-") and name.removeprefix("decision-").isdigit() and value}
         try:

@@ -621,6 +621,21 @@ class ImportBatch(TimeStampedModel):
     def is_running(self) -> bool:
         return self.status in (ImportStatus.VALIDATING, ImportStatus.IMPORTING)
 
+    @property
+    def result_summary(self) -> str:
+        """What the import wrote, in words, for its page: "rows: 6; same child as a stored one: 3; …"."""
+        return "; ".join(f"{label}: {self.summary[key]}" for key, label in IMPORT_RESULT_LABELS.items()
+                         if key in self.summary)
+
+
+# The counts an import writes into its summary, as its page names them (the summary also keeps
+# the columns it read and the preview's counts, which the page shows elsewhere).
+IMPORT_RESULT_LABELS = {
+    "rows": "rows", "matched": "same child as a stored one", "accepted": "proposed matches accepted",
+    "new": "new children", "spellings_added": "new spellings kept", "answered": "children answered",
+    "flags_resolved": "flags cleared", "cases_moved": "cases moved on",
+}
+
 
 class RowVerdict(models.TextChoices):
     MATCHED = "matched", "Same child as a stored one"

@@ -17,17 +17,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.dispatch import receiver
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare
 from cases.matching_db import QUERY_BATCH, child_records, find_candidates
 from cases.models import Case, CaseEvent, Child
 from cases.services import (
+    StatusStep,
     can_transition,
     case_add_event,
     case_change_status,
-    case_open,
-    child_add_spelling,
-    child_create,
+    cases_move_many,
+    cases_open_many,
+    children_add_spellings,
+    children_create_many,
 )
 from cases.signals import child_merged
 from tracker import imports
@@ -87,21 +90,26 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
         position = (locked.entries.aggregate(m=Max("position"))["m"] or 0)
         if positions is not None and len(positions) != len(cases):
             raise ExchangeError([("positions", "give one number per case")])
-        added = 0
+        entries, listed = [], []
         for index, case in enumerate(cases):
             if case.child_id in already:
                 continue
             position = positions[index] if positions is not None else position + 1
             already.add(case.child_id)
-            ListEntry.objects.create(handover_list=locked, child_id=case.child_id, case=case, position=position)
-            message = f"Added to list {locked.reference} as #{position}"
-            if case.status == CaseStatus.OPEN:
-                case_change_status(case=case, to_status=CaseStatus.ON_LIST, actor=actor, note=message,
-                                   kind=CaseEvent.Kind.ADDED_TO_LIST, data={"list": locked.reference})
-            else:
-                case_add_event(case=case, kind=CaseEvent.Kind.ADDED_TO_LIST, actor=actor, message=message,
-                               data={"list": locked.reference})
-            added += 1
+            entries.append(ListEntry(handover_list=locked, child_id=case.child_id, case=case, position=position))
+            listed.append(case)
+        bulk_create_with_history(entries, ListEntry, batch_size=1000, default_user=actor,
+                                 default_change_reason=f"Added to {locked.reference}")
+        at = {entry.case_id: entry.position for entry in entries}
+
+        def steps(case: Case) -> list[StatusStep]:
+            # An open case moves to "on a list"; one further along keeps its status, since being
+            # listed again does not undo a reply, and gets the line alone.
+            to = CaseStatus.ON_LIST if case.status == CaseStatus.OPEN else case.status
+            return [StatusStep(to, CaseEvent.Kind.ADDED_TO_LIST, f"Added to list {locked.reference} as #{at[case.pk]}")]
+
+        cases_move_many(cases=listed, steps=steps, actor=actor, data={"list": locked.reference})
+        added = len(entries)
     return added
 
 
@@ -135,15 +143,16 @@ def list_hand_over(
             entry.reply_state = ListEntry.ReplyState.AWAITING
             entry.due_on = entry.due_on or response_due_on
             entry.age_at_listing = entry.child.age_on(handed_over_on)
-        ListEntry.objects.bulk_update(entries, ["reply_state", "due_on", "age_at_listing"], batch_size=1000)
+        bulk_update_with_history(entries, ListEntry, ["reply_state", "due_on", "age_at_listing"], batch_size=1000,
+                                 default_user=actor, default_change_reason=f"{locked.reference} handed over")
         message = f"List {locked.reference} handed over to {locked.recipient} on {handed_over_on}"
-        for entry in entries:
-            if entry.case.status == CaseStatus.ON_LIST:
-                case_change_status(case=entry.case, to_status=CaseStatus.AWAITING_REPLY, actor=actor, note=message,
-                                   kind=CaseEvent.Kind.LIST_HANDED_OVER, data={"list": locked.reference})
-            else:
-                case_add_event(case=entry.case, kind=CaseEvent.Kind.LIST_HANDED_OVER, actor=actor, message=message,
-                               data={"list": locked.reference})
+
+        def steps(case: Case) -> list[StatusStep]:
+            to = CaseStatus.AWAITING_REPLY if case.status == CaseStatus.ON_LIST else case.status
+            return [StatusStep(to, CaseEvent.Kind.LIST_HANDED_OVER, message)]
+
+        cases_move_many(cases=[entry.case for entry in entries], steps=steps, actor=actor,
+                        data={"list": locked.reference})
     handover_list.refresh_from_db()
     return handover_list
 
@@ -690,7 +699,7 @@ def _problem_at_line(where: str, why: str, lines: dict[int, int]) -> dict[str, A
     return {"line": None, "column": where, "reason": why}
 
 
-IMPORT_CHUNK = 200
+IMPORT_CHUNK = 2000
 
 
 def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseUser | None,
@@ -720,30 +729,31 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
         status=CaseStatus.CLOSED)}
     stored_lines = {row.line_number for row in stored}
     counts = {"matched": 0, "accepted": 0, "new": 0, "spellings_added": 0}
+    # Written in bulk, a chunk of rows at a time, through the same services a case worker's single
+    # writes use: children and cases with history, match keys and timelines, then the entries.
     for start in range(0, len(rows), IMPORT_CHUNK):
         chunk = rows[start:start + IMPORT_CHUNK]
-        cases = []
-        for row in chunk:
-            data = row.data
-            if row.line_number in stored_lines:
-                assert row.child is not None
-                counts["matched" if row.verdict == ImportRow.Verdict.MATCHED else "accepted"] += 1
-                counts["spellings_added"] += child_add_spelling(
-                    child=row.child, family_name=data["family_name"], given_name=data["given_name"],
-                    patronymic=data["patronymic"], source=source)
-                case = live.get(row.child.pk) or case_open(child=row.child, actor=actor,
-                                                           note=f"Opened for {source}")
-            else:
-                counts["new"] += 1
-                case = child_create(
-                    actor=actor, note=f"Added from {source}, line {row.line_number}",
-                    family_name=data["family_name"], given_name=data["given_name"], patronymic=data["patronymic"],
-                    birth_date=datetime.date.fromisoformat(data["birth_date"]) if data["birth_date"] else None,
-                    birth_date_precision=data["birth_date_precision"], sex=data["sex"],
-                    home_settlement=data["settlement"], home_oblast=data["oblast"],
-                    last_known_location=data["last_known_location"],
-                )
-            cases.append(case)
+        known = [row for row in chunk if row.line_number in stored_lines]
+        for row in known:
+            counts["matched" if row.verdict == ImportRow.Verdict.MATCHED else "accepted"] += 1
+        counts["spellings_added"] += children_add_spellings(spellings=[
+            (row.child, row.data["family_name"], row.data["given_name"], row.data["patronymic"])
+            for row in known if row.child is not None], source=source, actor=actor)
+        without_case = [row.child for row in known if row.child is not None and row.child.pk not in live]
+        for case in cases_open_many(children=without_case, actor=actor, note=f"Opened for {source}"):
+            live[case.child_id] = case
+        fresh = [row for row in chunk if row.line_number not in stored_lines]
+        counts["new"] += len(fresh)
+        made = children_create_many(actor=actor, note=f"Added from {source}", children=[Child(
+            family_name=row.data["family_name"], given_name=row.data["given_name"], patronymic=row.data["patronymic"],
+            birth_date=datetime.date.fromisoformat(row.data["birth_date"]) if row.data["birth_date"] else None,
+            birth_date_precision=row.data["birth_date_precision"], sex=row.data["sex"],
+            home_settlement=row.data["settlement"], home_oblast=row.data["oblast"],
+            last_known_location=row.data["last_known_location"],
+        ) for row in fresh])
+        new_cases = dict(zip((row.line_number for row in fresh), made, strict=True))
+        cases = [new_cases[row.line_number] if row.line_number in new_cases else live[row.child.pk]  # type: ignore[union-attr]
+                 for row in chunk]
         list_add_cases(handover_list=handover_list, cases=cases, positions=[row.position for row in chunk],
                        actor=actor)
         _report_progress(batch, start + len(chunk), len(rows), progress)

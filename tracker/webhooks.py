@@ -103,8 +103,15 @@ def record_flag_events(*, raised_at: datetime.datetime, escalated_at: datetime.d
 
 
 @receiver(case_status_changed)
-def _on_case_status_changed(sender: Any, case: Case, from_status: str, to_status: str, **kwargs: Any) -> None:
-    record_event(Event.CASE_STATUS_CHANGED, case_id=case.pk, data={"from_status": from_status, "to_status": to_status})
+def _on_case_status_changed(sender: Any, changes: list[tuple[Case, str, str]], **kwargs: Any) -> None:
+    if not changes or not subscribed(Event.CASE_STATUS_CHANGED):
+        return
+    OutboxEvent.objects.bulk_create([
+        OutboxEvent(event=Event.CASE_STATUS_CHANGED, case_id=case.pk,
+                    data={"from_status": from_status, "to_status": to_status})
+        for case, from_status, to_status in changes
+    ], batch_size=2000)
+    _dispatch_after_commit()
 
 
 def _visibility(organisation_id: int, events: list[OutboxEvent]) -> tuple[set[int], set[int]]:

@@ -122,8 +122,15 @@ def test_variants_of_one_child_share_a_blocking_key() -> None:
 
 
 def test_a_typo_in_the_family_name_still_shares_a_block_through_the_date() -> None:
+    # "Шерчук" has another consonant skeleton than "Шевчук": only the given name, the year and the
+    # family name's first letter bring the two together.
     assert blocking_keys(child("Шевчук", "Вероніка", "", "2022-04-04")) & blocking_keys(
-        child("евчук", "Вероніка", "", "2022-04-04"))
+        child("Шерчук", "Вероніка", "", "2022-04-04"))
+
+
+def test_a_slip_in_the_first_letter_of_both_is_the_price_of_small_blocks() -> None:
+    assert not blocking_keys(child("Шевчук", "Вероніка", "", "2022-04-04")) & blocking_keys(
+        child("евчук", "Вероніка", "", "2021-04-04"))
 
 
 def test_cluster_joins_the_records_of_one_child() -> None:

@@ -285,8 +285,9 @@ def test_candidate_search_costs_the_same_queries_for_one_row_or_many(stored):
     with CaptureQueriesContext(connection) as for_many:
         found = find_candidates(many)
 
-    # One query for the children filed under the records' keys, one for those children's fields.
-    assert len(for_one) == len(for_many) == 2
+    # One query for the children filed under the records' keys, one light read of those children to
+    # set aside the ones that cannot match, one for the fields of the rest.
+    assert len(for_one) == len(for_many) == 3
     assert all(candidates[0].child == stored["kyrylo"] for candidates in found[:10])
     assert "cases_childmatchkey" in for_many.captured_queries[0]["sql"]
 
@@ -381,7 +382,11 @@ def test_admin_upload_preview_review_and_confirm(admin_client, parties, stored):
     assert batch.status == ImportBatch.Status.DONE
     assert Child.objects.count() == 3 + 2, "the rejected proposal and the stranger are new children"
     assert HandoverList.objects.get(reference="UA-ADMIN/1").entries.count() == 3
-    assert "Imported" in admin_client.get(response["Location"]).content.decode()
+    done = admin_client.get(response["Location"]).content.decode()
+    assert "Imported" in done
+    assert "rows: 3; same child as a stored one: 1; proposed matches accepted: 0; new children: 2" in done
+    assert "entry: 0" not in done, "the preview's counts are not repeated as the import's result"
+    assert "say for each whether" not in done, "nothing is left to decide once imported"
 
 
 @pytest.mark.django_db
@@ -457,3 +462,20 @@ def _wait_for(batch: ImportBatch, statuses: set[str], timeout: float = 60) -> No
             return
         time.sleep(0.2)
     raise AssertionError(f"import {batch.pk} still {batch.status}")
+
+
+@pytest.mark.django_db
+def test_admin_import_page_needs_the_right_to_see_imports(client, parties):
+    # The preview names every child of the file: a staff member without the right to see
+    # imports is sent away, and cannot confirm one either.
+    batch = validate(csv_bytes([UA_HEADER, *UA_ROWS]), "list.csv", parties)
+    client.force_login(UserFactory(username="no.rights"))
+    url = reverse("admin:tracker_importbatch_change", args=[batch.pk])
+
+    page = client.get(url)
+    confirm = client.post(url, {"_confirm": "1"})
+
+    assert page.status_code == 403 and "Ткаченко" not in page.content.decode()
+    assert confirm.status_code == 403
+    batch.refresh_from_db()
+    assert batch.status == ImportBatch.Status.VALIDATED and not HandoverList.objects.exists()
