@@ -123,47 +123,47 @@ def backfill_match_keys(children: Iterable[Child], *, batch_size: int = 2000) ->
 def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] = ()) -> list[list[Candidate]]:
     """For each record, the stored children it may describe ('same' or 'possible'), best first.
 
-    Three queries per thousand records: the children filed under the records' keys (blocks larger
-    than `DB_MAX_BLOCK_SIZE` left out by the database), a light read of those children to set aside
-    the ones that cannot match, then the fields of the rest.
+    Two queries per thousand records: the children filed under the records' keys (blocks larger
+    than `DB_MAX_BLOCK_SIZE` left out by the database) with what a quick test needs to set aside the
+    ones that cannot match, then the fields of the rest.
     """
     excluded = set(exclude)
     record_keys = [{key[:KEY_LENGTH] for key in blocking_keys(record)} for record in records]
     results: list[list[Candidate]] = [[] for _ in records]
+    children: dict[int, Child] = {}
+    spellings: dict[int, list[PersonRecord]] = {}
     for start in range(0, len(records), QUERY_BATCH):
         positions = range(start, min(start + QUERY_BATCH, len(records)))
         keys = sorted(set().union(*(record_keys[i] for i in positions)))
         if not keys:
             continue
+        # With each child filed under the keys comes what the quick test below needs of it (its name
+        # keys and birth date): a join here is much cheaper than reading those children by id.
         filed = (
             ChildMatchKey.objects.filter(key__in=keys)
             .annotate(block_size=Window(Count("id"), partition_by=[F("key")]))
             .filter(block_size__lte=DB_MAX_BLOCK_SIZE)
-            .values_list("key", "child_id")
+            .values_list("key", "child_id", "child__search_names", "child__birth_date")
         )
         children_by_key: dict[str, set[int]] = defaultdict(set)
-        for key, child_id in filed:
+        light: dict[int, tuple[set[str], datetime.date | None]] = {}
+        for key, child_id, search_names, born in filed:
             if child_id not in excluded:
                 children_by_key[key].add(child_id)
-        # First a light read of every candidate (its name keys and birth date) to set aside the
-        # ones that cannot be this child; only the rest are read whole and weighed by the engine.
-        light = {
-            pk: (set(search_names.split()), born)
-            for pk, search_names, born in Child.objects.filter(
-                pk__in=set().union(*children_by_key.values()), merged_into__isnull=True
-            ).values_list("pk", "search_names", "birth_date")
-        }
+                if child_id not in light:
+                    light[child_id] = (set(search_names.split()), born)
         worth: list[list[int]] = []
         for i in positions:
             by_name = set().union(*(children_by_key.get(key, set()) for key in record_keys[i] if key[0] == "n"))
             by_year = set().union(*(children_by_key.get(key, set()) for key in record_keys[i] if key[0] != "n"))
+            wanted = latin_key(f"{records[i].family_name} {records[i].given_name}").split()
             worth.append([pk for pk in by_name | by_year if pk in light and _may_be(
-                records[i], light[pk], names_agree=pk in by_name, year_agrees=pk in by_year)])
-        children = {
-            child.pk: child
-            for child in Child.objects.filter(pk__in=set().union(*worth)).only(*_CHILD_FIELDS)
-        }
-        spellings = {pk: child_records(child) for pk, child in children.items()}
+                records[i], wanted, light[pk], names_agree=pk in by_name, year_agrees=pk in by_year)])
+        # Common names bring the same children back batch after batch: each is read and spelled once.
+        missing = set().union(*worth) - children.keys()
+        for child in Child.objects.filter(pk__in=missing).only(*_CHILD_FIELDS) if missing else ():
+            children[child.pk] = child
+            spellings[child.pk] = child_records(child)
         for i, child_ids in zip(positions, worth, strict=True):
             found: list[Candidate] = []
             for child_id in child_ids:
@@ -182,8 +182,8 @@ YEARS_APART = 2
 NAME_TYPOS = 2
 
 
-def _may_be(record: PersonRecord, light: tuple[set[str], datetime.date | None], *, names_agree: bool,
-            year_agrees: bool) -> bool:
+def _may_be(record: PersonRecord, wanted: list[str], light: tuple[set[str], datetime.date | None], *,
+            names_agree: bool, year_agrees: bool) -> bool:
     """A quick, generous test of whether the engine could judge a candidate the same child or a
     possible one; what fails it would be judged different, so it is not weighed at all.
 
@@ -197,8 +197,8 @@ def _may_be(record: PersonRecord, light: tuple[set[str], datetime.date | None], 
     if names_agree:
         year = record.date.year
         return year is None or born is None or abs(born.year - year) <= YEARS_APART
-    # One name and the year agree: each word of both names must be near a word the child is known by.
-    wanted = latin_key(f"{record.family_name} {record.given_name}").split()
+    # One name and the year agree: each word of both names (`wanted`, the record's folded words) must
+    # be near a word the child is known by.
     return all(any(typo_distance(word, known, NAME_TYPOS) <= NAME_TYPOS for known in words) for word in wanted)
 
 

@@ -273,14 +273,16 @@ def measure_import(population: Population, sample: list[dict[str, object]], rng:
     from tracker.services import import_batch_create, import_batch_run, import_batch_start, import_batch_validate
 
     # One row per child: two rows the engine takes for one child refuse the whole file, as they should.
-    # (Family and given name only: year-only dates a year apart are taken for one child too.)
-    seen: set[tuple[str, str]] = set()
+    # (Family and given name only, in either order: year-only dates a year apart are taken for one
+    # child too, and so are swapped names.)
+    seen: set[frozenset[str]] = set()
 
     def unique(people: Iterator[dict[str, object]], wanted: int) -> list[dict[str, object]]:
         kept = []
         for person in people:
-            identity = (names.latin_key(str(person["family_name"])),
-                        names.canonical_given_name(str(person["given_name"])))
+            family, given = str(person["family_name"]), str(person["given_name"])
+            identity = frozenset((names.latin_key(family), names.latin_key(given),
+                                  names.canonical_given_name(family), names.canonical_given_name(given)))
             if identity not in seen:
                 seen.add(identity)
                 kept.append(person)

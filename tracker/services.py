@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.dispatch import receiver
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_create_with_history
 
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare
 from cases.matching_db import QUERY_BATCH, child_records, find_candidates
@@ -143,8 +143,18 @@ def list_hand_over(
             entry.reply_state = ListEntry.ReplyState.AWAITING
             entry.due_on = entry.due_on or response_due_on
             entry.age_at_listing = entry.child.age_on(handed_over_on)
-        bulk_update_with_history(entries, ListEntry, ["reply_state", "due_on", "age_at_listing"], batch_size=1000,
-                                 default_user=actor, default_change_reason=f"{locked.reference} handed over")
+        # A few UPDATEs (one per age and due date) instead of Django's row-by-row CASE of bulk_update.
+        groups: dict[tuple[datetime.date | None, int | None], list[int]] = defaultdict(list)
+        now = timezone.now()
+        for entry in entries:
+            entry.updated_at = now
+            groups[(entry.due_on, entry.age_at_listing)].append(entry.pk)
+        for (due_on, age), ids in groups.items():
+            ListEntry.objects.filter(pk__in=ids).update(reply_state=ListEntry.ReplyState.AWAITING, due_on=due_on,
+                                                        age_at_listing=age, updated_at=now)
+        ListEntry.history.bulk_history_create(  # type: ignore[attr-defined]
+            entries, update=True, default_user=actor, default_change_reason=f"{locked.reference} handed over",
+            batch_size=1000)
         message = f"List {locked.reference} handed over to {locked.recipient} on {handed_over_on}"
 
         def steps(case: Case) -> list[StatusStep]:
