@@ -64,16 +64,23 @@ def log_record_read(request: HttpRequest, child_id: int) -> None:
     )
 
 
-class CaseOfChildInline(admin.TabularInline):
-    model = Case
+class ReadOnlyInline(admin.TabularInline):
+    """A record's related rows shown on its page: changed through their own pages and services only."""
+
     extra = 0
-    fields = ("status", "priority", "assignee", "opened_on", "closed_on", "closing_reason")
-    readonly_fields = fields
-    show_change_link = True
     can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class CaseOfChildInline(ReadOnlyInline):
+    model = Case
+    fields = ("status", "priority", "assignee", "opened_on", "closed_on", "closing_reason")
+    show_change_link = True
 
 
 @admin.register(Child)
@@ -177,17 +184,11 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             case_open(child=obj, actor=request.user, note="Opened with the child's record")
 
 
-class CaseEventInline(admin.TabularInline):
+class CaseEventInline(ReadOnlyInline):
     model = CaseEvent
     verbose_name_plural = "timeline"
-    extra = 0
     fields = ("happened_at", "kind", "from_status", "to_status", "actor", "message")
-    readonly_fields = fields
-    can_delete = False
     ordering = ("-happened_at", "-id")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaseEvent]:
         return super().get_queryset(request).select_related("actor")

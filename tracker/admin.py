@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from cases.admin import CaseAdmin, NameSearchMixin, NoDeleteMixin
+from cases.admin import CaseAdmin, NameSearchMixin, NoDeleteMixin, ReadOnlyInline
 from cases.models import Case
 from cases.pagination import EstimatedCountPaginator
 from tracker.admin_exports import CaseExportActionsMixin, HandoverListExportMixin
@@ -244,17 +244,11 @@ class OrganisationFilter(admin.SimpleListFilter):
         return queryset.filter(Exists(on_their_list))
 
 
-class ListEntryOfCaseInline(admin.TabularInline):
+class ListEntryOfCaseInline(ReadOnlyInline):
     model = ListEntry
     verbose_name_plural = "lists this child is on"
-    extra = 0
     fields = ("handover_list", "position", "reply_state", "due_on", "last_outcome_label", "answered_on")
-    readonly_fields = fields
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="last outcome")
     def last_outcome_label(self, entry: ListEntry) -> str:
@@ -264,17 +258,11 @@ class ListEntryOfCaseInline(admin.TabularInline):
         return super().get_queryset(request).select_related("handover_list")
 
 
-class FlagOfCaseInline(admin.TabularInline):
+class FlagOfCaseInline(ReadOnlyInline):
     model = Flag
     fk_name = "case"
-    extra = 0
     fields = ("kind", "level", "entry", "due_on", "raised_at", "escalated_at", "resolved_at", "resolution", "note")
-    readonly_fields = fields
-    can_delete = False
     ordering = ("resolved_at", "-level", "-raised_at")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
         return super().get_queryset(request).select_related("entry__handover_list")
