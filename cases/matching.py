@@ -42,6 +42,7 @@ __all__ = [
     "candidate_pairs",
     "cluster",
     "compare",
+    "search_keys",
 ]
 
 Verdict = Literal["same", "possible", "different"]
@@ -481,18 +482,41 @@ def blocking_keys(record: PersonRecord) -> set[str]:
       absorb (Семеко / Семенко, Иаанова / Іванова). The letter keeps these blocks small: without
       it every Олександр born in one year would be one block, tens of thousands in a national
       register; a slip in the very first letter of the other name is what it gives up.
+    - ``d:<code>:<YYYY-MM>:<letter>``: the same with the birth month, where it is known; the database
+      search looks there first (see `search_keys`).
     A code is ``g<canonical given name>`` or ``f<consonant skeleton>``; for example Шевченко Кирило
     born 2014 gives ``n:fshvchnk|gkirilo``, ``y:fshvchnk:2014:k`` and ``y:gkirilo:2014:s``. The
     keys depend on the codes only, not on which field holds them, so swapped names give the same
     keys. The database files each child under them (`ChildMatchKey`) for candidate search.
     """
+    return _name_keys(record) | _date_keys(record, month=False) | _date_keys(record, month=True)
+
+
+def search_keys(record: PersonRecord) -> set[str]:
+    """The keys to look a record up by among stored children (who are filed under all of theirs).
+
+    A record with its birth month looks in the month's blocks (``d:``), a twelfth of the year's: in a
+    register of a million children the year's block of a common given name is thousands strong. A
+    record known to the year only looks in the year's blocks (``y:``). Both look by the two names.
+    """
+    return _name_keys(record) | _date_keys(record, month=record.date.month is not None)
+
+
+def _name_keys(record: PersonRecord) -> set[str]:
     family_codes, given_codes = _name_codes(record.family), _name_codes(record.given)
-    keys = {f"n:{min(f, g)}|{max(f, g)}" for f in family_codes for g in given_codes}
-    if record.date.year is not None:
-        year = f"{record.date.year:04d}"
-        for codes, others in ((family_codes, given_codes), (given_codes, family_codes)):
-            letters = {other[1] for other in others} or {"_"}
-            keys |= {f"y:{code}:{year}:{letter}" for code in codes for letter in letters}
+    return {f"n:{min(f, g)}|{max(f, g)}" for f in family_codes for g in given_codes}
+
+
+def _date_keys(record: PersonRecord, *, month: bool) -> set[str]:
+    date = record.date
+    if date.year is None or (month and date.month is None):
+        return set()
+    when, kind = (f"{date.year:04d}-{date.month:02d}", "d") if month else (f"{date.year:04d}", "y")
+    family_codes, given_codes = _name_codes(record.family), _name_codes(record.given)
+    keys = set()
+    for codes, others in ((family_codes, given_codes), (given_codes, family_codes)):
+        letters = {other[1] for other in others} or {"_"}
+        keys |= {f"{kind}:{code}:{when}:{letter}" for code in codes for letter in letters}
     return keys
 
 

@@ -16,7 +16,7 @@ from itertools import islice
 
 from django.db.models import Count, F, Window
 
-from cases.matching import MatchScore, PersonRecord, blocking_keys, compare
+from cases.matching import MatchScore, PersonRecord, blocking_keys, compare, search_keys
 from cases.models import Child, ChildMatchKey
 from cases.names import is_known_given_name, latin_key, typo_distance
 
@@ -128,7 +128,7 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
     ones that cannot match, then the fields of the rest.
     """
     excluded = set(exclude)
-    record_keys = [{key[:KEY_LENGTH] for key in blocking_keys(record)} for record in records]
+    record_keys = [{key[:KEY_LENGTH] for key in search_keys(record)} for record in records]
     results: list[list[Candidate]] = [[] for _ in records]
     children: dict[int, Child] = {}
     spellings: dict[int, list[PersonRecord]] = {}

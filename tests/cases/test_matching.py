@@ -154,3 +154,17 @@ def test_a_record_known_only_by_name_and_year_does_not_chain_two_children() -> N
     ]
     ids = cluster(records)
     assert ids[0] != ids[1]
+
+
+def test_the_database_search_looks_in_the_month_or_the_year_and_by_both_names() -> None:
+    from cases.matching import search_keys
+
+    full = child("Шевченко", "Кирило", "", "2014-05-02")
+    year_only = child("Шевченко", "Кирило", "", "2014")
+    typo_full = child("Шерченко", "Кирило", "", "2014-05-02")
+    assert search_keys(full) <= blocking_keys(full)
+    assert any(key.startswith("d:") for key in search_keys(full))
+    assert not any(key.startswith("y:") for key in search_keys(full))
+    assert search_keys(year_only) & blocking_keys(full), "a year-only row finds a child stored with the day"
+    assert search_keys(full) & blocking_keys(year_only), "and the other way, by both names"
+    assert search_keys(typo_full) & blocking_keys(full), "a family-name slip is found through the month"
