@@ -23,10 +23,8 @@ run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py ensure_demo_admin
-	@echo "Admin: http://127.0.0.1:$(PORT)/admin/  (worker and beat log below; Ctrl-C stops all)"
-	trap 'kill 0' EXIT INT TERM; \
-	$(BIN)/celery -A config worker --beat --loglevel=info --concurrency=2 --schedule=var/celerybeat-schedule & \
-	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	@echo "Admin: http://127.0.0.1:$(PORT)/admin/  (web, worker and beat log below; Ctrl-C stops all)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PORT=$(PORT) $(BIN)/honcho start
 
 test: venv
 	DATABASE_URL=sqlite://:memory: $(BIN)/python manage.py makemigrations --check --dry-run
