@@ -24,7 +24,8 @@ def search_by_name(queryset: QuerySet[M], path: str, text: str) -> QuerySet[M]:
         # The canonical form lets the Russian form of a given name (Aleksandr, Александр) find the
         # Ukrainian one (Oleksandr). Only for a known given name: a surname one typo from a name
         # (Petrov, Petro) stays itself.
-        if names.is_known_given_name(key):
-            matches |= Q(**{contains: names.canonical_given_name(key)})
+        canonical = names.canonical_given_name(key) if names.is_known_given_name(key) else key
+        if canonical != key:
+            matches |= Q(**{contains: canonical})
         queryset = queryset.filter(matches)
     return queryset
