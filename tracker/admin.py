@@ -22,7 +22,7 @@ from cases.models import Case
 from cases.pagination import EstimatedCountPaginator
 from tracker.admin_exports import CaseExportActionsMixin, HandoverListExportMixin
 from tracker.models import CaseShare, Flag, HandoverList, ListEntry, Organisation, Outcome, Reply, ReplyOutcome, Round
-from tracker.selectors import handover_lists_with_counts, open_flag_level
+from tracker.selectors import handover_lists_with_counts, open_flag, open_flag_level
 from tracker.services import (
     ExchangeError,
     OutcomeInput,
@@ -179,16 +179,11 @@ class FlaggedFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return None
-        flags = Flag.objects.filter(**{self.subject: OuterRef("pk")}, resolved_at__isnull=True)
-        if value == "overdue":
-            flags = flags.filter(kind=Flag.Kind.OVERDUE)
-        elif value == "escalated":
-            flags = flags.filter(kind=Flag.Kind.OVERDUE, level__gt=1)
-        elif value == "due_soon":
-            flags = flags.filter(kind=Flag.Kind.DUE_SOON)
-        if value == "none":
-            return queryset.filter(~Exists(flags))
-        return queryset.filter(Exists(flags))
+        conditions = {"overdue": {"kind": Flag.Kind.OVERDUE},
+                      "escalated": {"kind": Flag.Kind.OVERDUE, "level__gt": 1},
+                      "due_soon": {"kind": Flag.Kind.DUE_SOON}}.get(value, {})
+        flagged = open_flag(self.subject, **conditions)
+        return queryset.filter(~flagged if value == "none" else flagged)
 
 
 class EntryFlaggedFilter(FlaggedFilter):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from tracker.models import Flag, HandoverList, ListEntry, Reply
@@ -18,6 +18,12 @@ def open_flag_level() -> Coalesce:
     """
     top = Flag.objects.filter(entry=OuterRef("pk"), resolved_at__isnull=True).order_by("-level").values("level")
     return Coalesce(Subquery(top[:1], output_field=IntegerField()), 0)
+
+
+def open_flag(subject: str, **conditions: object) -> Exists:
+    """Whether a case or an entry (`subject`: "case" or "entry") has an open flag meeting `conditions`,
+    as a filter: the admin's and the API's "flagged" and "overdue" filters are this one rule."""
+    return Exists(Flag.objects.filter(**{subject: OuterRef("pk")}, resolved_at__isnull=True, **conditions))
 
 
 def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datetime.date) -> QuerySet[HandoverList]:

@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from cases.models import Case
 from cases.signals import case_status_changed
-from tracker.models import CaseShare, HandoverList, ListShare, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from tracker.models import Organisation, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from tracker.partners import Viewer, live_shares, visible_lists
 
 log = logging.getLogger(__name__)
 Event = WebhookEndpoint.Event
@@ -114,18 +115,14 @@ def _on_case_status_changed(sender: Any, changes: list[tuple[Case, str, str]], *
     _dispatch_after_commit()
 
 
-def _visibility(organisation_id: int, events: list[OutboxEvent]) -> tuple[set[int], set[int]]:
-    """The cases shared with the organisation and the lists it may see, among those the events name."""
+def _visibility(organisation: Organisation, events: list[OutboxEvent]) -> tuple[set[int], set[int]]:
+    """The cases shared with the organisation and the lists it may see, among those the events name:
+    by the API's own rules, so that a webhook never tells what a read would not show."""
+    viewer = Viewer(organisation=organisation)
     case_ids = {e.case_id for e in events}
     list_ids = {e.entry.handover_list_id for e in events if e.entry_id}
-    shared = set(CaseShare.objects.filter(organisation_id=organisation_id, revoked_at__isnull=True,
-                                          case_id__in=case_ids).values_list("case_id", flat=True))
-    lists = HandoverList.objects.filter(pk__in=list_ids)
-    seen = set(lists.filter(sender_id=organisation_id).values_list("pk", flat=True))
-    seen |= set(lists.filter(recipient_id=organisation_id).exclude(status=HandoverList.Status.DRAFT)
-                .values_list("pk", flat=True))
-    seen |= set(ListShare.objects.filter(organisation_id=organisation_id, handover_list_id__in=list_ids)
-                .values_list("handover_list_id", flat=True))
+    shared = set(live_shares(viewer).filter(case_id__in=case_ids).values_list("case_id", flat=True))
+    seen = set(visible_lists(viewer).filter(pk__in=list_ids).values_list("pk", flat=True))
     return shared, seen
 
 
@@ -160,11 +157,11 @@ def fan_out(*, batch: int = FAN_OUT_BATCH) -> list[int]:
         )
         if not events:
             return []
-        endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+        endpoints = list(WebhookEndpoint.objects.filter(is_active=True).select_related("organisation"))
         deliveries = []
-        for organisation_id in {e.organisation_id for e in endpoints}:
-            shared, seen = _visibility(organisation_id, events)
-            for endpoint in (e for e in endpoints if e.organisation_id == organisation_id):
+        for organisation in {e.organisation_id: e.organisation for e in endpoints}.values():
+            shared, seen = _visibility(organisation, events)
+            for endpoint in (e for e in endpoints if e.organisation_id == organisation.pk):
                 for event in events:
                     if not endpoint.wants(event.event):
                         continue

@@ -12,6 +12,7 @@ from cases.models import Case, Child, Oblast
 from cases.selectors import search_by_name
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply
 from tracker.partners import visible_lists
+from tracker.selectors import open_flag
 
 
 def in_utc(value: datetime.datetime) -> datetime.datetime:
@@ -57,7 +58,7 @@ class CaseFilter(django_filters.FilterSet):
     def _flags(self, queryset: QuerySet, value: bool | None, **kinds: object) -> QuerySet:
         if value is None:
             return queryset
-        flags = Exists(Flag.objects.filter(case=OuterRef("pk"), resolved_at__isnull=True, **kinds))
+        flags = open_flag("case", **kinds)
         return queryset.filter(flags if value else ~flags)
 
     def filter_flagged(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
@@ -123,7 +124,7 @@ class ListEntryFilter(django_filters.FilterSet):
     def filter_flagged(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
             return queryset
-        flags = Exists(Flag.objects.filter(entry=OuterRef("pk"), resolved_at__isnull=True))
+        flags = open_flag("entry")
         return queryset.filter(flags if value else ~flags)
 
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
