@@ -16,6 +16,7 @@ from itertools import islice
 
 from django.db.models import Count, F, Window
 
+from cases.bulk import insert_rows
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare, search_keys
 from cases.models import Child, ChildMatchKey
 from cases.names import is_known_given_name, latin_key, typo_distance
@@ -110,13 +111,13 @@ def sync_match_keys_many(children: Sequence[Child]) -> None:
 
 
 def backfill_match_keys(children: Iterable[Child], *, batch_size: int = 2000) -> int:
-    """File children that have no keys yet (children made before the table, or by bulk_create)."""
+    """File children that have no keys yet (children made before the table, or in bulk), or whose keys
+    were just deleted in this transaction, with their rows locked: no key of theirs can be there."""
     made = 0
     iterator = iter(children)
     while chunk := list(islice(iterator, batch_size)):
-        rows = [ChildMatchKey(child_id=child.pk, key=key) for child in chunk for key in child_match_keys(child)]
-        ChildMatchKey.objects.bulk_create(rows, ignore_conflicts=True, batch_size=batch_size)
-        made += len(rows)
+        made += insert_rows(ChildMatchKey, ("child_id", "key"),
+                            ((child.pk, key) for child in chunk for key in child_match_keys(child)))
     return made
 
 

@@ -170,7 +170,13 @@ def _to_latin_words(text: str) -> list[str]:
 @lru_cache(maxsize=1 << 18)
 def name_sounds(text: str) -> str:
     """The folded key with one character per sound, for edit distances (ш counts as one letter)."""
-    return " ".join(filter(None, (_fold_word(word) for word in _to_latin_words(text))))
+    # Word by word: a full name is seldom seen twice, its words (Oleksandr, Kovalenko) very often.
+    return " ".join(filter(None, map(_word_sounds, text.split())))
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_sounds(word: str) -> str:
+    return " ".join(filter(None, (_fold_word(part) for part in _to_latin_words(word))))
 
 
 @lru_cache(maxsize=1 << 18)

@@ -11,8 +11,8 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from cases.bulk import CHANGED, insert_recorded, insert_rows, record_history
 from cases.models import Case, CaseEvent, Child
 from cases.names import latin_key
 from cases.signals import case_status_changed, child_merged
@@ -122,6 +122,10 @@ def case_change_status(
     return case
 
 
+# A timeline line as `cases_move_many` and `cases_open_many` write them, many at once.
+EVENT_FIELDS = ("case_id", "kind", "from_status", "to_status", "actor_id", "message", "data", "happened_at")
+
+
 @dataclass(frozen=True)
 class StatusStep:
     """One step of many cases moved together: the status reached, and the timeline line for it."""
@@ -146,9 +150,12 @@ def cases_move_many(
     Returns how many cases moved.
     """
     with transaction.atomic():
-        locked = {c.pk: c for c in Case.objects.select_for_update().filter(pk__in=[c.pk for c in cases])}
+        # What the steps and the signal's receivers read of a case: its status, child and assignee.
+        locked = {c.pk: c for c in Case.objects.select_for_update().filter(pk__in=[c.pk for c in cases]).only(
+            "pk", "status", "child_id", "assignee_id")}
         moved: list[Case] = []
-        events: list[CaseEvent] = []
+        events: list[tuple[Any, ...]] = []
+        actor_id = actor.pk if actor is not None else None
         changes: list[tuple[Case, str, str]] = []
         now = timezone.now()
         for case in cases:
@@ -157,14 +164,12 @@ def cases_move_many(
             for step in steps(current):
                 if step.to_status == current.status:
                     # A line on the timeline that moves nothing (a case further along, listed again).
-                    events.append(CaseEvent(case=current, kind=step.kind, actor=actor, message=step.message,
-                                            data=data or {}, happened_at=now))
+                    events.append((current.pk, step.kind, "", "", actor_id, step.message, data or {}, now))
                     continue
                 if not can_transition(current.status, step.to_status):
                     raise TransitionNotAllowed(current, step.to_status)
-                events.append(CaseEvent(case=current, kind=step.kind, from_status=current.status,
-                                        to_status=step.to_status, actor=actor, message=step.message,
-                                        data=data or {}, happened_at=now))
+                events.append((current.pk, step.kind, current.status, step.to_status, actor_id, step.message,
+                               data or {}, now))
                 current.status = step.to_status
             if current.status != start:
                 current.updated_at = now
@@ -178,9 +183,9 @@ def cases_move_many(
             by_status[case.status].append(case.pk)
         for status, ids in by_status.items():
             Case.objects.filter(pk__in=ids).update(status=status, updated_at=now)
-        Case.history.bulk_history_create(moved, update=True, default_user=actor,  # type: ignore[attr-defined]
-                                         default_change_reason="Moved with its list", batch_size=1000)
-        CaseEvent.objects.bulk_create(events, batch_size=2000)
+        record_history(Case, [case.pk for case in moved], history_type=CHANGED, user=actor,
+                       reason="Moved with its list")
+        insert_rows(CaseEvent, EVENT_FIELDS, events)
         if changes:
             case_status_changed.send(sender=Case, changes=changes, actor=actor)
     return len(moved)
@@ -194,8 +199,7 @@ def children_create_many(*, children: Sequence[Child], actor: AbstractBaseUser |
     with transaction.atomic():
         for child in children:
             child.fill_derived()
-        created = bulk_create_with_history(list(children), Child, batch_size=1000, default_user=actor,
-                                           default_change_reason=note[:100])
+        created = insert_recorded(children, Child, user=actor, reason=note)
         backfill_match_keys(created)
         return cases_open_many(children=created, actor=actor, note=note)
 
@@ -203,10 +207,11 @@ def children_create_many(*, children: Sequence[Child], actor: AbstractBaseUser |
 def cases_open_many(*, children: Sequence[Child], actor: AbstractBaseUser | None, note: str) -> list[Case]:
     """A case opened for each child, in bulk, each with its first timeline line."""
     with transaction.atomic():
-        cases = bulk_create_with_history([Case(child=child, status=Status.OPEN) for child in children], Case,
-                                         batch_size=1000, default_user=actor, default_change_reason=note[:100])
-        CaseEvent.objects.bulk_create([CaseEvent(case=case, kind=CaseEvent.Kind.OPENED, to_status=Status.OPEN,
-                                                 actor=actor, message=note) for case in cases], batch_size=2000)
+        cases = insert_recorded([Case(child=child, status=Status.OPEN) for child in children], Case,
+                                     user=actor, reason=note)
+        now, actor_id = timezone.now(), actor.pk if actor is not None else None
+        insert_rows(CaseEvent, EVENT_FIELDS, ((case.pk, CaseEvent.Kind.OPENED, "", Status.OPEN, actor_id, note, {}, now)
+                                              for case in cases))
     return cases
 
 
@@ -229,9 +234,9 @@ def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], 
             for child in changed.values():
                 child.fill_derived()
                 child.updated_at = now
-            bulk_update_with_history(list(changed.values()), Child, ["aliases", "search_names", "updated_at"],
-                                     batch_size=1000, default_user=actor,
-                                     default_change_reason=f"Spelling from {source}"[:100])
+            Child.objects.bulk_update(list(changed.values()), ["aliases", "search_names", "updated_at"],
+                                      batch_size=1000)
+            record_history(Child, list(changed), history_type=CHANGED, user=actor, reason=f"Spelling from {source}")
             sync_match_keys_many(list(changed.values()))
     return len(changed)
 

@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.dispatch import receiver
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
+from cases.bulk import CHANGED, insert_instances, insert_recorded, record_history
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare
 from cases.matching_db import QUERY_BATCH, child_records, find_candidates
 from cases.models import Case, CaseEvent, Child
@@ -68,14 +68,37 @@ class ExchangeError(Exception):
         super().__init__("; ".join(f"{where}: {why}" for where, why in self.problems))
 
 
+@dataclass(frozen=True)
+class HandOver:
+    """When a list was handed over, and by when the reply is due."""
+
+    handed_over_on: datetime.date
+    response_due_on: datetime.date | None
+
+    def problems(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.handed_over_on > timezone.localdate():
+            problems.append(("handed_over_on", "the hand-over date is in the future"))
+        if self.response_due_on is not None and self.response_due_on < self.handed_over_on:
+            problems.append(("response_due_on", "the response cannot be due before the hand-over date"))
+        return problems
+
+
 def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor: AbstractBaseUser | None,
-                   positions: Sequence[int] | None = None) -> int:
+                   positions: Sequence[int] | None = None, handing_over: HandOver | None = None) -> int:
     """Put cases on a draft list, numbered after the last entry (or at `positions`, one per case,
     as a list read from a file numbers them); a case already on it is skipped.
 
     Returns how many entries were added. An open case moves to "on a list"; a case further along
     keeps its status and gets a timeline line, since being listed again does not undo a reply.
+
+    With `handing_over` (a list that was handed over as it was drawn up, such as one imported after
+    the fact), each entry is written already awaiting its reply and each case takes the hand-over
+    step too, in the same pass: the same rows and timeline lines as adding, then `list_hand_over`,
+    at half the writes. `list_hand_over` must still be called to close the list itself.
     """
+    if handing_over is not None and handing_over.problems():
+        raise ExchangeError(handing_over.problems())
     with transaction.atomic():
         locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
         if locked.status != HandoverList.Status.DRAFT:
@@ -98,19 +121,48 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
             already.add(case.child_id)
             entries.append(ListEntry(handover_list=locked, child_id=case.child_id, case=case, position=position))
             listed.append(case)
-        bulk_create_with_history(entries, ListEntry, batch_size=1000, default_user=actor,
-                                 default_change_reason=f"Added to {locked.reference}")
+        reason = f"Added to {locked.reference}"
+        if handing_over is not None:
+            _entries_hand_over(entries, handing_over)
+            reason += f", handed over {handing_over.handed_over_on}"
+        insert_recorded(entries, ListEntry, user=actor, reason=reason)
         at = {entry.case_id: entry.position for entry in entries}
+        handed = _handed_over_message(locked, handing_over.handed_over_on) if handing_over is not None else ""
 
         def steps(case: Case) -> list[StatusStep]:
             # An open case moves to "on a list"; one further along keeps its status, since being
             # listed again does not undo a reply, and gets the line alone.
             to = CaseStatus.ON_LIST if case.status == CaseStatus.OPEN else case.status
-            return [StatusStep(to, CaseEvent.Kind.ADDED_TO_LIST, f"Added to list {locked.reference} as #{at[case.pk]}")]
+            added = StatusStep(to, CaseEvent.Kind.ADDED_TO_LIST, f"Added to list {locked.reference} as #{at[case.pk]}")
+            if handing_over is None:
+                return [added]
+            return [added, _hand_over_step(to, handed)]
 
         cases_move_many(cases=listed, steps=steps, actor=actor, data={"list": locked.reference})
         added = len(entries)
     return added
+
+
+def _entries_hand_over(entries: Sequence[ListEntry], handing_over: HandOver) -> None:
+    """Set entries as handed over: awaiting a reply, by their own due date or the list's."""
+    births = {pk: (born, precision) for pk, born, precision in Child.objects.filter(
+        pk__in=[entry.child_id for entry in entries]).values_list("pk", "birth_date", "birth_date_precision")}
+    for entry in entries:
+        born, precision = births[entry.child_id]
+        entry.reply_state = ListEntry.ReplyState.AWAITING
+        entry.due_on = entry.due_on or handing_over.response_due_on
+        born_on = Child(birth_date=born, birth_date_precision=precision)
+        entry.age_at_listing = born_on.age_on(handing_over.handed_over_on)
+
+
+def _handed_over_message(handover_list: HandoverList, handed_over_on: datetime.date) -> str:
+    return f"List {handover_list.reference} handed over to {handover_list.recipient} on {handed_over_on}"
+
+
+def _hand_over_step(status: str, message: str) -> StatusStep:
+    # A case on the list now awaits the reply; one further along keeps its status and gets the line.
+    to = CaseStatus.AWAITING_REPLY if status == CaseStatus.ON_LIST else status
+    return StatusStep(to, CaseEvent.Kind.LIST_HANDED_OVER, message)
 
 
 def list_hand_over(
@@ -120,14 +172,12 @@ def list_hand_over(
     response_due_on: datetime.date | None,
     actor: AbstractBaseUser | None,
 ) -> HandoverList:
-    """Record that a draft list was handed over: its entries now await a reply by their due dates."""
-    problems = []
-    if handed_over_on > timezone.localdate():
-        problems.append(("handed_over_on", "the hand-over date is in the future"))
-    if response_due_on is not None and response_due_on < handed_over_on:
-        problems.append(("response_due_on", "the response cannot be due before the hand-over date"))
-    if problems:
-        raise ExchangeError(problems)
+    """Record that a draft list was handed over: its entries now await a reply by their due dates.
+
+    Entries written already handed over (see `list_add_cases`) are left as they are."""
+    handing_over = HandOver(handed_over_on, response_due_on)
+    if handing_over.problems():
+        raise ExchangeError(handing_over.problems())
     with transaction.atomic():
         locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
         if locked.status != HandoverList.Status.DRAFT:
@@ -138,31 +188,23 @@ def list_hand_over(
         locked.handed_over_on = handed_over_on
         locked.response_due_on = response_due_on
         locked.save(update_fields=["status", "handed_over_on", "response_due_on", "updated_at"])
-        entries = list(locked.entries.select_related("child", "case"))
-        for entry in entries:
-            entry.reply_state = ListEntry.ReplyState.AWAITING
-            entry.due_on = entry.due_on or response_due_on
-            entry.age_at_listing = entry.child.age_on(handed_over_on)
+        pending = locked.entries.filter(reply_state=ListEntry.ReplyState.NOT_SENT)
+        entries = list(pending.select_related("case").only(
+            "pk", "child_id", "due_on", "case__id", "case__status", "case__child_id"))
+        _entries_hand_over(entries, handing_over)
         # A few UPDATEs (one per age and due date) instead of Django's row-by-row CASE of bulk_update.
         groups: dict[tuple[datetime.date | None, int | None], list[int]] = defaultdict(list)
         now = timezone.now()
         for entry in entries:
-            entry.updated_at = now
             groups[(entry.due_on, entry.age_at_listing)].append(entry.pk)
         for (due_on, age), ids in groups.items():
             ListEntry.objects.filter(pk__in=ids).update(reply_state=ListEntry.ReplyState.AWAITING, due_on=due_on,
                                                         age_at_listing=age, updated_at=now)
-        ListEntry.history.bulk_history_create(  # type: ignore[attr-defined]
-            entries, update=True, default_user=actor, default_change_reason=f"{locked.reference} handed over",
-            batch_size=1000)
-        message = f"List {locked.reference} handed over to {locked.recipient} on {handed_over_on}"
-
-        def steps(case: Case) -> list[StatusStep]:
-            to = CaseStatus.AWAITING_REPLY if case.status == CaseStatus.ON_LIST else case.status
-            return [StatusStep(to, CaseEvent.Kind.LIST_HANDED_OVER, message)]
-
-        cases_move_many(cases=[entry.case for entry in entries], steps=steps, actor=actor,
-                        data={"list": locked.reference})
+        record_history(ListEntry, [entry.pk for entry in entries], history_type=CHANGED, user=actor,
+                       reason=f"{locked.reference} handed over")
+        message = _handed_over_message(locked, handed_over_on)
+        cases_move_many(cases=[entry.case for entry in entries], steps=lambda case: [_hand_over_step(
+            case.status, message)], actor=actor, data={"list": locked.reference})
     handover_list.refresh_from_db()
     return handover_list
 
@@ -506,7 +548,7 @@ def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = 
         return _fail(batch, problems)
     with transaction.atomic():
         batch.rows.all().delete()
-        ImportRow.objects.bulk_create(rows, batch_size=1000)
+        insert_instances(rows, ImportRow)
         counts = {verdict: sum(row.verdict == verdict for row in rows) for verdict in ImportRow.Verdict.values}
         batch.summary = {**batch.summary, "rows": len(rows), **counts}
         batch.status = ImportBatch.Status.VALIDATED
@@ -739,6 +781,8 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
         status=CaseStatus.CLOSED)}
     stored_lines = {row.line_number for row in stored}
     counts = {"matched": 0, "accepted": 0, "new": 0, "spellings_added": 0}
+    # A list handed over before it was imported is written handed over, entry by entry, as it is filled.
+    handing_over = HandOver(batch.handed_over_on, batch.response_due_on) if batch.handed_over_on else None
     # Written in bulk, a chunk of rows at a time, through the same services a case worker's single
     # writes use: children and cases with history, match keys and timelines, then the entries.
     for start in range(0, len(rows), IMPORT_CHUNK):
@@ -765,7 +809,7 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
         cases = [new_cases[row.line_number] if row.line_number in new_cases else live[row.child.pk]  # type: ignore[union-attr]
                  for row in chunk]
         list_add_cases(handover_list=handover_list, cases=cases, positions=[row.position for row in chunk],
-                       actor=actor)
+                       actor=actor, handing_over=handing_over)
         _report_progress(batch, start + len(chunk), len(rows), progress)
     if batch.handed_over_on:
         list_hand_over(handover_list=handover_list, handed_over_on=batch.handed_over_on,
