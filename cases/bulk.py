@@ -15,7 +15,8 @@ from itertools import islice
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 # The columns simple_history adds to each historical table; every other column is a copy.
@@ -56,11 +57,12 @@ def insert_instances(objs: Sequence[models.Model], model: type[models.Model]) ->
         if any(obj.pk is None for obj in created):
             raise RuntimeError(f"the database did not return the keys of the new {model._meta.verbose_name_plural}")
         return created
+    db = connections[DEFAULT_DB_ALIAS]
     fields = list(model._meta.concrete_fields)
     for obj, key in zip(objs, _allocate_keys(model, len(objs)), strict=True):
         obj._prepare_related_fields_for_save(operation_name="bulk_create")
         obj.pk = key
-    _copy(model, fields, ([field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    _copy(model, fields, ([field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields]
                           for obj in objs))
     for obj in objs:
         obj._state.adding = False
@@ -80,25 +82,35 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
         objs = [model(**dict(zip(names, row, strict=True))) for row in rows]
         model._default_manager.bulk_create(objs, batch_size=1000)
         return len(objs)
+    db = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
-
-    def default(field: models.Field) -> Any:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            return now
-        return field.get_default()
-
-    prepare = [field.get_db_prep_save for field in fields]
+    # The same default for every row (COPY encodes each row as it is written, so one value serves all).
+    defaults = [field.get_db_prep_save(now if _stamped(field) else field.get_default(), db) for field in others]
+    prepare = [field.get_db_prep_save for field in given]
     count = 0
 
     def prepared() -> Iterable[list[Any]]:
         nonlocal count
         for row in rows:
             count += 1
-            values = [*row, *(default(field) for field in others)]
-            yield [prep(value, connection) for prep, value in zip(prepare, values, strict=True)]
+            yield [*(prep(value, db) for prep, value in zip(prepare, row, strict=True)), *defaults]
 
     _copy(model, fields, prepared())
     return count
+
+
+def _stamped(field: models.Field) -> bool:
+    return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+
+
+def keys_in(keys: Iterable[int]) -> list[int] | RawSQL:
+    """Integer keys for an `__in` filter. On PostgreSQL they travel as one text parameter that the
+    database splits: thousands of keys each prepared by the ORM and quoted by the driver cost more
+    than the statement they select for."""
+    keys = [int(key) for key in keys]
+    if not _copying() or not keys:
+        return keys
+    return RawSQL("SELECT unnest(string_to_array(%s, ',')::bigint[])", [",".join(map(str, keys))])
 
 
 def _tracked(model: type[models.Model]) -> list[str]:
@@ -126,6 +138,8 @@ def record_history(model: type[models.Model], pks: Sequence[Any] | models.QueryS
                  user.pk if user is not None else None, reason[:REASON_LENGTH]]
     if isinstance(pks, models.QuerySet):
         chunks: list[Any] = [pks]
+    elif _copying():
+        chunks = [keys_in(pks)] if pks else []
     else:
         iterator = iter(pks)
         chunks = list(iter(lambda: list(islice(iterator, CHUNK)), []))

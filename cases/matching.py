@@ -17,7 +17,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import combinations
 from typing import Literal
 
@@ -135,6 +135,10 @@ class _NameField:
 
     @classmethod
     def of(cls, text: str, sex: str = "") -> _NameField:
+        return _name_field(text, sex)
+
+    @classmethod
+    def build(cls, text: str, sex: str) -> _NameField:
         canonical = canonical_given_name(text)
         known = is_known_given_name(text)
         if sex and given_name_sex(text) not in ("", sex):
@@ -142,6 +146,12 @@ class _NameField:
             canonical, known = latin_key(text), False
         plain = re.sub(r"[^a-z]", "", transliterate_uk(text).lower())
         return cls(text, name_sounds(text), plain, canonical, known)
+
+
+# The same given and family names come back on row after row and candidate after candidate.
+@lru_cache(maxsize=1 << 16)
+def _name_field(text: str, sex: str) -> _NameField:
+    return _NameField.build(text, sex)
 
 
 @dataclass(frozen=True)
@@ -453,7 +463,8 @@ def _group_points(cross: Iterable[MatchScore]) -> float:
 # Blocking: which pairs are worth comparing
 # ---------------------------------------------------------------------------------------------
 
-def _name_codes(name: _NameField) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def _name_codes(name: _NameField) -> tuple[str, ...]:
     """Codes under which a name is filed: 'g' and the canonical key of a known given name, else 'f'
     and a skeleton of each word.
 
@@ -461,15 +472,15 @@ def _name_codes(name: _NameField) -> list[str]:
     o/a, e/i, y/i variants of family names: Bondarenko / Bondorenko, Oliinyk / Oleinik.
     """
     if not name.sounds:
-        return []
+        return ()
     key = latin_key(name.text)
     if name.known or name.canonical != key:
-        return [f"g{word}" for word in name.canonical.split()]
+        return tuple(f"g{word}" for word in name.canonical.split())
     codes = []
     for word in key.split():
         skeleton = word[0] + re.sub(r"[aeiou]", "", word[1:])
         codes.append("f" + re.sub(r"(.)\1+", r"\1", skeleton))
-    return codes
+    return tuple(codes)
 
 
 def blocking_keys(record: PersonRecord) -> set[str]:

@@ -14,9 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
+from django.db import connection
 from django.db.models import Count, F, Window
+from django.db.models.expressions import RawSQL
 
-from cases.bulk import insert_rows
+from cases.bulk import insert_rows, keys_in
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare, search_keys
 from cases.models import Child, ChildMatchKey
 from cases.names import is_known_given_name, latin_key, typo_distance
@@ -106,7 +108,7 @@ def sync_match_keys(child: Child, *, adding: bool = False) -> None:
 
 def sync_match_keys_many(children: Sequence[Child]) -> None:
     """`sync_match_keys` for many children in three statements: their keys filed anew."""
-    ChildMatchKey.objects.filter(child__in=[child.pk for child in children]).delete()
+    ChildMatchKey.objects.filter(child__in=keys_in(child.pk for child in children)).delete()
     backfill_match_keys(children)
 
 
@@ -141,7 +143,7 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
         # With each child filed under the keys comes what the quick test below needs of it (its name
         # keys and birth date): a join here is much cheaper than reading those children by id.
         filed = (
-            ChildMatchKey.objects.filter(key__in=keys)
+            ChildMatchKey.objects.filter(key__in=_key_list(keys))
             .annotate(block_size=Window(Count("id"), partition_by=[F("key")]))
             .filter(block_size__lte=DB_MAX_BLOCK_SIZE)
             .values_list("key", "child_id", "child__search_names", "child__birth_date")
@@ -162,7 +164,7 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
                 records[i], wanted, light[pk], names_agree=pk in by_name, year_agrees=pk in by_year)])
         # Common names bring the same children back batch after batch: each is read and spelled once.
         missing = set().union(*worth) - children.keys()
-        for child in Child.objects.filter(pk__in=missing).only(*_CHILD_FIELDS) if missing else ():
+        for child in Child.objects.filter(pk__in=keys_in(missing)).only(*_CHILD_FIELDS) if missing else ():
             children[child.pk] = child
             spellings[child.pk] = child_records(child)
         for i, child_ids in zip(positions, worth, strict=True):
@@ -175,6 +177,18 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
             found.sort(key=lambda candidate: (-candidate.score.points, candidate.child.pk))
             results[i] = found
     return results
+
+
+def _key_list(keys: list[str]) -> list[str] | RawSQL:
+    """The keys for an IN: on PostgreSQL one text parameter split by the database, since thousands
+    of parameters each prepared and quoted by the ORM cost more than the query itself."""
+    if connection.vendor != "postgresql":
+        return keys
+    return RawSQL("SELECT unnest(string_to_array(%s, %s))", [KEY_SEPARATOR.join(keys), KEY_SEPARATOR])
+
+
+# Never part of a key: keys are printable ASCII (see `cases.matching.blocking_keys`).
+KEY_SEPARATOR = "\x1f"
 
 
 # Birth years further apart than this are not one child's year written twice.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -233,15 +234,19 @@ class Child(TimeStampedModel):
 
     def age_on(self, day: Any) -> int | None:
         """Completed years on `day`; with a year-only birth date, the age reached during that year."""
-        if self.birth_date is None:
-            return None
-        years = day.year - self.birth_date.year
-        if (self.birth_date_precision == self.DatePrecision.DAY and (day.month, day.day) < (
-            self.birth_date.month,
-            self.birth_date.day,
-        )) or (self.birth_date_precision == self.DatePrecision.MONTH and day.month < self.birth_date.month):
-            years -= 1
-        return max(years, 0)
+        return age_on(self.birth_date, self.birth_date_precision, day)
+
+
+def age_on(birth_date: datetime.date | None, precision: str, day: datetime.date) -> int | None:
+    """Completed years on `day` of a child born on `birth_date`, known to `precision` (a
+    `Child.DatePrecision`); with a year-only date, the age reached during that year."""
+    if birth_date is None:
+        return None
+    years = day.year - birth_date.year
+    if (precision == BirthDatePrecision.DAY and (day.month, day.day) < (birth_date.month, birth_date.day)) or (
+            precision == BirthDatePrecision.MONTH and day.month < birth_date.month):
+        years -= 1
+    return max(years, 0)
 
 
 

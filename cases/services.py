@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from cases.bulk import CHANGED, insert_recorded, insert_rows, record_history
+from cases.bulk import CHANGED, insert_recorded, insert_rows, keys_in, record_history
 from cases.models import Case, CaseEvent, Child
 from cases.names import latin_key
 from cases.signals import case_status_changed, child_merged
@@ -151,7 +151,7 @@ def cases_move_many(
     """
     with transaction.atomic():
         # What the steps and the signal's receivers read of a case: its status, child and assignee.
-        locked = {c.pk: c for c in Case.objects.select_for_update().filter(pk__in=[c.pk for c in cases]).only(
+        locked = {c.pk: c for c in Case.objects.select_for_update().filter(pk__in=keys_in(c.pk for c in cases)).only(
             "pk", "status", "child_id", "assignee_id")}
         moved: list[Case] = []
         events: list[tuple[Any, ...]] = []
@@ -182,7 +182,7 @@ def cases_move_many(
         for case in moved:
             by_status[case.status].append(case.pk)
         for status, ids in by_status.items():
-            Case.objects.filter(pk__in=ids).update(status=status, updated_at=now)
+            Case.objects.filter(pk__in=keys_in(ids)).update(status=status, updated_at=now)
         record_history(Case, [case.pk for case in moved], history_type=CHANGED, user=actor,
                        reason="Moved with its list")
         insert_rows(CaseEvent, EVENT_FIELDS, events)

@@ -18,10 +18,10 @@ from django.db.models import Max
 from django.dispatch import receiver
 from django.utils import timezone
 
-from cases.bulk import CHANGED, insert_instances, insert_recorded, record_history
+from cases.bulk import CHANGED, insert_instances, insert_recorded, keys_in, record_history
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare
 from cases.matching_db import QUERY_BATCH, child_records, find_candidates
-from cases.models import Case, CaseEvent, Child
+from cases.models import Case, CaseEvent, Child, age_on
 from cases.services import (
     StatusStep,
     can_transition,
@@ -146,13 +146,12 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
 def _entries_hand_over(entries: Sequence[ListEntry], handing_over: HandOver) -> None:
     """Set entries as handed over: awaiting a reply, by their own due date or the list's."""
     births = {pk: (born, precision) for pk, born, precision in Child.objects.filter(
-        pk__in=[entry.child_id for entry in entries]).values_list("pk", "birth_date", "birth_date_precision")}
+        pk__in=keys_in(entry.child_id for entry in entries)).values_list("pk", "birth_date", "birth_date_precision")}
     for entry in entries:
         born, precision = births[entry.child_id]
         entry.reply_state = ListEntry.ReplyState.AWAITING
         entry.due_on = entry.due_on or handing_over.response_due_on
-        born_on = Child(birth_date=born, birth_date_precision=precision)
-        entry.age_at_listing = born_on.age_on(handing_over.handed_over_on)
+        entry.age_at_listing = age_on(born, precision, handing_over.handed_over_on)
 
 
 def _handed_over_message(handover_list: HandoverList, handed_over_on: datetime.date) -> str:
@@ -198,8 +197,8 @@ def list_hand_over(
         for entry in entries:
             groups[(entry.due_on, entry.age_at_listing)].append(entry.pk)
         for (due_on, age), ids in groups.items():
-            ListEntry.objects.filter(pk__in=ids).update(reply_state=ListEntry.ReplyState.AWAITING, due_on=due_on,
-                                                        age_at_listing=age, updated_at=now)
+            ListEntry.objects.filter(pk__in=keys_in(ids)).update(
+                reply_state=ListEntry.ReplyState.AWAITING, due_on=due_on, age_at_listing=age, updated_at=now)
         record_history(ListEntry, [entry.pk for entry in entries], history_type=CHANGED, user=actor,
                        reason=f"{locked.reference} handed over")
         message = _handed_over_message(locked, handed_over_on)
