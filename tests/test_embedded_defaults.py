@@ -72,3 +72,38 @@ def test_demo_data_loads_and_the_worker_flags_overdue_entries(embedded_env, tmp_
     assert login.startswith("Admin login: admin / ")
     assert manage(embedded_env, "ensure_demo_admin") == login, "the same login on every start"
     assert (tmp_path / "var" / "admin-password.txt").read_text().strip() == login.split(" / ")[1].strip()
+
+
+@pytest.mark.slow
+def test_a_list_imports_on_sqlite_with_its_history_and_timelines(embedded_env, tmp_path):
+    """The bulk writes' road for databases other than PostgreSQL: the same rows, through the ORM."""
+    manage(embedded_env, "migrate", "--noinput")
+    manage(embedded_env, "seed_demo")
+    listed = tmp_path / "list.csv"
+    listed.write_text("№;Прізвище;Ім'я;По батькові;Дата народження;Стать;Населений пункт\r\n"
+                      "1;Тестенко;Ярина;Іванівна;05.03.2011;ж;Маріуполь\r\n"
+                      "2;Пробенко;Остап;;2012;ч;Бердянськ\r\n", encoding="utf-8")
+    out = manage(embedded_env, "import_list", str(listed), "--from", "Ukrainian delegation", "--to",
+                 "Russian delegation", "--handed-over", "2025-06-02", "--due", "2025-07-02",
+                 "--reference", "UA-RU-SQLITE/1", "--proposed", "new")
+    assert out.strip() == "UA-RU-SQLITE/1: 2 rows, 0 matched, 0 proposed and accepted, 2 new, 0 errors"
+
+    with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
+        def one(sql: str) -> list[tuple]:
+            return conn.execute(sql, ["UA-RU-SQLITE/1"]).fetchall()
+
+        entries = one("SELECT e.id, e.reply_state, e.due_on, e.age_at_listing, e.case_id FROM tracker_listentry e "
+                      "JOIN tracker_handoverlist l ON l.id = e.handover_list_id WHERE l.reference = ? "
+                      "ORDER BY e.position")
+        assert [row[1:4] for row in entries] == [("awaiting", "2025-07-02", 14), ("awaiting", "2025-07-02", 13)]
+        for entry_id, *_, case_id in entries:
+            assert conn.execute("SELECT history_type, reply_state FROM tracker_historicallistentry WHERE id = ?",
+                                [entry_id]).fetchall() == [("+", "awaiting")]
+            assert conn.execute("SELECT kind FROM cases_caseevent WHERE case_id = ? ORDER BY id",
+                                [case_id]).fetchall() == [("opened",), ("added_to_list",), ("list_handed_over",)]
+            assert conn.execute("SELECT status FROM cases_case WHERE id = ?", [case_id]).fetchall() == [
+                ("awaiting_reply",)]
+            assert conn.execute("SELECT history_type, status FROM cases_historicalcase WHERE id = ? "
+                                "ORDER BY history_id", [case_id]).fetchall() == [("+", "open"), ("~", "awaiting_reply")]
+        assert conn.execute("SELECT count(*) FROM cases_childmatchkey k JOIN cases_child c ON c.id = k.child_id "
+                            "WHERE c.family_name IN ('Тестенко', 'Пробенко')").fetchone()[0] > 4

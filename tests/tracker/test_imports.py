@@ -212,6 +212,43 @@ def test_the_command_refuses_the_bad_file_then_imports_the_corrected_one(parties
 
 
 @pytest.mark.django_db
+def test_an_imported_handed_over_list_reads_as_one_added_to_then_handed_over(parties, stored):
+    worker = UserFactory()
+    # One row names a stored child (whose case is open), the others are new children.
+    open_case = Case.objects.create(child=stored["daryna"], status=Case.Status.OPEN)
+    content = csv_bytes([UA_HEADER, "1;Коваленко;Дарина;Петрівна;09.04.2012;ж;Маріуполь;Донецька", *UA_ROWS[1:]])
+    batch = validate(content, "list.csv", parties, handed_over_on=HANDED_OVER, response_due_on=DUE)
+    import_batch_start(batch=batch, actor=worker)
+    import_batch_run(batch_id=batch.pk, actor=worker)
+
+    handed = HandoverList.objects.get(reference="UA-RU-TEST/1")
+    assert (handed.status, handed.handed_over_on, handed.response_due_on) == ("handed_over", HANDED_OVER, DUE)
+    entries = list(handed.entries.select_related("case", "child").order_by("position"))
+    assert [(e.position, e.reply_state, e.due_on) for e in entries] == [
+        (1, "awaiting", DUE), (2, "awaiting", DUE), (3, "awaiting", DUE)]
+    assert [e.age_at_listing for e in entries] == [13, 13, 12], "ages on the hand-over date, by what is known"
+    assert entries[0].case == open_case
+    for entry in entries:
+        assert entry.case.status == Case.Status.AWAITING_REPLY
+        timeline = [(e.kind, e.from_status, e.to_status, e.actor_id) for e in entry.case.events.order_by("pk")]
+        assert timeline[-2:] == [
+            ("added_to_list", "open", "on_list", worker.pk),
+            ("list_handed_over", "on_list", "awaiting_reply", worker.pk),
+        ]
+        # A new child's case opens with the import; the stored child's case was open already.
+        assert len(timeline) == (2 if entry.case == open_case else 3)
+        assert entry.case == open_case or timeline[0] == ("opened", "", "open", worker.pk)
+        messages = list(entry.case.events.order_by("pk").values_list("message", flat=True))
+        assert messages[-2:] == [f"Added to list UA-RU-TEST/1 as #{entry.position}",
+                                 "List UA-RU-TEST/1 handed over to Russian delegation on 2025-06-02"]
+        # One history row for the entry, written as it was saved: awaiting its reply.
+        assert [(h.history_type, h.reply_state, h.history_user_id) for h in entry.history.all()] == [
+            ("+", "awaiting", worker.pk)]
+        assert entry.case.history.first().status == Case.Status.AWAITING_REPLY
+    assert [(h.history_type, h.history_user_id) for h in entries[1].child.history.all()] == [("+", worker.pk)]
+
+
+@pytest.mark.django_db
 def test_the_same_file_twice_creates_nothing_the_second_time(parties):
     content = csv_bytes([UA_HEADER, *UA_ROWS])
     import_list(content, "list.csv", parties)

@@ -1,0 +1,94 @@
+"""The bulk writes of large imports give the rows the ORM and django-simple-history would give."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from cases.bulk import CHANGED, CREATED, insert_instances, insert_recorded, insert_rows, keys_in, record_history
+from cases.models import Case, CaseEvent, Child
+from tests.factories import CaseFactory, ChildFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+# What simple_history adds to each row; the rest of a history row is a copy of the record.
+HISTORY_ONLY = {"history_id", "history_date", "history_type", "history_user_id", "history_change_reason"}
+
+
+def copied(row: object) -> dict[str, object]:
+    fields = type(row)._meta.concrete_fields
+    return {f.attname: getattr(row, f.attname) for f in fields if f.attname not in HISTORY_ONLY}
+
+
+def test_a_history_row_copied_by_the_database_equals_the_one_simple_history_writes():
+    worker = UserFactory()
+    case = CaseFactory(priority=Case.Priority.HIGH)
+    case.closing_note = "kept as written, ünïcode too"
+    case._change_reason = "by the ORM"
+    case.save()
+    by_orm = case.history.order_by("-history_id").first()
+
+    assert record_history(Case, [case.pk], history_type=CHANGED, user=worker, reason="x" * 150) == 1
+
+    by_copy = case.history.order_by("-history_id").first()
+    assert by_copy.history_id != by_orm.history_id
+    assert copied(by_copy) == copied(by_orm)
+    assert (by_copy.history_type, by_copy.history_user_id) == ("~", worker.pk)
+    assert by_copy.history_change_reason == "x" * 100, "simple_history's column keeps 100 characters"
+    assert by_copy.history_date >= by_orm.history_date
+
+
+def test_record_history_takes_a_query_of_keys_and_thousands_of_keys():
+    cases = [CaseFactory() for _ in range(3)]
+    assert record_history(Case, Case.objects.filter(pk__in=[c.pk for c in cases[:2]]).values("pk"),
+                          history_type=CHANGED, user=None, reason="two") == 2
+    assert record_history(Case, [cases[2].pk, *range(10**9, 10**9 + 5000)], history_type=CHANGED, user=None,
+                          reason="one of 5001 keys exists") == 1
+    assert record_history(Case, [], history_type=CHANGED, user=None, reason="none") == 0
+    assert Case.history.filter(history_change_reason="two").count() == 2
+
+
+def test_insert_instances_saves_every_field_and_gives_each_record_its_key():
+    before = timezone.now()
+    children = [Child(family_name="Коваленко", given_name=f"Дарина{i}", aliases=["Kovalenko Daryna"],
+                      birth_date=datetime.date(2012, 4, 9), birth_date_precision=Child.DatePrecision.DAY)
+                for i in range(3)]
+    for child in children:
+        child.fill_derived()
+
+    made = insert_recorded(children, Child, user=None, reason="bulk")
+
+    assert all(child.pk for child in made) and len({child.pk for child in made}) == 3
+    stored = Child.objects.get(pk=made[1].pk)
+    assert (stored.given_name, stored.aliases, stored.search_names) == ("Дарина1", ["Kovalenko Daryna"],
+                                                                       made[1].search_names)
+    assert stored.created_at >= before and stored.updated_at >= before
+    assert [h.history_type for h in stored.history.all()] == [CREATED]
+    # The next record saved one at a time takes the next key of the same sequence.
+    assert ChildFactory().pk > max(child.pk for child in made)
+
+
+def test_insert_rows_fills_the_defaults_a_new_instance_would_have():
+    case = CaseFactory()
+    insert_rows(CaseEvent, ("case_id", "kind", "message"), [(case.pk, CaseEvent.Kind.NOTE, "in bulk")])
+    orm = CaseEvent.objects.create(case=case, kind=CaseEvent.Kind.NOTE, message="by the ORM")
+
+    bulk = CaseEvent.objects.get(message="in bulk")
+    assert (bulk.from_status, bulk.to_status, bulk.actor_id, bulk.data) == ("", "", None, {})
+    assert abs(bulk.happened_at - orm.happened_at) < datetime.timedelta(seconds=5)
+
+
+def test_keys_in_selects_exactly_the_keys_given():
+    cases = [CaseFactory() for _ in range(4)]
+    wanted = [cases[0].pk, cases[2].pk]
+    assert set(Case.objects.filter(pk__in=keys_in(wanted)).values_list("pk", flat=True)) == set(wanted)
+    assert not Case.objects.filter(pk__in=keys_in([])).exists()
+    if connection.vendor == "postgresql":
+        assert "string_to_array" in str(Case.objects.filter(pk__in=keys_in(wanted)).query)
+
+
+def test_insert_instances_of_nothing_writes_nothing():
+    assert insert_instances([], Child) == []
