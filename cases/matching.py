@@ -194,6 +194,19 @@ class PersonRecord:
     def stated_sex(self) -> str:
         return _SEX_WORDS.get((self.sex or "").strip().lower().rstrip("."), "")
 
+    # Its blocking keys (see `blocking_keys`), worked out once: the import asks for them twice.
+    @cached_property
+    def name_keys(self) -> frozenset[str]:
+        return frozenset(_name_keys(self))
+
+    @cached_property
+    def year_keys(self) -> frozenset[str]:
+        return frozenset(_date_keys(self, month=False))
+
+    @cached_property
+    def month_keys(self) -> frozenset[str]:
+        return frozenset(_date_keys(self, month=True))
+
     @cached_property
     def implied_sex(self) -> str:
         """The sex the patronymic or a known given name implies, when the record does not state it."""
@@ -483,7 +496,7 @@ def _name_codes(name: _NameField) -> tuple[str, ...]:
     return tuple(codes)
 
 
-def blocking_keys(record: PersonRecord) -> set[str]:
+def blocking_keys(record: PersonRecord) -> frozenset[str]:
     """Plain ASCII keys; two records are compared only when they share at least one.
 
     - ``n:<code>|<code>``: the codes of the two names, sorted, so that swapped family and given
@@ -500,17 +513,17 @@ def blocking_keys(record: PersonRecord) -> set[str]:
     keys depend on the codes only, not on which field holds them, so swapped names give the same
     keys. The database files each child under them (`ChildMatchKey`) for candidate search.
     """
-    return _name_keys(record) | _date_keys(record, month=False) | _date_keys(record, month=True)
+    return record.name_keys | record.year_keys | record.month_keys
 
 
-def search_keys(record: PersonRecord) -> set[str]:
+def search_keys(record: PersonRecord) -> frozenset[str]:
     """The keys to look a record up by among stored children (who are filed under all of theirs).
 
     A record with its birth month looks in the month's blocks (``d:``), a twelfth of the year's: in a
     register of a million children the year's block of a common given name is thousands strong. A
     record known to the year only looks in the year's blocks (``y:``). Both look by the two names.
     """
-    return _name_keys(record) | _date_keys(record, month=record.date.month is not None)
+    return record.name_keys | (record.month_keys if record.date.month is not None else record.year_keys)
 
 
 def _name_keys(record: PersonRecord) -> set[str]:

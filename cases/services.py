@@ -150,9 +150,13 @@ def cases_move_many(
     Returns how many cases moved.
     """
     with transaction.atomic():
-        # What the steps and the signal's receivers read of a case: its status, child and assignee.
-        locked = {c.pk: c for c in Case.objects.select_for_update().filter(pk__in=keys_in(c.pk for c in cases)).only(
-            "pk", "status", "child_id", "assignee_id")}
+        # The rows are locked and their statuses read afresh; the caller's instances carry them
+        # (reading thousands of cases back as new instances cost more than the rest of the move).
+        statuses = dict(Case.objects.select_for_update().filter(pk__in=keys_in(c.pk for c in cases)).values_list(
+            "pk", "status"))
+        locked: dict[int, Case] = {}
+        for case in cases:
+            locked.setdefault(case.pk, case).status = statuses[case.pk]
         moved: list[Case] = []
         events: list[tuple[Any, ...]] = []
         actor_id = actor.pk if actor is not None else None

@@ -156,8 +156,10 @@ def fill(population: Population, count: int, *, batch: int = 5000) -> list[dict[
         rate = made / (time.perf_counter() - started)
         print(f"\r  loaded {made:,} children ({rate:,.0f}/s)", end="", file=sys.stderr)
     print(file=sys.stderr)
+    # A register is read and written for months after it is loaded: let the tables settle as
+    # autovacuum would leave them, rather than have autovacuum start in the middle of a measurement.
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        cursor.execute("VACUUM ANALYZE")
     return sample
 
 

@@ -130,12 +130,16 @@ class ParsedRow:
     line: int
     position: int | None
     data: dict[str, Any]
+    _record: PersonRecord | None = field(default=None, repr=False, compare=False)
 
     def record(self) -> PersonRecord:
-        return PersonRecord(family_name=self.data.get("family_name", ""), given_name=self.data.get("given_name", ""),
-                            patronymic=self.data.get("patronymic", ""), birth_date=self.data.get("birth_date_text", ""),
-                            sex=self.data.get("sex", ""), settlement=self.data.get("settlement", ""),
-                            record_id=str(self.line))
+        # One record per row: the check for a child named twice and the match share what it works out.
+        if self._record is None:
+            self._record = PersonRecord(
+                family_name=self.data.get("family_name", ""), given_name=self.data.get("given_name", ""),
+                patronymic=self.data.get("patronymic", ""), birth_date=self.data.get("birth_date_text", ""),
+                sex=self.data.get("sex", ""), settlement=self.data.get("settlement", ""), record_id=str(self.line))
+        return self._record
 
 
 @dataclass

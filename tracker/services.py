@@ -119,7 +119,8 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
                 continue
             position = positions[index] if positions is not None else position + 1
             already.add(case.child_id)
-            entries.append(ListEntry(handover_list=locked, child_id=case.child_id, case=case, position=position))
+            entries.append(ListEntry(handover_list_id=locked.pk, child_id=case.child_id, case_id=case.pk,
+                                     position=position))
             listed.append(case)
         reason = f"Added to {locked.reference}"
         if handing_over is not None:
@@ -776,7 +777,7 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
         used.setdefault(row.child.pk, row.line_number)
     if problems:
         raise ExchangeError(problems)
-    live = {case.child_id: case for case in Case.objects.filter(child_id__in=list(used)).exclude(
+    live = {case.child_id: case for case in Case.objects.filter(child_id__in=keys_in(used)).exclude(
         status=CaseStatus.CLOSED)}
     stored_lines = {row.line_number for row in stored}
     counts = {"matched": 0, "accepted": 0, "new": 0, "spellings_added": 0}

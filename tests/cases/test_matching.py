@@ -118,7 +118,7 @@ def test_variants_of_one_child_share_a_blocking_key() -> None:
                 child("Ковальска", "Евгения", "", "2009-04-11")]
     keys = [blocking_keys(variant) for variant in variants]
     assert all(isinstance(key, str) for key_set in keys for key in key_set)
-    assert set.intersection(*keys)
+    assert frozenset.intersection(*keys)
 
 
 def test_a_typo_in_the_family_name_still_shares_a_block_through_the_date() -> None:
