@@ -10,7 +10,10 @@ written are the same either way: the same defaults, timestamps and history colum
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import gc
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
@@ -25,6 +28,34 @@ REASON_LENGTH = 100  # simple_history's history_change_reason keeps this many ch
 CHUNK = 2000
 
 CREATED, CHANGED = "+", "~"
+
+
+# While a bulk job runs, the cyclic garbage collector's youngest generation is collected after this
+# many new objects instead of 700: a 10,000-row import makes millions of short-lived objects, and
+# at the default a tenth of its time went to collections that found next to nothing.
+BULK_GC_THRESHOLD = 50_000
+_gc_lock = threading.Lock()
+_gc_jobs = 0
+_gc_saved: tuple[int, int, int] = (700, 10, 10)
+
+
+@contextmanager
+def bulk_job() -> Iterator[None]:
+    """Run a job that builds many objects with the garbage collector's first threshold raised; the
+    thresholds are put back when the last such job in the process ends."""
+    global _gc_jobs, _gc_saved
+    with _gc_lock:
+        if _gc_jobs == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(_gc_saved[0], BULK_GC_THRESHOLD), *_gc_saved[1:])
+        _gc_jobs += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_jobs -= 1
+            if _gc_jobs == 0:
+                gc.set_threshold(*_gc_saved)
 
 
 def _copying() -> bool:

@@ -18,7 +18,7 @@ from django.db.models import Max
 from django.dispatch import receiver
 from django.utils import timezone
 
-from cases.bulk import CHANGED, insert_instances, insert_recorded, keys_in, record_history
+from cases.bulk import CHANGED, bulk_job, insert_instances, insert_recorded, keys_in, record_history
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare
 from cases.matching_db import QUERY_BATCH, child_records, find_candidates
 from cases.models import Case, CaseEvent, Child, age_on
@@ -514,6 +514,7 @@ def _fail(batch: ImportBatch, problems: Iterable[RowProblem | dict[str, Any]]) -
     return batch
 
 
+@bulk_job()
 def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = None) -> ImportBatch:
     """Read and check every row, and match each to the stored children: the preview.
 
@@ -710,6 +711,7 @@ def import_batch_start(*, batch: ImportBatch, actor: AbstractBaseUser | None, pr
     return locked
 
 
+@bulk_job()
 def import_batch_run(*, batch_id: int, actor: AbstractBaseUser | None,
                      progress: ProgressCallback | None = None) -> ImportBatch:
     """Write a started batch, all of it in one transaction: the list with its children and cases,

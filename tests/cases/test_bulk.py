@@ -92,3 +92,23 @@ def test_keys_in_selects_exactly_the_keys_given():
 
 def test_insert_instances_of_nothing_writes_nothing():
     assert insert_instances([], Child) == []
+
+
+def test_a_bulk_job_raises_the_collector_threshold_and_puts_it_back_after_the_last_one():
+    import gc
+
+    from cases.bulk import BULK_GC_THRESHOLD, bulk_job
+
+    before = gc.get_threshold()
+    with bulk_job():
+        assert gc.get_threshold()[0] == max(before[0], BULK_GC_THRESHOLD)
+        with bulk_job():
+            pass
+        assert gc.get_threshold()[0] == max(before[0], BULK_GC_THRESHOLD), "an inner job leaves the outer's"
+    assert gc.get_threshold() == before
+    try:
+        with bulk_job():
+            raise RuntimeError("a failed job")
+    except RuntimeError:
+        pass
+    assert gc.get_threshold() == before
