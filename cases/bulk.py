@@ -10,7 +10,10 @@ written are the same either way: the same defaults, timestamps and history colum
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import gc
+import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +21,7 @@ from itertools import islice
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -56,6 +59,30 @@ def bulk_job() -> Iterator[None]:
             _gc_jobs -= 1
             if _gc_jobs == 0:
                 gc.set_threshold(*_gc_saved)
+
+
+# A bulk write of at least this many rows refreshes the planner's statistics of its table.
+ANALYZE_AFTER_ROWS = 1000
+
+
+def refresh_statistics(*models_written: type[models.Model]) -> None:
+    """Have PostgreSQL's planner statistics of these tables refreshed once the transaction commits.
+
+    After thousands of rows arrive at once, the statistics describe the table as it was: a set-based
+    statement planned on them may take a nested loop over what it thinks is an empty table (the
+    deadline sweep right after a large import took seconds instead of a fraction of one, and the
+    sweep after that twenty). Autovacuum catches up within minutes; this closes the gap. It runs
+    after commit, outside the writer's transaction, so it holds no lock on the writer's behalf.
+    """
+    if connection.vendor != "postgresql" or not models_written:
+        return
+    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models_written)
+
+    def analyze() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {tables}")
+
+    transaction.on_commit(analyze)
 
 
 def _copying() -> bool:
@@ -132,6 +159,38 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
 
 def _stamped(field: models.Field) -> bool:
     return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+
+
+def update_instances(objs: Sequence[models.Model], model: type[models.Model], names: Sequence[str]) -> int:
+    """Write the fields `names` of many instances, each its own values (`bulk_update`). On PostgreSQL
+    in one statement, the values travelling as one JSON document the database reads as rows; the
+    ORM's form is a CASE per row and field, slow to build. Returns how many rows were written."""
+    objs = list(objs)
+    if not objs:
+        return 0
+    if not _copying():
+        return model._default_manager.bulk_update(objs, list(names), batch_size=1000)
+    quote = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    key = model._meta.pk
+    payload = json.dumps([{key.column: obj.pk, **{field.column: getattr(obj, field.attname) for field in fields}}
+                          for obj in objs], default=_json_value)
+    shape = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in (key, *fields))
+    table = quote(model._meta.db_table)
+    with connection.cursor() as cursor:
+        assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
+        cursor.execute(f"UPDATE {table} SET {assignments} FROM jsonb_to_recordset(%s::jsonb) AS v({shape}) "
+                       f"WHERE {table}.{quote(key.column)} = v.{quote(key.column)}", [payload])
+        return cursor.rowcount
+
+
+def _json_value(value: Any) -> Any:
+    # Full precision: a timestamp read back must equal the one written (optimistic checks compare them).
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} cannot be written by update_instances")
 
 
 def keys_in(keys: Iterable[int]) -> list[int] | RawSQL:

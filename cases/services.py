@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from cases.bulk import CHANGED, insert_recorded, insert_rows, keys_in, record_history
+from cases.bulk import CHANGED, insert_recorded, insert_rows, keys_in, record_history, update_instances
 from cases.models import Case, CaseEvent, Child
 from cases.names import latin_key
 from cases.signals import case_status_changed, child_merged
@@ -212,10 +212,10 @@ def cases_open_many(*, children: Sequence[Child], actor: AbstractBaseUser | None
     """A case opened for each child, in bulk, each with its first timeline line."""
     with transaction.atomic():
         cases = insert_recorded([Case(child=child, status=Status.OPEN) for child in children], Case,
-                                     user=actor, reason=note)
+                                user=actor, reason=note)
         now, actor_id = timezone.now(), actor.pk if actor is not None else None
-        insert_rows(CaseEvent, EVENT_FIELDS, ((case.pk, CaseEvent.Kind.OPENED, "", Status.OPEN, actor_id, note, {}, now)
-                                              for case in cases))
+        opened = ((case.pk, CaseEvent.Kind.OPENED, "", Status.OPEN, actor_id, note, {}, now) for case in cases)
+        insert_rows(CaseEvent, EVENT_FIELDS, opened)
     return cases
 
 
@@ -238,8 +238,7 @@ def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], 
             for child in changed.values():
                 child.fill_derived()
                 child.updated_at = now
-            Child.objects.bulk_update(list(changed.values()), ["aliases", "search_names", "updated_at"],
-                                      batch_size=1000)
+            update_instances(list(changed.values()), Child, ["aliases", "search_names", "updated_at"])
             record_history(Child, list(changed), history_type=CHANGED, user=actor, reason=f"Spelling from {source}")
             sync_match_keys_many(list(changed.values()))
     return len(changed)

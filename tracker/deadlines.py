@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from cases.bulk import ANALYZE_AFTER_ROWS, refresh_statistics
 from tracker.models import Flag, ListEntry
 from tracker.webhooks import record_flag_events
 
@@ -128,6 +129,9 @@ def sweep_deadlines(
         )
         reminded = cursor.rowcount
         record_flag_events(raised_at=now, escalated_at=now)
+        if flagged + escalated + reminded + resolved >= ANALYZE_AFTER_ROWS:
+            # The next sweep plans on the flags' statistics: thousands of new flags must be in them.
+            refresh_statistics(Flag)
 
     result = SweepResult(flagged=flagged, escalated=escalated, reminded=reminded, resolved=resolved)
     log.info("deadline sweep for %s: %s", today, result)

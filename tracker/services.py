@@ -18,7 +18,16 @@ from django.db.models import Max
 from django.dispatch import receiver
 from django.utils import timezone
 
-from cases.bulk import CHANGED, bulk_job, insert_instances, insert_recorded, keys_in, record_history
+from cases.bulk import (
+    ANALYZE_AFTER_ROWS,
+    CHANGED,
+    bulk_job,
+    insert_instances,
+    insert_recorded,
+    keys_in,
+    record_history,
+    refresh_statistics,
+)
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare
 from cases.matching_db import QUERY_BATCH, child_records, find_candidates
 from cases.models import Case, CaseEvent, Child, age_on
@@ -817,6 +826,9 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
         list_hand_over(handover_list=handover_list, handed_over_on=batch.handed_over_on,
                        response_due_on=batch.response_due_on, actor=actor)
     batch.handover_list = handover_list
+    if len(rows) >= ANALYZE_AFTER_ROWS:
+        # The deadline sweep plans its statements on the entries' statistics.
+        refresh_statistics(ListEntry)
     return {**counts, "list": handover_list.reference}
 
 

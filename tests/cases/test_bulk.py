@@ -112,3 +112,41 @@ def test_a_bulk_job_raises_the_collector_threshold_and_puts_it_back_after_the_la
     except RuntimeError:
         pass
     assert gc.get_threshold() == before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="planner statistics are PostgreSQL's")
+def test_statistics_are_refreshed_after_commit_so_the_planner_sees_a_bulk_write(django_capture_on_commit_callbacks):
+    from cases.bulk import refresh_statistics
+    from cases.models import ChildMatchKey
+
+    child = ChildFactory()
+    insert_rows(ChildMatchKey, ("child_id", "key"), [(child.pk, f"t:{n}") for n in range(3000)])
+
+    def estimated() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'cases_childmatchkey'::regclass")
+            return cursor.fetchone()[0]
+
+    with django_capture_on_commit_callbacks(execute=False) as waiting:
+        refresh_statistics(ChildMatchKey)
+    assert len(waiting) == 1 and estimated() < 3000, "nothing runs before the commit"
+    waiting[0]()
+    assert estimated() >= 3000
+
+
+def test_update_instances_writes_each_its_own_values_to_the_microsecond():
+    from cases.bulk import update_instances
+
+    children = [ChildFactory(aliases=[]) for _ in range(3)]
+    stamp = timezone.now().replace(microsecond=123456)
+    children[0].aliases, children[0].updated_at = ["Ткаченко Марія", "Tkachenko Mariia"], stamp
+    children[1].aliases, children[1].updated_at = ["O'Neil \\ \"quoted\""], stamp + datetime.timedelta(days=1)
+
+    assert update_instances(children[:2], Child, ["aliases", "updated_at"]) == 2
+
+    stored = {c.pk: c for c in Child.objects.filter(pk__in=[c.pk for c in children])}
+    assert stored[children[0].pk].aliases == ["Ткаченко Марія", "Tkachenko Mariia"]
+    assert stored[children[0].pk].updated_at == stamp
+    assert stored[children[1].pk].aliases == ["O'Neil \\ \"quoted\""]
+    assert stored[children[2].pk].aliases == [] and stored[children[2].pk].updated_at != stamp
+    assert update_instances([], Child, ["aliases"]) == 0
