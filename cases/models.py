@@ -258,7 +258,9 @@ class ChildMatchKey(models.Model):
     and the SQLite of `make run`. Kept in step by `Child.save`; merged records have none.
     """
 
-    child = models.ForeignKey(Child, on_delete=models.CASCADE, related_name="match_keys")
+    # No index of its own: the unique constraint below starts with the child and serves its lookups
+    # (one index fewer to keep up on every import's tens of thousands of keys).
+    child = models.ForeignKey(Child, on_delete=models.CASCADE, related_name="match_keys", db_index=False)
     key = models.CharField(max_length=80)
 
     class Meta:
