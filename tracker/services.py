@@ -788,8 +788,9 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
         used.setdefault(row.child.pk, row.line_number)
     if problems:
         raise ExchangeError(problems)
+    # What listing reads of a live case: its key, child and status (the move reads the status afresh).
     live = {case.child_id: case for case in Case.objects.filter(child_id__in=keys_in(used)).exclude(
-        status=CaseStatus.CLOSED)}
+        status=CaseStatus.CLOSED).only("pk", "child_id", "status")}
     stored_lines = {row.line_number for row in stored}
     counts = {"matched": 0, "accepted": 0, "new": 0, "spellings_added": 0}
     # A list handed over before it was imported is written handed over, entry by entry, as it is filled.
