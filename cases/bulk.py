@@ -35,7 +35,7 @@ CREATED, CHANGED = "+", "~"
 
 # While a bulk job runs, the cyclic garbage collector's youngest generation is collected after this
 # many new objects instead of 700: a 10,000-row import makes millions of short-lived objects, and
-# at the default a tenth of its time went to collections that found next to nothing.
+# at the default about a fifth of its time went to collections that found next to nothing.
 BULK_GC_THRESHOLD = 50_000
 _gc_lock = threading.Lock()
 _gc_jobs = 0
@@ -71,7 +71,7 @@ def refresh_statistics(*models_written: type[models.Model]) -> None:
     After thousands of rows arrive at once, the statistics describe the table as it was: a set-based
     statement planned on them may take a nested loop over what it thinks is an empty table (the
     deadline sweep right after a large import took seconds instead of a fraction of one, and the
-    sweep after that twenty). Autovacuum catches up within minutes; this closes the gap. It runs
+    sweep after that twenty seconds). Autovacuum catches up within minutes; this closes the gap. It runs
     after commit, outside the writer's transaction, so it holds no lock on the writer's behalf.
     """
     if connection.vendor != "postgresql" or not models_written:
