@@ -26,6 +26,12 @@ def open_flag(subject: str, **conditions: object) -> Exists:
     return Exists(Flag.objects.filter(**{subject: OuterRef("pk")}, resolved_at__isnull=True, **conditions))
 
 
+def past_due(today: datetime.date, prefix: str = "") -> Q:
+    """Entries still awaiting their reply after their due date; `prefix` reaches them from another
+    model ("entries__" from a list). The one rule the lists' counts and the API's filters share."""
+    return Q(**{f"{prefix}reply_state": ListEntry.ReplyState.AWAITING, f"{prefix}due_on__lt": today})
+
+
 def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datetime.date) -> QuerySet[HandoverList]:
     """Lists with their entry counts by reply state, in the one query that lists them."""
     awaiting = Q(entries__reply_state=ListEntry.ReplyState.AWAITING)
@@ -33,7 +39,7 @@ def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datet
         n_entries=Count("entries"),
         n_answered=Count("entries", filter=Q(entries__reply_state=ListEntry.ReplyState.ANSWERED)),
         n_awaiting=Count("entries", filter=awaiting),
-        n_overdue=Count("entries", filter=awaiting & Q(entries__due_on__lt=today)),
+        n_overdue=Count("entries", filter=past_due(today, "entries__")),
     )
 
 

@@ -12,7 +12,7 @@ from cases.models import Case, Child, Oblast
 from cases.selectors import search_by_name
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply
 from tracker.partners import visible_lists
-from tracker.selectors import open_flag
+from tracker.selectors import open_flag, past_due
 
 
 def in_utc(value: datetime.datetime) -> datetime.datetime:
@@ -105,8 +105,7 @@ class HandoverListFilter(django_filters.FilterSet):
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
             return queryset
-        late = Exists(ListEntry.objects.filter(handover_list=OuterRef("pk"), reply_state=ListEntry.ReplyState.AWAITING,
-                                               due_on__lt=timezone.localdate()))
+        late = Exists(ListEntry.objects.filter(past_due(timezone.localdate()), handover_list=OuterRef("pk")))
         return queryset.filter(late if value else ~late)
 
 
@@ -130,7 +129,7 @@ class ListEntryFilter(django_filters.FilterSet):
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
             return queryset
-        late = Q(reply_state=ListEntry.ReplyState.AWAITING, due_on__lt=timezone.localdate())
+        late = past_due(timezone.localdate())
         return queryset.filter(late if value else ~late)
 
     def filter_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
