@@ -74,7 +74,7 @@ def refresh_statistics(*models_written: type[models.Model]) -> None:
     sweep after that twenty seconds). Autovacuum catches up within minutes; this closes the gap. It runs
     after commit, outside the writer's transaction, so it holds no lock on the writer's behalf.
     """
-    if connection.vendor != "postgresql" or not models_written:
+    if not _on_postgresql() or not models_written:
         return
     tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models_written)
 
@@ -85,7 +85,8 @@ def refresh_statistics(*models_written: type[models.Model]) -> None:
     transaction.on_commit(analyze)
 
 
-def _copying() -> bool:
+def _on_postgresql() -> bool:
+    """Where the fast roads (COPY, copies made by the database, one-parameter lists) are taken."""
     return connection.vendor == "postgresql"
 
 
@@ -110,7 +111,7 @@ def insert_instances(objs: Sequence[models.Model], model: type[models.Model]) ->
     objs = list(objs)
     if not objs:
         return objs
-    if not _copying():
+    if not _on_postgresql():
         created = model._default_manager.bulk_create(objs, batch_size=1000)
         if any(obj.pk is None for obj in created):
             raise RuntimeError(f"the database did not return the keys of the new {model._meta.verbose_name_plural}")
@@ -136,7 +137,7 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
     others = [field for field in model._meta.concrete_fields
               if field not in given and not field.primary_key]
     fields = [*given, *others]
-    if not _copying():
+    if not _on_postgresql():
         objs = [model(**dict(zip(names, row, strict=True))) for row in rows]
         model._default_manager.bulk_create(objs, batch_size=1000)
         return len(objs)
@@ -168,7 +169,7 @@ def update_instances(objs: Sequence[models.Model], model: type[models.Model], na
     objs = list(objs)
     if not objs:
         return 0
-    if not _copying():
+    if not _on_postgresql():
         return model._default_manager.bulk_update(objs, list(names), batch_size=1000)
     quote = connection.ops.quote_name
     fields = [model._meta.get_field(name) for name in names]
@@ -198,9 +199,23 @@ def keys_in(keys: Iterable[int]) -> list[int] | RawSQL:
     database splits: thousands of keys each prepared by the ORM and quoted by the driver cost more
     than the statement they select for."""
     keys = [int(key) for key in keys]
-    if not _copying() or not keys:
+    if not _on_postgresql() or not keys:
         return keys
     return RawSQL("SELECT unnest(string_to_array(%s, ',')::bigint[])", [",".join(map(str, keys))])
+
+
+# Never part of a text given to `texts_in`: a control character no name or key holds.
+TEXT_SEPARATOR = "\x1f"
+
+
+def texts_in(texts: Iterable[str]) -> list[str] | RawSQL:
+    """`keys_in` for texts (such as match keys), which must not hold `TEXT_SEPARATOR`."""
+    texts = list(texts)
+    if not _on_postgresql() or not texts:
+        return texts
+    if any(TEXT_SEPARATOR in text for text in texts):
+        raise ValueError("a text for texts_in holds its separator")
+    return RawSQL("SELECT unnest(string_to_array(%s, %s))", [TEXT_SEPARATOR.join(texts), TEXT_SEPARATOR])
 
 
 def _tracked(model: type[models.Model]) -> list[str]:
@@ -228,7 +243,7 @@ def record_history(model: type[models.Model], pks: Sequence[Any] | models.QueryS
                  user.pk if user is not None else None, reason[:REASON_LENGTH]]
     if isinstance(pks, models.QuerySet):
         chunks: list[Any] = [pks]
-    elif _copying():
+    elif _on_postgresql():
         chunks = [keys_in(pks)] if pks else []
     else:
         iterator = iter(pks)

@@ -14,11 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
-from django.db import connection
 from django.db.models import Count, F, Window
-from django.db.models.expressions import RawSQL
 
-from cases.bulk import insert_rows, keys_in
+from cases.bulk import insert_rows, keys_in, texts_in
 from cases.matching import MatchScore, PersonRecord, blocking_keys, compare, search_keys
 from cases.models import Child, ChildMatchKey
 from cases.names import is_known_given_name, latin_key, typo_distance
@@ -144,7 +142,7 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
         # keys and birth date): a join here is much cheaper than reading those children by id. The
         # blocks are counted with count(*), so the key index alone answers (an index-only scan).
         filed = (
-            ChildMatchKey.objects.filter(key__in=_key_list(keys))
+            ChildMatchKey.objects.filter(key__in=texts_in(keys))
             .annotate(block_size=Window(Count("*"), partition_by=[F("key")]))
             .filter(block_size__lte=DB_MAX_BLOCK_SIZE)
             .values_list("key", "child_id", "child__search_names", "child__birth_date")
@@ -178,18 +176,6 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
             found.sort(key=lambda candidate: (-candidate.score.points, candidate.child.pk))
             results[i] = found
     return results
-
-
-def _key_list(keys: list[str]) -> list[str] | RawSQL:
-    """The keys for an IN: on PostgreSQL one text parameter split by the database, since thousands
-    of parameters each prepared and quoted by the ORM cost more than the query itself."""
-    if connection.vendor != "postgresql":
-        return keys
-    return RawSQL("SELECT unnest(string_to_array(%s, %s))", [KEY_SEPARATOR.join(keys), KEY_SEPARATOR])
-
-
-# Never part of a key: keys are printable ASCII (see `cases.matching.blocking_keys`).
-KEY_SEPARATOR = "\x1f"
 
 
 # Birth years further apart than this are not one child's year written twice.

@@ -106,8 +106,9 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
     step too, in the same pass: the same rows and timeline lines as adding, then `list_hand_over`,
     at half the writes. `list_hand_over` must still be called to close the list itself.
     """
-    if handing_over is not None and handing_over.problems():
-        raise ExchangeError(handing_over.problems())
+    problems = handing_over.problems() if handing_over is not None else []
+    if problems:
+        raise ExchangeError(problems)
     with transaction.atomic():
         locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
         if locked.status != HandoverList.Status.DRAFT:
@@ -185,8 +186,9 @@ def list_hand_over(
 
     Entries written already handed over (see `list_add_cases`) are left as they are."""
     handing_over = HandOver(handed_over_on, response_due_on)
-    if handing_over.problems():
-        raise ExchangeError(handing_over.problems())
+    problems = handing_over.problems()
+    if problems:
+        raise ExchangeError(problems)
     with transaction.atomic():
         locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
         if locked.status != HandoverList.Status.DRAFT:

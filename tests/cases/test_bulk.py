@@ -90,6 +90,19 @@ def test_keys_in_selects_exactly_the_keys_given():
         assert "string_to_array" in str(Case.objects.filter(pk__in=keys_in(wanted)).query)
 
 
+def test_texts_in_selects_exactly_the_texts_given_and_refuses_its_separator():
+    from cases.bulk import TEXT_SEPARATOR, texts_in
+    from cases.models import ChildMatchKey
+
+    child = ChildFactory()
+    insert_rows(ChildMatchKey, ("child_id", "key"), [(child.pk, "n:a|b"), (child.pk, "y:a:2012:b"), (child.pk, "z")])
+    found = ChildMatchKey.objects.filter(key__in=texts_in(["n:a|b", "y:a:2012:b", "unknown"]))
+    assert set(found.values_list("key", flat=True)) == {"n:a|b", "y:a:2012:b"}
+    if connection.vendor == "postgresql":
+        with pytest.raises(ValueError, match="separator"):
+            texts_in([f"a{TEXT_SEPARATOR}b"])
+
+
 def test_insert_instances_of_nothing_writes_nothing():
     assert insert_instances([], Child) == []
 
