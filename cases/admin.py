@@ -14,9 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from cases.matching_db import possible_duplicates
+from cases.matching.candidates import possible_duplicates
 from cases.models import Case, CaseEvent, Child, RecordAccess
-from cases.pagination import EstimatedCountPaginator
 from cases.selectors import search_by_name
 from cases.services import (
     ALLOWED_TRANSITIONS,
@@ -26,7 +25,9 @@ from cases.services import (
     case_close,
     case_open,
     child_merge,
+    log_child_reads,
 )
+from core.pagination import EstimatedCountPaginator
 
 
 class NameSearchMixin:
@@ -58,10 +59,8 @@ class NoDeleteMixin:
 
 
 def log_record_read(request: HttpRequest, child_id: int) -> None:
-    RecordAccess.objects.create(
-        child_id=child_id, user=request.user if request.user.is_authenticated else None,
-        channel=RecordAccess.Channel.ADMIN, path=request.get_full_path()[:500],
-    )
+    log_child_reads([child_id], channel=RecordAccess.Channel.ADMIN, path=request.get_full_path(),
+                    user=request.user)  # type: ignore[arg-type]
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -11,24 +11,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from cases import names
-
-
-class TimeStampedModel(models.Model):
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True, db_index=True)
-
-    class Meta:
-        abstract = True
-
-
-class RecordDeletionRefused(Exception):
-    """A child's record and its case file are never deleted: they are closed or merged instead."""
-
-
-class UndeletableQuerySet(models.QuerySet):
-    def delete(self) -> NoReturn:  # type: ignore[override]
-        raise RecordDeletionRefused(f"{self.model._meta.verbose_name_plural} are never deleted")
+from cases.matching import names
+from core.models import RecordDeletionRefused, TimeStampedModel, UndeletableQuerySet
 
 
 class Oblast(models.TextChoices):
@@ -193,7 +177,7 @@ class Child(TimeStampedModel):
         if update_fields is None or not MATCH_FIELDS.isdisjoint(update_fields):
             # Every write of a child passes here (admin, API, imports, factories), so the candidate
             # search can never miss a child whose name or birth date just changed.
-            from cases.matching_db import sync_match_keys
+            from cases.matching.candidates import sync_match_keys
 
             sync_match_keys(self, adding=adding)
 

@@ -6,7 +6,7 @@ from typing import TypeVar
 
 from django.db.models import Model, Q, QuerySet
 
-from cases import names
+from cases.matching import names
 
 M = TypeVar("M", bound=Model)
 

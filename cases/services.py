@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +12,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from cases.bulk import CHANGED, insert_recorded, insert_rows, keys_in, record_history, update_instances
-from cases.models import Case, CaseEvent, Child
-from cases.names import latin_key
+from cases.matching.names import latin_key
+from cases.models import Case, CaseEvent, Child, RecordAccess
 from cases.signals import case_status_changed, child_merged
+from core.bulk import CHANGED, insert_recorded, insert_rows, keys_in, record_history, update_instances
 
 Status = Case.Status
 
@@ -198,7 +198,7 @@ def cases_move_many(
 def children_create_many(*, children: Sequence[Child], actor: AbstractBaseUser | None, note: str) -> list[Case]:
     """New children and their opened cases, in bulk: the same records `child_create` makes one by one
     (derived names, match keys, history, an "opened" line on each timeline)."""
-    from cases.matching_db import backfill_match_keys
+    from cases.matching.candidates import backfill_match_keys
 
     with transaction.atomic():
         for child in children:
@@ -224,7 +224,7 @@ def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], 
     """Keep each spelling of a child's name seen elsewhere as an alias, unless one already known (by its
     folded Latin key, so "Shevchenko" and "Шевченко" are one): (child, family, given, patronymic) each,
     for many children in bulk. Returns how many spellings were new."""
-    from cases.matching_db import sync_match_keys_many
+    from cases.matching.candidates import sync_match_keys_many
 
     changed: dict[int, Child] = {}
     for child, family_name, given_name, patronymic in spellings:
@@ -376,3 +376,16 @@ def child_merge(*, keep: Child, merge: Child, actor: AbstractBaseUser | None, no
     keep.refresh_from_db()
     merge.refresh_from_db()
     return keep
+
+
+def log_child_reads(child_ids: Iterable[int], *, channel: str, path: str, user: AbstractBaseUser | None,
+                    partner_id: int | None = None, api_key_prefix: str = "", client: str = "") -> int:
+    """One read-log row per child shown, exported or opened, in one statement, whatever the door:
+    the admin, an export, the partner API (which names the partner and its key). Returns the rows written."""
+    rows = RecordAccess.objects.bulk_create([
+        RecordAccess(child_id=child_id, user=user if user is not None and user.is_authenticated else None,
+                     channel=channel, partner_id=partner_id, api_key_prefix=api_key_prefix, client=client,
+                     path=path[:500])
+        for child_id in dict.fromkeys(child_ids)
+    ])
+    return len(rows)

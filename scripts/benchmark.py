@@ -132,7 +132,7 @@ def fill(population: Population, count: int, *, batch: int = 5000) -> list[dict[
     """Bulk-load `count` children with their cases and match keys; returns a sample of them."""
     from django.db import connection
 
-    from cases.matching_db import backfill_match_keys
+    from cases.matching.candidates import backfill_match_keys
     from cases.models import Case, Child
 
     sample: list[dict[str, object]] = []
@@ -280,7 +280,12 @@ def measure_import(population: Population, sample: list[dict[str, object]], rng:
     other stored children, and new children no list named before."""
     from cases import names
     from tracker.models import ImportBatch, ImportRow, Organisation
-    from tracker.services import import_batch_create, import_batch_run, import_batch_start, import_batch_validate
+    from tracker.services.imports import (
+        import_batch_create,
+        import_batch_run,
+        import_batch_start,
+        import_batch_validate,
+    )
 
     # One row per child: two rows the engine takes for one child refuse the whole file, as they should.
     # (Family and given name only, in either order: year-only dates a year apart are taken for one
@@ -336,8 +341,8 @@ def measure_import(population: Population, sample: list[dict[str, object]], rng:
 
 
 def measure_sweep() -> None:
-    from tracker.deadlines import sweep_deadlines
     from tracker.models import ListEntry
+    from tracker.services.flags import sweep_deadlines
 
     entries = ListEntry.objects.count()
     timed(f"deadline sweep over {entries:,} entries, first run", lambda: sweep_deadlines(

@@ -17,7 +17,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from cases.matching import cluster, compare, records_from_rows  # noqa: E402
+from cases.matching.engine import cluster, compare, records_from_rows  # noqa: E402
 
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 

@@ -10,7 +10,7 @@ import pytest
 from cases.models import Case
 from tests.factories import CaseFactory, HandoverListFactory, UserFactory
 from tracker.models import HandoverList
-from tracker.services import list_add_cases, list_hand_over
+from tracker.services.exchange import list_add_cases, list_hand_over
 
 HANDED_OVER = datetime.date(2025, 6, 2)
 DUE = datetime.date(2025, 7, 2)

@@ -26,9 +26,9 @@ from cases.models import Case, CaseEvent, Child, RecordAccess
 from cases.services import case_open
 from tests.conftest import DUE, HANDED_OVER
 from tests.factories import CaseFactory, ChildFactory, HandoverListFactory, OrganisationFactory, UserFactory
-from tracker.deadlines import sweep_deadlines
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Outcome, Reply, Round
-from tracker.services import OutcomeInput, flag_raise, reply_record
+from tracker.services.exchange import OutcomeInput, reply_record
+from tracker.services.flags import flag_raise, sweep_deadlines
 
 pytestmark = pytest.mark.django_db
 

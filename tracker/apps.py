@@ -8,5 +8,5 @@ class TrackerConfig(AppConfig):
     verbose_name = "Lists and replies"
 
     def ready(self) -> None:
-        # Connects the outbox to cases' status-change signal, and list entries to child merges.
-        from tracker import services, webhooks  # noqa: F401
+        # The outbox hears the domain events; list entries follow a child merge.
+        from tracker import receivers  # noqa: F401

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from tracker.models import Flag, HandoverList, ListEntry, Reply
+from cases.models import Case
+from tracker.models import ApiKey, CaseShare, Flag, HandoverList, ListEntry, ListShare, Organisation, Reply
 
 
 def open_flag_level() -> Coalesce:
@@ -75,4 +78,53 @@ def recent_replies(*, limit: int) -> QuerySet[Reply]:
         Reply.objects.select_related("handover_list", "received_from")
         .annotate(n_outcomes=Count("outcomes"))
         .order_by("-received_on", "-id")[:limit]
+    )
+
+
+# --- What a partner organisation may see -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: a partner organisation through one of its keys, or a case worker (sees all)."""
+
+    organisation: Organisation | None
+    key: ApiKey | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.organisation is None
+
+    def has_scope(self, scope: str) -> bool:
+        return self.key is None or scope in self.key.scopes
+
+    def read_log_fields(self) -> dict[str, Any]:
+        """Who read, as the read log names a partner: its id, its key's prefix, both in words."""
+        if self.organisation is None:
+            return {}
+        prefix = self.key.prefix if self.key else ""
+        return {"partner_id": self.organisation.pk, "api_key_prefix": prefix,
+                "client": f"{self.organisation} · key {prefix}" if prefix else ""}
+
+
+def live_shares(viewer: Viewer) -> QuerySet[CaseShare]:
+    return CaseShare.objects.filter(organisation=viewer.organisation, revoked_at__isnull=True)
+
+
+def visible_cases(viewer: Viewer) -> QuerySet[Case]:
+    cases = Case.objects.all()
+    if viewer.is_staff:
+        return cases
+    return cases.filter(Exists(live_shares(viewer).filter(case=OuterRef("pk"))))
+
+
+def visible_lists(viewer: Viewer) -> QuerySet[HandoverList]:
+    """Lists a partner sent, lists handed over to it, and lists explicitly shared with it."""
+    lists = HandoverList.objects.all()
+    if viewer.is_staff:
+        return lists
+    org = viewer.organisation
+    shared = ListShare.objects.filter(handover_list=OuterRef("pk"), organisation=org)
+    return lists.filter(
+        Q(sender=org) | (Q(recipient=org) & ~Q(status=HandoverList.Status.DRAFT)) | Exists(shared)
     )

@@ -1,4 +1,4 @@
-"""Celery tasks for the deadline jobs: thin wrappers that call the plain functions in deadlines."""
+"""Celery tasks: thin wrappers that call one service each (the sweep, digests, webhooks, imports)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import OperationalError
 from django.utils import timezone
 
-from tracker import deadlines, services, webhooks
+from tracker.services import flags, imports, webhooks
 
 
 @shared_task(
@@ -18,7 +18,7 @@ from tracker import deadlines, services, webhooks
 def sweep_deadlines(today: str | None = None) -> dict[str, int]:
     """Run the deadline sweep for `today` (ISO date), or for the current local date."""
     day = datetime.date.fromisoformat(today) if today else timezone.localdate()
-    result = deadlines.sweep_deadlines(today=day)
+    result = flags.sweep_deadlines(today=day)
     return {"flagged": result.flagged, "escalated": result.escalated, "reminded": result.reminded,
             "resolved": result.resolved}
 
@@ -29,7 +29,7 @@ def sweep_deadlines(today: str | None = None) -> dict[str, int]:
 )
 def send_flag_digests() -> dict[str, int]:
     """Email every assignee the flags raised or escalated on their cases since the last digest."""
-    result = deadlines.send_flag_digests()
+    result = flags.send_flag_digests()
     return {"emails": result.emails, "flags": result.flags}
 
 
@@ -67,7 +67,7 @@ def redeliver_stale_webhooks() -> int:
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, acks_late=True)
 def validate_import(batch_id: int) -> str:
     """Check and match a large uploaded file; the admin page follows its progress."""
-    return services.import_batch_validate(batch_id=batch_id).status
+    return imports.import_batch_validate(batch_id=batch_id).status
 
 
 @shared_task(acks_late=True)
@@ -75,4 +75,4 @@ def run_import(batch_id: int, actor_id: int | None = None) -> str:
     """Write a confirmed large import. Safe to run again: a finished batch is left as it is, and a
     batch whose worker died mid-way was rolled back and is written afresh."""
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
-    return services.import_batch_run(batch_id=batch_id, actor=actor).status
+    return imports.import_batch_run(batch_id=batch_id, actor=actor).status

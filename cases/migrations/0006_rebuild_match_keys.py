@@ -4,7 +4,7 @@ from django.db import migrations
 
 
 def rebuild(apps, schema_editor):
-    from cases.matching_db import backfill_match_keys
+    from cases.matching.candidates import backfill_match_keys
 
     Child = apps.get_model("cases", "Child")
     apps.get_model("cases", "ChildMatchKey").objects.all().delete()

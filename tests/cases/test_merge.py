@@ -6,15 +6,15 @@ import datetime
 
 import pytest
 
-from cases.matching import PersonRecord
-from cases.matching_db import backfill_match_keys, find_candidates, possible_duplicates
+from cases.matching.candidates import backfill_match_keys, find_candidates, possible_duplicates
+from cases.matching.engine import PersonRecord
 from cases.models import Case, CaseEvent, Child, ChildMatchKey
 from cases.services import MergeRefused, child_merge
 from tests.conftest import DUE
 from tests.factories import CaseFactory, ChildFactory, HandoverListFactory
-from tracker.deadlines import sweep_deadlines
 from tracker.models import Flag, ListEntry
-from tracker.services import list_add_cases, list_hand_over
+from tracker.services.exchange import list_add_cases, list_hand_over
+from tracker.services.flags import sweep_deadlines
 
 pytestmark = pytest.mark.django_db
 

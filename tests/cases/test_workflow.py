@@ -7,8 +7,9 @@ import itertools
 import pytest
 from django.db import IntegrityError, transaction
 
-from cases.models import Case, CaseEvent, Child, RecordDeletionRefused
+from cases.models import Case, CaseEvent, Child
 from cases.services import ALLOWED_TRANSITIONS, TransitionNotAllowed, case_change_status, case_close, case_open
+from core.models import RecordDeletionRefused
 from tests.factories import ChildFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -15,10 +15,10 @@ from rest_framework.test import APIClient
 from cases.models import Case, CaseEvent, Child, RecordAccess
 from tests.factories import CaseFactory, ChildFactory, HandoverListFactory, OrganisationFactory
 from tracker.api.throttling import ApiKeyRateThrottle
-from tracker.deadlines import sweep_deadlines
 from tracker.models import ApiKey, CaseShare, Flag, HandoverList, ListEntry, Organisation, Reply
-from tracker.partners import api_key_issue, api_key_revoke
-from tracker.services import list_add_cases, list_hand_over
+from tracker.services.exchange import list_add_cases, list_hand_over
+from tracker.services.flags import sweep_deadlines
+from tracker.services.partners import api_key_issue, api_key_revoke
 
 pytestmark = pytest.mark.django_db
 HANDED_OVER = datetime.date(2025, 6, 2)

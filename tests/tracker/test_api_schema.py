@@ -20,8 +20,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.factories import CaseFactory, ChildFactory, HandoverListFactory, OrganisationFactory
 from tracker.models import CaseShare, Organisation
-from tracker.partners import api_key_issue
-from tracker.services import list_add_cases, list_hand_over
+from tracker.services.exchange import list_add_cases, list_hand_over
+from tracker.services.partners import api_key_issue
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from cases.models import Case, Child, RecordAccess
 from tests.conftest import DUE, HANDED_OVER
 from tests.factories import CaseFactory, ChildFactory, UserFactory
 from tests.tracker.test_api import client_with, make_partner
-from tracker.exports import handover_list_pdf, handover_list_xlsx
 from tracker.models import CaseShare, HandoverList, Round
-from tracker.partners import api_key_issue
+from tracker.services.exports import handover_list_pdf, handover_list_xlsx
+from tracker.services.partners import api_key_issue
 
 pytestmark = pytest.mark.django_db
 

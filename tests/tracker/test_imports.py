@@ -19,14 +19,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from openpyxl import Workbook
 
-from cases.matching import PersonRecord
-from cases.matching_db import find_candidates
+from cases.matching.candidates import find_candidates
+from cases.matching.engine import PersonRecord
 from cases.models import Case, Child
 from config.celery import app
 from tests.conftest import DUE, HANDED_OVER
 from tests.factories import ChildFactory, OrganisationFactory, UserFactory
 from tracker.models import HandoverList, ImportBatch, ImportRow, ListEntry
-from tracker.services import (
+from tracker.services.imports import (
     AlreadyImported,
     import_batch_create,
     import_batch_decide,

@@ -12,8 +12,8 @@ from django.core.management import call_command
 
 from config.celery import app
 from tests.factories import UserFactory
-from tracker.deadlines import send_flag_digests, sweep_deadlines
 from tracker.models import Flag
+from tracker.services.flags import send_flag_digests, sweep_deadlines
 from tracker.tasks import send_flag_digests as send_flag_digests_task
 from tracker.tasks import sweep_deadlines as sweep_deadlines_task
 

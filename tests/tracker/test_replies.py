@@ -9,9 +9,16 @@ from django.utils import timezone
 
 from cases.models import Case, CaseEvent
 from tests.factories import CaseFactory, HandoverListFactory
-from tracker.deadlines import sweep_deadlines
 from tracker.models import Flag, HandoverList, ListEntry, Outcome, Reply, ReplyOutcome, Verification
-from tracker.services import ExchangeError, OutcomeInput, list_add_cases, list_hand_over, outcome_verify, reply_record
+from tracker.services.exchange import (
+    ExchangeError,
+    OutcomeInput,
+    list_add_cases,
+    list_hand_over,
+    outcome_verify,
+    reply_record,
+)
+from tracker.services.flags import sweep_deadlines
 
 pytestmark = pytest.mark.django_db
 RECEIVED = datetime.date(2025, 7, 20)

@@ -8,9 +8,9 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from tracker.deadlines import SweepResult, sweep_deadlines
 from tracker.models import Flag, ListEntry, Outcome
-from tracker.services import OutcomeInput, reply_record
+from tracker.services.exchange import OutcomeInput, reply_record
+from tracker.services.flags import SweepResult, sweep_deadlines
 
 DUE = datetime.date(2025, 7, 2)
 pytestmark = pytest.mark.django_db
@@ -147,7 +147,7 @@ def test_extended_deadline_clears_the_flag_and_may_flag_again(make_handed_over_l
 
 
 def test_dismissed_flag_is_not_raised_again_for_the_same_deadline(make_handed_over_list, case_worker):
-    from tracker.services import flag_dismiss
+    from tracker.services.flags import flag_dismiss
 
     make_handed_over_list(1)
     sweep_deadlines(today=DUE + datetime.timedelta(days=1))

@@ -16,10 +16,10 @@ from celery.contrib.testing.worker import start_worker
 
 from config.celery import app
 from tests.factories import CaseFactory, HandoverListFactory, OrganisationFactory
-from tracker.deadlines import sweep_deadlines
 from tracker.models import CaseShare, Organisation, OutboxEvent, WebhookDelivery, WebhookEndpoint
-from tracker.services import OutcomeInput, list_add_cases, list_hand_over, reply_record
-from tracker.webhooks import fan_out
+from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, reply_record
+from tracker.services.flags import sweep_deadlines
+from tracker.services.webhooks import fan_out
 
 SECRET = "a-shared-secret-of-some-length"
 DUE = datetime.date(2025, 7, 2)

@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from tracker.partners import KeyRefused, api_key_authenticate
+from tracker.services.partners import KeyRefused, api_key_authenticate
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

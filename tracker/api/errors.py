@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from cases.services import StaleRecord, TransitionNotAllowed
-from tracker.services import ExchangeError
+from tracker.services.exchange import ExchangeError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://case-tracker.invalid/problems/"

@@ -11,8 +11,7 @@ from django.utils import timezone
 from cases.models import Case, Child, Oblast
 from cases.selectors import search_by_name
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply
-from tracker.partners import visible_lists
-from tracker.selectors import open_flag, past_due
+from tracker.selectors import open_flag, past_due, visible_lists
 
 
 def in_utc(value: datetime.datetime) -> datetime.datetime:

@@ -8,7 +8,7 @@ from rest_framework import permissions
 from rest_framework.request import Request
 
 from tracker.models import ApiKey, ApiScope
-from tracker.partners import Viewer
+from tracker.selectors import Viewer
 
 
 def viewer_of(request: Request) -> Viewer:

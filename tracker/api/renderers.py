@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
-from tracker.exports import XLSX_CONTENT_TYPE
+from tracker.services.exports import XLSX_CONTENT_TYPE
 
 
 class FileRenderer(BaseRenderer):

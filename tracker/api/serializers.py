@@ -20,7 +20,7 @@ from tracker.models import (
     ReplyOutcome,
     WebhookEndpoint,
 )
-from tracker.webhooks import url_problem
+from tracker.services.webhooks import url_problem
 
 HANDOVER_CHILD_FIELDS = (
     "id", "family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin", "patronymic_latin",

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from cases.models import Case, CaseEvent, RecordAccess
-from cases.services import child_update_last_known
+from cases.services import child_update_last_known, log_child_reads
 from tracker.api import serializers as s
 from tracker.api.errors import PreconditionFailed, PreconditionRequired
 from tracker.api.filters import CaseFilter, HandoverListFilter, ListEntryFilter, ReplyFilter
@@ -28,11 +28,10 @@ from tracker.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tracker.api.idempotency import idempotent
 from tracker.api.permissions import viewer_of
 from tracker.api.renderers import CSVRenderer, XLSXRenderer
-from tracker.exports import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, attachment, cases_csv, cases_xlsx, in_chunks
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply, ReplyOutcome, WebhookEndpoint
-from tracker.partners import Viewer, live_shares, log_child_reads, visible_cases, visible_lists
-from tracker.selectors import handover_lists_with_counts
-from tracker.services import OutcomeInput, reply_record
+from tracker.selectors import Viewer, handover_lists_with_counts, live_shares, visible_cases, visible_lists
+from tracker.services.exchange import OutcomeInput, reply_record
+from tracker.services.exports import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, attachment, cases_csv, cases_xlsx, in_chunks
 
 ORDERING = ["updated_at", "id"]
 
@@ -57,7 +56,8 @@ class PartnerViewSet(viewsets.GenericViewSet):
         return viewer_of(self.request)
 
     def log_reads(self, child_ids: list[int]) -> None:
-        log_child_reads(self.viewer, child_ids, path=self.request.get_full_path(), user=self.request.user)
+        log_child_reads(child_ids, channel=RecordAccess.Channel.API, path=self.request.get_full_path(),
+                        user=self.request.user, **self.viewer.read_log_fields())
 
 
 @extend_schema_view(list=extend_schema(summary="Organisations"), retrieve=extend_schema(summary="An organisation"))
@@ -166,13 +166,13 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
     def export(self, request: Request) -> HttpResponse | StreamingHttpResponse:
         viewer = self.viewer
         # Case workers' exports carry no restricted field; a partner's carry them where a share grants
-        # them (tracker.exports says why).
+        # them (tracker.services.exports says why).
         include_restricted = not viewer.is_staff
         path = request.get_full_path()
 
         def log_exported(chunk: list[Case]) -> None:
-            log_child_reads(viewer, [case.child_id for case in chunk], path=path, user=request.user,
-                            channel=RecordAccess.Channel.EXPORT)
+            log_child_reads([case.child_id for case in chunk], channel=RecordAccess.Channel.EXPORT, path=path,
+                            user=request.user, **viewer.read_log_fields())
 
         cases = in_chunks(self.filter_queryset(self.get_queryset()), log_exported)
         filename = f"cases-{timezone.localdate():%Y-%m-%d}"

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cases.matching import cluster, records_from_rows
+from cases.matching.engine import cluster, records_from_rows
 
 REQUIRED_COLUMNS = ("record_id", "family_name", "given_name")
 

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from tracker.models import ApiScope, Organisation
-from tracker.partners import api_key_issue
+from tracker.services.partners import api_key_issue
 
 
 class Command(BaseCommand):

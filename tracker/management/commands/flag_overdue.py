@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from tracker.deadlines import sweep_deadlines
+from tracker.services.flags import sweep_deadlines
 
 
 class Command(BaseCommand):

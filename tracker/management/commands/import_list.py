@@ -25,9 +25,9 @@ from django.db.models import Q
 from django.urls import reverse
 
 from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation
-from tracker.services import (
+from tracker.services.exchange import ExchangeError
+from tracker.services.imports import (
     AlreadyImported,
-    ExchangeError,
     import_batch_create,
     import_batch_run,
     import_batch_start,

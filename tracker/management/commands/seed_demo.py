@@ -27,7 +27,7 @@ from tracker.models import (
     Round,
     Verification,
 )
-from tracker.services import OutcomeInput, list_add_cases, list_hand_over, reply_record
+from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, reply_record
 
 ISTANBUL_LIST = "UA-RU-2025-06-02/1"
 

@@ -3,7 +3,7 @@
 Plain functions, no database: a file (CSV or XLSX) becomes a table of lines, the header row is
 found and its columns recognised (Ukrainian, Russian or English, see `LIST_COLUMNS` and
 `REPLY_COLUMNS`), and every row is checked. The result holds the rows as they will be saved and
-every problem, each with its line, column and reason; `tracker.services` does the rest.
+every problem, each with its line, column and reason; `tracker.services.imports` does the rest.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cases.matching import PersonRecord, candidate_pairs, compare
+from cases.matching.engine import PersonRecord, candidate_pairs, compare
+from cases.matching.names import latin_key
 from cases.models import Oblast
-from cases.names import latin_key
 from tracker.models import Outcome
 
 # ---------------------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from cases.admin import NoDeleteMixin
-from tracker import imports, tasks
+from tracker import spreadsheets, tasks
 from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation
-from tracker.services import (
-    ExchangeError,
+from tracker.services.exchange import ExchangeError
+from tracker.services.imports import (
     import_batch_create,
     import_batch_decide,
     import_batch_run,
@@ -81,16 +81,16 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
                 self._validate(batch, content)
                 return HttpResponseRedirect(reverse("admin:tracker_importbatch_change", args=[batch.pk]))
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "title": "Import a list or a reply", "columns": imports.LIST_COLUMNS,
-                   "reply_columns": imports.REPLY_COLUMNS, **(extra_context or {})}
+                   "title": "Import a list or a reply", "columns": spreadsheets.LIST_COLUMNS,
+                   "reply_columns": spreadsheets.REPLY_COLUMNS, **(extra_context or {})}
         return TemplateResponse(request, "admin/tracker/importbatch/upload.html", context)
 
     @staticmethod
     def _validate(batch: ImportBatch, content: bytes) -> None:
         """Small files are checked while the case worker waits; large ones by a Celery job."""
         try:
-            lines = len(imports.read_table(content, batch.file_name))
-        except imports.UnreadableFile:
+            lines = len(spreadsheets.read_table(content, batch.file_name))
+        except spreadsheets.UnreadableFile:
             lines = 0
         if lines > settings.TRACKER_IMPORT_INLINE_ROWS:
             transaction.on_commit(lambda: tasks.validate_import.delay(batch.pk))

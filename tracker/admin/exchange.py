@@ -1,4 +1,4 @@
-"""The case workers' pages for lists, replies and flags, and the tracker's additions to the case page."""
+"""The case workers' pages for the exchange: organisations, rounds, handover lists, entries, replies."""
 
 from __future__ import annotations
 
@@ -9,40 +9,27 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from cases.admin import CaseAdmin, NameSearchMixin, NoDeleteMixin, ReadOnlyInline
-from cases.models import Case
-from cases.pagination import EstimatedCountPaginator
-from tracker.admin_exports import CaseExportActionsMixin, HandoverListExportMixin
-from tracker.models import CaseShare, Flag, HandoverList, ListEntry, Organisation, Outcome, Reply, ReplyOutcome, Round
-from tracker.selectors import handover_lists_with_counts, open_flag, open_flag_level
-from tracker.services import (
+from cases.admin import NameSearchMixin, NoDeleteMixin
+from core.pagination import EstimatedCountPaginator
+from tracker.admin.common import outcome_label, report_refusal
+from tracker.admin.exports import HandoverListExportMixin
+from tracker.admin.filters import EntryFlaggedFilter, LastOutcomeFilter
+from tracker.models import HandoverList, ListEntry, Organisation, Outcome, Reply, ReplyOutcome, Round
+from tracker.selectors import handover_lists_with_counts, open_flag_level
+from tracker.services.exchange import (
     ExchangeError,
     OutcomeInput,
-    flag_dismiss,
-    flag_raise,
-    list_add_cases,
     list_hand_over,
     outcome_verify,
     reply_record,
 )
-
-
-def outcome_label(entry: ListEntry) -> str:
-    """The outcome last claimed for an entry in words: the column stores only its code."""
-    return Outcome(entry.last_outcome).label if entry.last_outcome else "—"
-
-
-def _report(modeladmin: admin.ModelAdmin, request: HttpRequest, exc: ExchangeError) -> None:
-    for where, why in exc.problems:
-        modeladmin.message_user(request, f"{where}: {why}", messages.ERROR)
 
 
 @admin.register(Organisation)
@@ -161,177 +148,7 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
                                actor=request.user)
                 self.message_user(request, f"{handover_list.reference} handed over.", messages.SUCCESS)
             except ExchangeError as exc:
-                _report(self, request, exc)
-
-
-class FlaggedFilter(admin.SimpleListFilter):
-    """Cases or entries with an open flag, and of which kind."""
-
-    title = "flag"
-    parameter_name = "flag"
-    subject = "case"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("any", "Flagged"), ("overdue", "Overdue"), ("escalated", "Overdue, escalated"),
-                ("due_soon", "Due soon"), ("none", "Not flagged")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
-        value = self.value()
-        if not value:
-            return None
-        conditions = {"overdue": {"kind": Flag.Kind.OVERDUE},
-                      "escalated": {"kind": Flag.Kind.OVERDUE, "level__gt": 1},
-                      "due_soon": {"kind": Flag.Kind.DUE_SOON}}.get(value, {})
-        flagged = open_flag(self.subject, **conditions)
-        return queryset.filter(~flagged if value == "none" else flagged)
-
-
-class EntryFlaggedFilter(FlaggedFilter):
-    subject = "entry"
-
-
-class LastOutcomeFilter(admin.SimpleListFilter):
-    """The outcome last claimed, by its label: the column itself stores only the code."""
-
-    title = "last outcome claimed"
-    parameter_name = "last_outcome"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("none", "None yet"), *Outcome.choices]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[ListEntry]) -> QuerySet[ListEntry] | None:
-        if self.value() == "none":
-            return queryset.filter(last_outcome="")
-        if self.value() in Outcome.values:
-            return queryset.filter(last_outcome=self.value())
-        return None
-
-
-class OnListFilter(admin.SimpleListFilter):
-    title = "list"
-    parameter_name = "on_list"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [(str(pk), ref) for pk, ref in HandoverList.objects.order_by("-id").values_list("pk", "reference")[:200]]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case] | None:
-        if not (self.value() or "").isdigit():
-            return None
-        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list_id=self.value())))
-
-
-class OrganisationFilter(admin.SimpleListFilter):
-    """Cases on a list that an organisation sent or received."""
-
-    title = "organisation"
-    parameter_name = "organisation"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [(str(pk), name) for pk, name in Organisation.objects.values_list("pk", "name")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case] | None:
-        if not (self.value() or "").isdigit():
-            return None
-        org = int(self.value())  # type: ignore[arg-type]
-        on_their_list = ListEntry.objects.filter(case=OuterRef("pk")).filter(
-            Q(handover_list__sender_id=org) | Q(handover_list__recipient_id=org)
-        )
-        return queryset.filter(Exists(on_their_list))
-
-
-class ListEntryOfCaseInline(ReadOnlyInline):
-    model = ListEntry
-    verbose_name_plural = "lists this child is on"
-    fields = ("handover_list", "position", "reply_state", "due_on", "last_outcome_label", "answered_on")
-    show_change_link = True
-
-    @admin.display(description="last outcome")
-    def last_outcome_label(self, entry: ListEntry) -> str:
-        return outcome_label(entry)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ListEntry]:
-        return super().get_queryset(request).select_related("handover_list")
-
-
-class FlagOfCaseInline(ReadOnlyInline):
-    model = Flag
-    fk_name = "case"
-    fields = ("kind", "level", "entry", "due_on", "raised_at", "escalated_at", "resolved_at", "resolution", "note")
-    ordering = ("resolved_at", "-level", "-raised_at")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
-        return super().get_queryset(request).select_related("entry__handover_list")
-
-
-class CaseShareOfCaseInline(admin.TabularInline):
-    """Which partner organisations see this case, and how much of it."""
-
-    model = CaseShare
-    verbose_name_plural = "shared with partner organisations"
-    extra = 0
-    fields = ("organisation", "include_restricted", "can_contribute", "created_at", "revoked_at")
-    readonly_fields = ("created_at",)
-    can_delete = False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[CaseShare]:
-        return super().get_queryset(request).select_related("organisation")
-
-
-class CaseTrackerActionForm(ActionForm):
-    closing_reason = forms.ChoiceField(required=False, choices=[("", "— reason —"), *Case.ClosingReason.choices])
-    handover_list = forms.ModelChoiceField(
-        required=False, empty_label="— draft list —",
-        queryset=HandoverList.objects.filter(status=HandoverList.Status.DRAFT),
-    )
-
-
-class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
-    """The case page with its lists and flags, which only the tracker knows about."""
-
-    inlines = [*CaseAdmin.inlines, ListEntryOfCaseInline, FlagOfCaseInline, CaseShareOfCaseInline]
-    # The flag next to the status, where it is seen without scrolling the table sideways.
-    list_display = ("id", "child", "status", "open_flag", "priority", "assignee", "opened_on", "updated_at")
-    list_filter = (FlaggedFilter, OnListFilter, OrganisationFilter, *CaseAdmin.list_filter)
-    action_form = CaseTrackerActionForm
-    actions = [*CaseAdmin.actions, "add_to_list", "export_cases_csv", "export_cases_xlsx"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
-        top_level = (
-            Flag.objects.filter(case=OuterRef("pk"), resolved_at__isnull=True).order_by("-level").values("level")
-        )
-        # 0, not NULL, when no flag is open: PostgreSQL sorts NULL first in descending order, which
-        # would put every unflagged case above the flagged ones when sorting by the flag column.
-        return super().get_queryset(request).annotate(
-            open_flag_level=Coalesce(Subquery(top_level[:1], output_field=IntegerField()), 0)
-        )
-
-    @admin.display(description="flag", ordering="open_flag_level")
-    def open_flag(self, case: Case) -> str:
-        level = getattr(case, "open_flag_level", None)
-        return f"level {level}" if level else ""
-
-    @admin.action(description="Add selected cases to the chosen draft list")
-    def add_to_list(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
-        form = CaseTrackerActionForm(request.POST)
-        form.is_valid()
-        handover_list = form.cleaned_data.get("handover_list")
-        if handover_list is None:
-            self.message_user(request, "Choose a draft list next to the action.", messages.ERROR)
-            return
-        try:
-            added = list_add_cases(handover_list=handover_list, cases=queryset, actor=request.user)
-        except ExchangeError as exc:
-            _report(self, request, exc)
-            return
-        skipped = queryset.count() - added
-        self.message_user(
-            request, f"Added {added} case(s) to {handover_list.reference}"
-            + (f"; {skipped} already on it." if skipped else "."), messages.SUCCESS,
-        )
-
-
-admin.site.unregister(Case)
-admin.site.register(Case, TrackedCaseAdmin)
+                report_refusal(self, request, exc)
 
 
 class RecordOutcomeForm(ActionForm):
@@ -401,7 +218,7 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
                     outcomes=[OutcomeInput(entry_id=e.pk, outcome=outcome) for e in entries],
                 )
             except ExchangeError as exc:
-                _report(self, request, exc)
+                report_refusal(self, request, exc)
                 continue
             self.message_user(
                 request, f"{handover_list.reference}: reply recorded for {len(entries)} entr(y/ies); "
@@ -458,77 +275,3 @@ class ReplyAdmin(NoDeleteMixin, admin.ModelAdmin):
                 outcome = ReplyOutcome.objects.select_related("entry__case").get(pk=outcome_form.instance.pk)
                 outcome_verify(outcome=outcome, verification=outcome_form.cleaned_data["verification"],
                                note=outcome_form.cleaned_data.get("verification_note", ""), actor=request.user)
-
-
-class FlagForm(forms.ModelForm):
-    class Meta:
-        model = Flag
-        fields = ("case", "note")
-
-    def clean_note(self) -> str:
-        # A flag raised by hand must say why (the service refuses it otherwise); the model allows a
-        # blank note only for the sweep's flags.
-        note: str = self.cleaned_data.get("note", "")
-        if not note.strip():
-            raise forms.ValidationError("Say what needs attention.")
-        return note
-
-
-class OpenFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("open", "Open"), ("resolved", "Resolved")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Flag]) -> QuerySet[Flag] | None:
-        if self.value() == "open":
-            return queryset.filter(resolved_at__isnull=True)
-        if self.value() == "resolved":
-            return queryset.filter(resolved_at__isnull=False)
-        return None
-
-
-@admin.register(Flag)
-class FlagAdmin(NoDeleteMixin, admin.ModelAdmin):
-    form = FlagForm
-    list_display = ("kind", "level", "case", "entry", "due_on", "raised_at", "escalated_at", "resolved_at",
-                    "resolution")
-    list_filter = (OpenFilter, "kind", "level", "resolution")
-    list_select_related = ("case__child", "entry__handover_list")
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    list_per_page = 100
-    autocomplete_fields = ("case",)
-    actions = ["dismiss"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> tuple[str, ...]:
-        if obj is None:
-            return ()
-        return ("kind", "level", "case", "entry", "due_on", "note", "raised_at", "raised_by", "escalated_at",
-                "resolved_at", "resolution", "resolved_by", "notified_level")
-
-    def get_fields(self, request: HttpRequest, obj: Flag | None = None) -> Any:
-        if obj is None:
-            return ("case", "note")
-        return self.get_readonly_fields(request, obj)
-
-    def save_model(self, request: HttpRequest, obj: Flag, form: forms.ModelForm, change: bool) -> None:
-        if change:
-            return
-        created = flag_raise(case=obj.case, note=obj.note, actor=request.user)
-        obj.pk = created.pk
-        # The page's "added" message and log entry name the flag as raised, kind and all.
-        obj.refresh_from_db()
-
-    @admin.action(description="Dismiss the selected open flags")
-    def dismiss(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
-        count = 0
-        for flag in queryset.filter(resolved_at__isnull=True):
-            flag_dismiss(flag=flag, actor=request.user)
-            count += 1
-        self.message_user(request, f"Dismissed {count} flag(s).", messages.SUCCESS)
-
-# Partner access (keys, shares, webhooks) and imports of spreadsheets have their own modules;
-# importing them registers their pages.
-from tracker import admin_imports, admin_partners  # noqa: E402, F401

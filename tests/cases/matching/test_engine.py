@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cases.matching import BirthDate, PersonRecord, blocking_keys, cluster, compare
+from cases.matching.engine import BirthDate, PersonRecord, blocking_keys, cluster, compare
 
 
 def child(family: str, given: str, patronymic: str = "", born: str = "", sex: str = "",
@@ -157,7 +157,7 @@ def test_a_record_known_only_by_name_and_year_does_not_chain_two_children() -> N
 
 
 def test_the_database_search_looks_in_the_month_or_the_year_and_by_both_names() -> None:
-    from cases.matching import search_keys
+    from cases.matching.engine import search_keys
 
     full = child("Шевченко", "Кирило", "", "2014-05-02")
     year_only = child("Шевченко", "Кирило", "", "2014")

@@ -1,4 +1,4 @@
-"""Partner organisations: their keys, and the one answer to "what may this organisation see"."""
+"""Partner organisations' keys: issued, checked, revoked."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from cases.models import Case, RecordAccess
-from tracker.models import ApiKey, ApiScope, CaseShare, HandoverList, ListShare, Organisation
+from tracker.models import ApiKey, ApiScope, Organisation
 
 KEY_PREFIX = "ctk"
 # last_used_at is written at most this often per key, so that reads do not each cost a write.
@@ -91,55 +88,3 @@ def api_key_authenticate(raw: str, *, now: datetime.datetime | None = None) -> A
 
 def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who is asking: a partner organisation through one of its keys, or a case worker (sees all)."""
-
-    organisation: Organisation | None
-    key: ApiKey | None = None
-
-    @property
-    def is_staff(self) -> bool:
-        return self.organisation is None
-
-    def has_scope(self, scope: str) -> bool:
-        return self.key is None or scope in self.key.scopes
-
-
-def live_shares(viewer: Viewer) -> QuerySet[CaseShare]:
-    return CaseShare.objects.filter(organisation=viewer.organisation, revoked_at__isnull=True)
-
-
-def visible_cases(viewer: Viewer) -> QuerySet[Case]:
-    cases = Case.objects.all()
-    if viewer.is_staff:
-        return cases
-    return cases.filter(Exists(live_shares(viewer).filter(case=OuterRef("pk"))))
-
-
-def visible_lists(viewer: Viewer) -> QuerySet[HandoverList]:
-    """Lists a partner sent, lists handed over to it, and lists explicitly shared with it."""
-    lists = HandoverList.objects.all()
-    if viewer.is_staff:
-        return lists
-    org = viewer.organisation
-    shared = ListShare.objects.filter(handover_list=OuterRef("pk"), organisation=org)
-    return lists.filter(
-        Q(sender=org) | (Q(recipient=org) & ~Q(status=HandoverList.Status.DRAFT)) | Exists(shared)
-    )
-
-
-def log_child_reads(viewer: Viewer, child_ids: Iterable[int], *, path: str, user: AbstractBaseUser | None,
-                    channel: str = RecordAccess.Channel.API) -> None:
-    """One read-log row per child shown (or exported: `channel="export"`), in one statement."""
-    client = f"{viewer.organisation} · key {viewer.key.prefix}" if viewer.key and viewer.organisation else ""
-    RecordAccess.objects.bulk_create(
-        [
-            RecordAccess(child_id=child_id, user=user if user and user.is_authenticated else None, channel=channel,
-                         partner_id=viewer.organisation.pk if viewer.organisation else None,
-                         api_key_prefix=viewer.key.prefix if viewer.key else "", client=client, path=path[:500])
-            for child_id in dict.fromkeys(child_ids)
-        ]
-    )

@@ -20,13 +20,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.dispatch import receiver
 from django.utils import timezone
 
 from cases.models import Case
-from cases.signals import case_status_changed
 from tracker.models import Organisation, OutboxEvent, WebhookDelivery, WebhookEndpoint
-from tracker.partners import Viewer, live_shares, visible_lists
+from tracker.selectors import Viewer, live_shares, visible_lists
 
 log = logging.getLogger(__name__)
 Event = WebhookEndpoint.Event
@@ -48,31 +46,17 @@ def subscribed(event: str) -> bool:
     return any(endpoint.wants(event) for endpoint in WebhookEndpoint.objects.filter(is_active=True).only("events"))
 
 
-def _dispatch_after_commit() -> None:
-    from tracker.tasks import dispatch_outbox
-
-    transaction.on_commit(dispatch_outbox.delay)
-
-
-def record_event(event: str, *, case_id: int, entry_id: int | None = None, reply_id: int | None = None,
-                 data: dict[str, Any] | None = None) -> None:
-    """Write one event to the outbox, in the caller's transaction."""
-    if not subscribed(event):
-        return
-    OutboxEvent.objects.create(event=event, case_id=case_id, entry_id=entry_id, reply_id=reply_id, data=data or {})
-    _dispatch_after_commit()
-
-
-def record_reply_events(*, reply_id: int, answered: Iterable[tuple[int, int, str]]) -> None:
-    """One reply.recorded event per child answered: (case id, entry id, outcome claimed)."""
+def record_reply_events(*, reply_id: int, answered: Iterable[tuple[int, int, str]]) -> int:
+    """One reply.recorded event per child answered: (case id, entry id, outcome claimed), in the
+    caller's transaction. Returns how many events were written."""
     if not subscribed(Event.REPLY_RECORDED):
-        return
-    OutboxEvent.objects.bulk_create([
+        return 0
+    made = OutboxEvent.objects.bulk_create([
         OutboxEvent(event=Event.REPLY_RECORDED, case_id=case_id, entry_id=entry_id, reply_id=reply_id,
                     data={"outcome": outcome})
         for case_id, entry_id, outcome in answered
-    ])
-    _dispatch_after_commit()
+    ], batch_size=2000)
+    return len(made)
 
 
 def record_flag_events(*, raised_at: datetime.datetime, escalated_at: datetime.datetime) -> int:
@@ -98,21 +82,19 @@ def record_flag_events(*, raised_at: datetime.datetime, escalated_at: datetime.d
                 [event, moment, moment, Flag.Kind.OVERDUE],
             )
             written += cursor.rowcount
-    if written:
-        _dispatch_after_commit()
     return written
 
 
-@receiver(case_status_changed)
-def _on_case_status_changed(sender: Any, changes: list[tuple[Case, str, str]], **kwargs: Any) -> None:
-    if not changes or not subscribed(Event.CASE_STATUS_CHANGED):
-        return
-    OutboxEvent.objects.bulk_create([
+def record_status_events(changes: Iterable[tuple[Case, str, str]]) -> int:
+    """One case.status_changed event per case moved: (case, from, to), in the caller's transaction."""
+    if not subscribed(Event.CASE_STATUS_CHANGED):
+        return 0
+    made = OutboxEvent.objects.bulk_create([
         OutboxEvent(event=Event.CASE_STATUS_CHANGED, case_id=case.pk,
                     data={"from_status": from_status, "to_status": to_status})
         for case, from_status, to_status in changes
     ], batch_size=2000)
-    _dispatch_after_commit()
+    return len(made)
 
 
 def _visibility(organisation: Organisation, events: list[OutboxEvent]) -> tuple[set[int], set[int]]:

@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from cases.bulk import CHANGED, CREATED, insert_instances, insert_recorded, insert_rows, keys_in, record_history
 from cases.models import Case, CaseEvent, Child
+from core.bulk import CHANGED, CREATED, insert_instances, insert_recorded, insert_rows, keys_in, record_history
 from tests.factories import CaseFactory, ChildFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -91,8 +91,8 @@ def test_keys_in_selects_exactly_the_keys_given():
 
 
 def test_texts_in_selects_exactly_the_texts_given_and_refuses_its_separator():
-    from cases.bulk import TEXT_SEPARATOR, texts_in
     from cases.models import ChildMatchKey
+    from core.bulk import TEXT_SEPARATOR, texts_in
 
     child = ChildFactory()
     insert_rows(ChildMatchKey, ("child_id", "key"), [(child.pk, "n:a|b"), (child.pk, "y:a:2012:b"), (child.pk, "z")])
@@ -110,7 +110,7 @@ def test_insert_instances_of_nothing_writes_nothing():
 def test_a_bulk_job_raises_the_collector_threshold_and_puts_it_back_after_the_last_one():
     import gc
 
-    from cases.bulk import BULK_GC_THRESHOLD, bulk_job
+    from core.bulk import BULK_GC_THRESHOLD, bulk_job
 
     before = gc.get_threshold()
     with bulk_job():
@@ -129,8 +129,8 @@ def test_a_bulk_job_raises_the_collector_threshold_and_puts_it_back_after_the_la
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="planner statistics are PostgreSQL's")
 def test_statistics_are_refreshed_after_commit_so_the_planner_sees_a_bulk_write(django_capture_on_commit_callbacks):
-    from cases.bulk import refresh_statistics
     from cases.models import ChildMatchKey
+    from core.bulk import refresh_statistics
 
     child = ChildFactory()
     insert_rows(ChildMatchKey, ("child_id", "key"), [(child.pk, f"t:{n}") for n in range(3000)])
@@ -148,7 +148,7 @@ def test_statistics_are_refreshed_after_commit_so_the_planner_sees_a_bulk_write(
 
 
 def test_update_instances_writes_each_its_own_values_to_the_microsecond():
-    from cases.bulk import update_instances
+    from core.bulk import update_instances
 
     children = [ChildFactory(aliases=[]) for _ in range(3)]
     stamp = timezone.now().replace(microsecond=123456)

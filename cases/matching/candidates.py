@@ -16,10 +16,10 @@ from itertools import islice
 
 from django.db.models import Count, F, Window
 
-from cases.bulk import insert_rows, keys_in, texts_in
-from cases.matching import MatchScore, PersonRecord, blocking_keys, compare, search_keys
+from cases.matching.engine import MatchScore, PersonRecord, blocking_keys, compare, search_keys
+from cases.matching.names import is_known_given_name, latin_key, typo_distance
 from cases.models import Child, ChildMatchKey
-from cases.names import is_known_given_name, latin_key, typo_distance
+from core.bulk import insert_rows, keys_in, texts_in
 
 # Records per candidate query: bounds the size of the IN lists, not the number of queries per row.
 QUERY_BATCH = 1000

@@ -21,7 +21,7 @@ from functools import cached_property, lru_cache
 from itertools import combinations
 from typing import Literal
 
-from cases.names import (
+from cases.matching.names import (
     canonical_given_name,
     given_name_sex,
     is_known_given_name,

@@ -1,4 +1,5 @@
-"""The deadline sweep and the flag digest: plain functions of a date, called by Celery and by commands.
+"""Flags and deadlines: the sweep and the flag digest, plain functions of a date called by Celery and by
+commands; and flags raised or dismissed by hand.
 
 The sweep is a handful of set-based statements. Each is idempotent on its own and the partial
 unique index on open flags turns a concurrent duplicate into a no-op, so the sweep may run twice,
@@ -14,14 +15,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cases.bulk import ANALYZE_AFTER_ROWS, refresh_statistics
+from cases.models import Case, CaseEvent
+from cases.services import (
+    case_add_event,
+)
+from core.bulk import (
+    ANALYZE_AFTER_ROWS,
+    refresh_statistics,
+)
+from tracker.events import flags_swept
 from tracker.models import Flag, ListEntry
-from tracker.webhooks import record_flag_events
+from tracker.services.exchange import (
+    ExchangeError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +140,7 @@ def sweep_deadlines(
             [due_soon, now, awaiting, today, today + datetime.timedelta(days=remind_within), due_soon],
         )
         reminded = cursor.rowcount
-        record_flag_events(raised_at=now, escalated_at=now)
+        flags_swept.send(sender=Flag, raised_at=now, escalated_at=now)
         if flagged + escalated + reminded + resolved >= ANALYZE_AFTER_ROWS:
             # The next sweep plans on the flags' statistics: thousands of new flags must be in them.
             refresh_statistics(Flag)
@@ -195,3 +207,29 @@ def _digest_line(flag: Flag) -> str:
     due = f", due {flag.due_on}" if flag.due_on else ""
     return f"- [{flag.get_kind_display()}, level {flag.level}] {flag.case.child} (case {flag.case_id}), {where}{due}"
 
+
+def flag_raise(*, case: Case, note: str, actor: AbstractBaseUser | None) -> Flag:
+    """A case worker's own flag on a case: something needs attention that no deadline shows."""
+    if not note.strip():
+        raise ExchangeError([("note", "say what needs attention")])
+    with transaction.atomic():
+        flag = Flag.objects.create(kind=Flag.Kind.MANUAL, case=case, note=note, raised_by=actor)
+        case_add_event(case=case, kind=CaseEvent.Kind.FLAG_RAISED, actor=actor, message=note, data={"flag": flag.pk})
+    return flag
+
+
+def flag_dismiss(*, flag: Flag, actor: AbstractBaseUser | None, note: str = "") -> Flag:
+    """Close an open flag by hand; the sweep will not raise it again for the same deadline."""
+    with transaction.atomic():
+        locked = Flag.objects.select_for_update().get(pk=flag.pk)
+        if locked.resolved_at is not None:
+            return locked
+        locked.resolved_at = timezone.now()
+        locked.resolution = Flag.Resolution.DISMISSED
+        locked.resolved_by = actor  # type: ignore[assignment]
+        locked.note = "\n".join(p for p in (locked.note, note) if p)
+        locked.save(update_fields=["resolved_at", "resolution", "resolved_by", "note"])
+        case_add_event(case=locked.case, kind=CaseEvent.Kind.FLAG_RESOLVED, actor=actor,
+                       message=f"{locked.get_kind_display()} dismissed" + (f": {note}" if note else ""),
+                       data={"flag": locked.pk})
+    return locked

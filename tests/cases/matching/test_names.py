@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cases.names import (
+from cases.matching.names import (
     canonical_given_name,
     canonical_patronymic,
     given_name_sex,

@@ -17,7 +17,9 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 
 from cases.models import Case, RecordAccess
-from tracker.exports import (
+from cases.services import log_child_reads
+from tracker.models import HandoverList
+from tracker.services.exports import (
     CSV_CONTENT_TYPE,
     PDF_CONTENT_TYPE,
     XLSX_CONTENT_TYPE,
@@ -29,19 +31,16 @@ from tracker.exports import (
     handover_list_xlsx,
     in_chunks,
 )
-from tracker.models import HandoverList
-from tracker.partners import Viewer, log_child_reads
 
 HANDOVER_FORMATS: dict[str, tuple[Callable[[HandoverList], bytes], str]] = {
     "xlsx": (handover_list_xlsx, XLSX_CONTENT_TYPE),
     "pdf": (handover_list_pdf, PDF_CONTENT_TYPE),
 }
-CASE_WORKER = Viewer(organisation=None)
 
 
 def log_exported(request: HttpRequest, child_ids: Iterable[int]) -> None:
-    log_child_reads(CASE_WORKER, child_ids, path=request.get_full_path(), user=request.user,  # type: ignore[arg-type]
-                    channel=RecordAccess.Channel.EXPORT)
+    log_child_reads(child_ids, channel=RecordAccess.Channel.EXPORT, path=request.get_full_path(),
+                    user=request.user)  # type: ignore[arg-type]
 
 
 class HandoverListExportMixin:

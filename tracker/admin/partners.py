@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from cases.admin import NoDeleteMixin
 from tracker.models import ApiKey, ApiScope, CaseShare, ListShare, WebhookDelivery, WebhookEndpoint
-from tracker.partners import api_key_issue, api_key_revoke
-from tracker.webhooks import url_problem
+from tracker.services.partners import api_key_issue, api_key_revoke
+from tracker.services.webhooks import url_problem
 
 
 class ApiKeyForm(forms.ModelForm):

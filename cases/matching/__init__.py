@@ -1,0 +1,1 @@
+"""Telling whether two records are the same child: names and their data, the engine, candidate search."""

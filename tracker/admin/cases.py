@@ -1,0 +1,116 @@
+"""The tracker's additions to the case page: the lists a case is on, its flags and its shares."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+
+from cases.admin import CaseAdmin, ReadOnlyInline
+from cases.models import Case
+from tracker.admin.common import outcome_label, report_refusal
+from tracker.admin.exports import CaseExportActionsMixin
+from tracker.admin.filters import FlaggedFilter, OnListFilter, OrganisationFilter
+from tracker.models import CaseShare, Flag, HandoverList, ListEntry
+from tracker.services.exchange import (
+    ExchangeError,
+    list_add_cases,
+)
+
+
+class ListEntryOfCaseInline(ReadOnlyInline):
+    model = ListEntry
+    verbose_name_plural = "lists this child is on"
+    fields = ("handover_list", "position", "reply_state", "due_on", "last_outcome_label", "answered_on")
+    show_change_link = True
+
+    @admin.display(description="last outcome")
+    def last_outcome_label(self, entry: ListEntry) -> str:
+        return outcome_label(entry)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ListEntry]:
+        return super().get_queryset(request).select_related("handover_list")
+
+
+class FlagOfCaseInline(ReadOnlyInline):
+    model = Flag
+    fk_name = "case"
+    fields = ("kind", "level", "entry", "due_on", "raised_at", "escalated_at", "resolved_at", "resolution", "note")
+    ordering = ("resolved_at", "-level", "-raised_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
+        return super().get_queryset(request).select_related("entry__handover_list")
+
+
+class CaseShareOfCaseInline(admin.TabularInline):
+    """Which partner organisations see this case, and how much of it."""
+
+    model = CaseShare
+    verbose_name_plural = "shared with partner organisations"
+    extra = 0
+    fields = ("organisation", "include_restricted", "can_contribute", "created_at", "revoked_at")
+    readonly_fields = ("created_at",)
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CaseShare]:
+        return super().get_queryset(request).select_related("organisation")
+
+
+class CaseTrackerActionForm(ActionForm):
+    closing_reason = forms.ChoiceField(required=False, choices=[("", "— reason —"), *Case.ClosingReason.choices])
+    handover_list = forms.ModelChoiceField(
+        required=False, empty_label="— draft list —",
+        queryset=HandoverList.objects.filter(status=HandoverList.Status.DRAFT),
+    )
+
+
+class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
+    """The case page with its lists and flags, which only the tracker knows about."""
+
+    inlines = [*CaseAdmin.inlines, ListEntryOfCaseInline, FlagOfCaseInline, CaseShareOfCaseInline]
+    # The flag next to the status, where it is seen without scrolling the table sideways.
+    list_display = ("id", "child", "status", "open_flag", "priority", "assignee", "opened_on", "updated_at")
+    list_filter = (FlaggedFilter, OnListFilter, OrganisationFilter, *CaseAdmin.list_filter)
+    action_form = CaseTrackerActionForm
+    actions = [*CaseAdmin.actions, "add_to_list", "export_cases_csv", "export_cases_xlsx"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
+        top_level = (
+            Flag.objects.filter(case=OuterRef("pk"), resolved_at__isnull=True).order_by("-level").values("level")
+        )
+        # 0, not NULL, when no flag is open: PostgreSQL sorts NULL first in descending order, which
+        # would put every unflagged case above the flagged ones when sorting by the flag column.
+        return super().get_queryset(request).annotate(
+            open_flag_level=Coalesce(Subquery(top_level[:1], output_field=IntegerField()), 0)
+        )
+
+    @admin.display(description="flag", ordering="open_flag_level")
+    def open_flag(self, case: Case) -> str:
+        level = getattr(case, "open_flag_level", None)
+        return f"level {level}" if level else ""
+
+    @admin.action(description="Add selected cases to the chosen draft list")
+    def add_to_list(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
+        form = CaseTrackerActionForm(request.POST)
+        form.is_valid()
+        handover_list = form.cleaned_data.get("handover_list")
+        if handover_list is None:
+            self.message_user(request, "Choose a draft list next to the action.", messages.ERROR)
+            return
+        try:
+            added = list_add_cases(handover_list=handover_list, cases=queryset, actor=request.user)
+        except ExchangeError as exc:
+            report_refusal(self, request, exc)
+            return
+        skipped = queryset.count() - added
+        self.message_user(
+            request, f"Added {added} case(s) to {handover_list.reference}"
+            + (f"; {skipped} already on it." if skipped else "."), messages.SUCCESS,
+        )
+
+
+admin.site.unregister(Case)
+admin.site.register(Case, TrackedCaseAdmin)

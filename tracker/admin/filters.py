@@ -1,0 +1,88 @@
+"""The list filters the tracker's pages share: flags, outcomes, lists and organisations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import HttpRequest
+
+from cases.models import Case
+from tracker.models import Flag, HandoverList, ListEntry, Organisation, Outcome
+from tracker.selectors import open_flag
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    """Cases or entries with an open flag, and of which kind."""
+
+    title = "flag"
+    parameter_name = "flag"
+    subject = "case"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("any", "Flagged"), ("overdue", "Overdue"), ("escalated", "Overdue, escalated"),
+                ("due_soon", "Due soon"), ("none", "Not flagged")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        value = self.value()
+        if not value:
+            return None
+        conditions = {"overdue": {"kind": Flag.Kind.OVERDUE},
+                      "escalated": {"kind": Flag.Kind.OVERDUE, "level__gt": 1},
+                      "due_soon": {"kind": Flag.Kind.DUE_SOON}}.get(value, {})
+        flagged = open_flag(self.subject, **conditions)
+        return queryset.filter(~flagged if value == "none" else flagged)
+
+
+class EntryFlaggedFilter(FlaggedFilter):
+    subject = "entry"
+
+
+class LastOutcomeFilter(admin.SimpleListFilter):
+    """The outcome last claimed, by its label: the column itself stores only the code."""
+
+    title = "last outcome claimed"
+    parameter_name = "last_outcome"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("none", "None yet"), *Outcome.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ListEntry]) -> QuerySet[ListEntry] | None:
+        if self.value() == "none":
+            return queryset.filter(last_outcome="")
+        if self.value() in Outcome.values:
+            return queryset.filter(last_outcome=self.value())
+        return None
+
+
+class OnListFilter(admin.SimpleListFilter):
+    title = "list"
+    parameter_name = "on_list"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(pk), ref) for pk, ref in HandoverList.objects.order_by("-id").values_list("pk", "reference")[:200]]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case] | None:
+        if not (self.value() or "").isdigit():
+            return None
+        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list_id=self.value())))
+
+
+class OrganisationFilter(admin.SimpleListFilter):
+    """Cases on a list that an organisation sent or received."""
+
+    title = "organisation"
+    parameter_name = "organisation"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(pk), name) for pk, name in Organisation.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case] | None:
+        if not (self.value() or "").isdigit():
+            return None
+        org = int(self.value())  # type: ignore[arg-type]
+        on_their_list = ListEntry.objects.filter(case=OuterRef("pk")).filter(
+            Q(handover_list__sender_id=org) | Q(handover_list__recipient_id=org)
+        )
+        return queryset.filter(Exists(on_their_list))

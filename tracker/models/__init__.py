@@ -1,0 +1,73 @@
+"""The tracker's models, by concern; everything is importable from `tracker.models`."""
+
+from tracker.models.exchange import (
+    HandoverList,
+    ListEntry,
+    ListStatus,
+    Organisation,
+    OrganisationKind,
+    Outcome,
+    Reply,
+    ReplyOutcome,
+    ReplyState,
+    Round,
+    RoundKind,
+    Verification,
+)
+from tracker.models.flags import (
+    Flag,
+    FlagKind,
+    FlagResolution,
+)
+from tracker.models.imports import (
+    IMPORT_RESULT_LABELS,
+    ImportBatch,
+    ImportKind,
+    ImportRow,
+    ImportStatus,
+    RowDecision,
+    RowVerdict,
+)
+from tracker.models.partners import (
+    ApiKey,
+    ApiScope,
+    CaseShare,
+    IdempotencyRecord,
+    ListShare,
+    OutboxEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+__all__ = [
+    "IMPORT_RESULT_LABELS",
+    "ApiKey",
+    "ApiScope",
+    "CaseShare",
+    "Flag",
+    "FlagKind",
+    "FlagResolution",
+    "HandoverList",
+    "IdempotencyRecord",
+    "ImportBatch",
+    "ImportKind",
+    "ImportRow",
+    "ImportStatus",
+    "ListEntry",
+    "ListShare",
+    "ListStatus",
+    "Organisation",
+    "OrganisationKind",
+    "OutboxEvent",
+    "Outcome",
+    "Reply",
+    "ReplyOutcome",
+    "ReplyState",
+    "Round",
+    "RoundKind",
+    "RowDecision",
+    "RowVerdict",
+    "Verification",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]
