@@ -20,10 +20,11 @@ from cases.selectors import search_by_name
 from cases.services import (
     ALLOWED_TRANSITIONS,
     MergeRefused,
+    StatusStep,
     TransitionNotAllowed,
     case_change_status,
-    case_close,
     case_open,
+    cases_move,
     child_merge,
     log_child_reads,
 )
@@ -301,13 +302,15 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         if reason not in Case.ClosingReason.values:
             self.message_user(request, "Choose a closing reason next to the action.", messages.ERROR)
             return
-        closed, refused = 0, []
-        for case in queryset.select_related("child"):
-            try:
-                case_close(case=case, actor=request.user, reason=reason)
-                closed += 1
-            except TransitionNotAllowed as exc:
-                refused.append(str(exc))
+        # A closed case cannot be closed again; the others are closed together, in one move.
+        refused = [f"case {pk} is already closed" for pk in queryset.filter(status=Case.Status.CLOSED).values_list(
+            "pk", flat=True)]
+        closing = StatusStep(Case.Status.CLOSED, closing_reason=reason)
+        try:
+            closed = len(cases_move(cases=list(queryset.exclude(status=Case.Status.CLOSED)),
+                                    steps=lambda case: [closing], actor=request.user))
+        except TransitionNotAllowed as exc:
+            closed, refused = 0, [str(exc)]
         if closed:
             self.message_user(request, f"Closed {closed} case(s).", messages.SUCCESS)
         for problem in refused:

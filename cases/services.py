@@ -1,4 +1,5 @@
-"""Writes to children and their case files; every status change goes through `case_change_status`."""
+"""Writes to children and their case files; every status change, of one case or many, goes through
+`cases_move`."""
 
 from __future__ import annotations
 
@@ -65,6 +66,134 @@ def case_open(*, child: Child, actor: AbstractBaseUser | None, assignee: Any = N
     return case
 
 
+@dataclass(frozen=True)
+class StatusStep:
+    """One step of a case along its road: the status it reaches and the timeline line that says so.
+
+    A step to the status the case already has moves nothing and writes its line alone (a case
+    further along, listed again). A step to "closed" needs a reason from `Case.ClosingReason`;
+    its message is kept as the closing note. `data` is added to the line's data.
+    """
+
+    to_status: str
+    kind: str = CaseEvent.Kind.STATUS_CHANGED
+    message: str = ""
+    closing_reason: str = ""
+    data: dict[str, Any] | None = None
+
+
+# A timeline line as `cases_move` and `cases_open_many` write them, many at once.
+EVENT_FIELDS = ("case_id", "kind", "from_status", "to_status", "actor_id", "message", "data", "happened_at")
+# What a move writes on the case row itself.
+MOVED_FIELDS = ("status", "closed_on", "closing_reason", "closing_note", "updated_at")
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What `cases_move` did: each case that changed status, from where to where, and the lines written."""
+
+    changes: list[tuple[Case, str, str]]
+    lines: int
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+
+def cases_move(
+    *,
+    cases: Sequence[Case],
+    steps: Callable[[Case], Sequence[StatusStep]],
+    actor: AbstractBaseUser | None,
+    data: dict[str, Any] | None = None,
+    reason: str = "",
+    on: datetime.date | None = None,
+) -> Moved:
+    """The one road every status change takes, for one case or ten thousand: each case goes along the
+    steps `steps(case)` gives it, asked with the case as it stands under the lock.
+
+    The rows are locked (in key order, so that two movers cannot deadlock) and their statuses read
+    afresh; every step must be one the road allows, or nothing at all is written. Each step leaves
+    its timeline line; each case moved gets one history row (`reason`, or "from → to"); the
+    status-change signal goes once for all. The number of statements does not grow with the number
+    of cases. The caller's instances are updated in place.
+    """
+    if not cases:
+        return Moved(changes=[], lines=0)
+    with transaction.atomic():
+        # Locked and read afresh; the caller's instances carry what was read (reading thousands of
+        # cases back as new instances cost more than the rest of the move).
+        rows = Case.objects.select_for_update().filter(pk__in=keys_in(c.pk for c in cases)).order_by("pk").values_list(
+            "pk", "status", "child_id", "closed_on", "closing_reason", "closing_note")
+        fresh = {pk: values for pk, *values in rows}
+        locked: dict[int, Case] = {}
+        for case in cases:
+            if case.pk not in fresh:
+                raise Case.DoesNotExist(f"case {case.pk} does not exist")
+            if case.pk not in locked:
+                current = locked[case.pk] = case
+                current.status, current.child_id, current.closed_on, current.closing_reason, current.closing_note = (
+                    fresh[case.pk])
+            elif locked[case.pk] is not case:
+                raise ValueError(f"case {case.pk} is given twice")
+        now, today = timezone.now(), on or timezone.localdate()
+        actor_id = actor.pk if actor is not None else None
+        events: list[tuple[Any, ...]] = []
+        changes: list[tuple[Case, str, str]] = []
+        for case in locked.values():
+            start = case.status
+            for step in steps(case):
+                line = {**(data or {}), **(step.data or {})}
+                if step.to_status == case.status:
+                    events.append((case.pk, step.kind, "", "", actor_id, step.message, line, now))
+                    continue
+                _check_step(case, step)
+                if step.to_status == Status.CLOSED:
+                    case.closed_on, case.closing_reason, case.closing_note = today, step.closing_reason, step.message
+                    line["closing_reason"] = step.closing_reason
+                elif case.status == Status.CLOSED:
+                    case.closed_on, case.closing_reason, case.closing_note = None, "", ""
+                events.append((case.pk, step.kind, case.status, step.to_status, actor_id, step.message, line, now))
+                case.status = step.to_status
+            if case.status != start:
+                case.updated_at = now
+                changes.append((case, start, case.status))
+        _refuse_second_live_case(changes)
+        update_instances([case for case, _, _ in changes], Case, MOVED_FIELDS)
+        # One history statement per distinct reason: the caller's, or one per pair of statuses.
+        by_reason: dict[str, list[int]] = defaultdict(list)
+        for case, from_status, to_status in changes:
+            by_reason[reason or f"{Status(from_status).label} → {Status(to_status).label}"].append(case.pk)
+        for said, ids in by_reason.items():
+            record_history(Case, ids, history_type=CHANGED, user=actor, reason=said)
+        insert_rows(CaseEvent, EVENT_FIELDS, events)
+        if changes:
+            case_status_changed.send(sender=Case, changes=changes, actor=actor)
+    return Moved(changes=changes, lines=len(events))
+
+
+def _check_step(case: Case, step: StatusStep) -> None:
+    if step.to_status not in Status.values:
+        raise TransitionNotAllowed(case, Status.OPEN, reason=f"“{step.to_status}” is not a case status")
+    if not can_transition(case.status, step.to_status):
+        raise TransitionNotAllowed(case, step.to_status)
+    if step.to_status == Status.CLOSED and step.closing_reason not in Case.ClosingReason.values:
+        raise TransitionNotAllowed(case, step.to_status, reason="closing a case needs a reason from the list")
+
+
+def _refuse_second_live_case(changes: Sequence[tuple[Case, str, str]]) -> None:
+    """A child has at most one live case: a closed case reopened must not be a second one."""
+    reopened = {case.child_id: case for case, from_status, to_status in changes
+                if from_status == Status.CLOSED and to_status != Status.CLOSED}
+    if not reopened:
+        return
+    moving = [case.pk for case, _, _ in changes]
+    taken = Case.objects.filter(child_id__in=keys_in(reopened)).exclude(status=Status.CLOSED).exclude(
+        pk__in=keys_in(moving)).values_list("child_id", flat=True).first()
+    if taken is not None:
+        case = reopened[taken]
+        raise TransitionNotAllowed(case, case.status, reason=f"child {taken} already has a live case")
+
+
 def case_change_status(
     *,
     case: Case,
@@ -76,123 +205,21 @@ def case_change_status(
     data: dict[str, Any] | None = None,
     on: datetime.date | None = None,
 ) -> Case:
-    """Move a case to `to_status` if its road allows it, and write the timeline event with it.
-
-    The case row is locked for the transaction, so two workers or two case workers changing the
-    same case one after the other each see the status the other left.
-    """
+    """One case one step along its road (`cases_move` with one case): the case worker's change on the
+    case page. The note is the timeline line's message and the history's reason."""
     if to_status not in Status.values:
         raise TransitionNotAllowed(case, Status.OPEN, reason=f"“{to_status}” is not a case status")
-    with transaction.atomic():
-        locked = Case.objects.select_for_update().get(pk=case.pk)
-        if not can_transition(locked.status, to_status):
-            raise TransitionNotAllowed(locked, to_status)
-        if to_status == Status.CLOSED and closing_reason not in Case.ClosingReason.values:
-            raise TransitionNotAllowed(locked, to_status, reason="closing a case needs a reason from the list")
-        from_status = locked.status
-        if from_status == Status.CLOSED and (
-            Case.objects.filter(child_id=locked.child_id).exclude(status=Status.CLOSED).exclude(pk=locked.pk).exists()
-        ):
-            raise TransitionNotAllowed(locked, to_status, reason=f"child {locked.child_id} already has a live case")
-        locked.status = to_status
-        if to_status == Status.CLOSED:
-            locked.closed_on = on or timezone.localdate()
-            locked.closing_reason = closing_reason
-            locked.closing_note = note
-        elif from_status == Status.CLOSED:
-            locked.closed_on = None
-            locked.closing_reason = ""
-            locked.closing_note = ""
-        # simple_history keeps 100 characters of a reason (a longer note failed the whole change);
-        # the timeline event below keeps the note whole.
-        reason = note or f"{Status(from_status).label} → {Status(to_status).label}"
-        locked._change_reason = reason[:100]  # type: ignore[attr-defined]
-        locked.save(update_fields=["status", "closed_on", "closing_reason", "closing_note", "updated_at"])
-        CaseEvent.objects.create(
-            case=locked,
-            kind=kind,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            message=note,
-            data={**(data or {}), **({"closing_reason": closing_reason} if closing_reason else {})},
-        )
-        case_status_changed.send(sender=Case, changes=[(locked, from_status, to_status)], actor=actor)
+    step = StatusStep(to_status, kind=kind, message=note, closing_reason=closing_reason, data=data)
+
+    def steps(current: Case) -> list[StatusStep]:
+        if current.status == to_status:
+            # Asked for the status it has: refused as a move to itself, not written as a line alone.
+            raise TransitionNotAllowed(current, to_status)
+        return [step]
+
+    cases_move(cases=[case], steps=steps, actor=actor, reason=note, on=on)
     case.refresh_from_db()
     return case
-
-
-# A timeline line as `cases_move_many` and `cases_open_many` write them, many at once.
-EVENT_FIELDS = ("case_id", "kind", "from_status", "to_status", "actor_id", "message", "data", "happened_at")
-
-
-@dataclass(frozen=True)
-class StatusStep:
-    """One step of many cases moved together: the status reached, and the timeline line for it."""
-
-    to_status: str
-    kind: str
-    message: str
-
-
-def cases_move_many(
-    *,
-    cases: Sequence[Case],
-    steps: Callable[[Case], Sequence[StatusStep]],
-    actor: AbstractBaseUser | None,
-    data: dict[str, Any] | None = None,
-) -> int:
-    """Move many cases at once, each along the steps `steps(case)` gives it (a step to the status the
-    case already has is a timeline line only), in a handful of statements whatever their number.
-
-    The same road as `case_change_status`: the rows are locked, every step must be allowed, and
-    each step leaves its timeline event; history rows and the status-change signal go in bulk.
-    Returns how many cases moved.
-    """
-    with transaction.atomic():
-        # The rows are locked and their statuses read afresh; the caller's instances carry them
-        # (reading thousands of cases back as new instances cost more than the rest of the move).
-        statuses = dict(Case.objects.select_for_update().filter(pk__in=keys_in(c.pk for c in cases)).values_list(
-            "pk", "status"))
-        locked: dict[int, Case] = {}
-        for case in cases:
-            locked.setdefault(case.pk, case).status = statuses[case.pk]
-        moved: list[Case] = []
-        events: list[tuple[Any, ...]] = []
-        actor_id = actor.pk if actor is not None else None
-        changes: list[tuple[Case, str, str]] = []
-        now = timezone.now()
-        for case in cases:
-            current = locked[case.pk]
-            start = current.status
-            for step in steps(current):
-                if step.to_status == current.status:
-                    # A line on the timeline that moves nothing (a case further along, listed again).
-                    events.append((current.pk, step.kind, "", "", actor_id, step.message, data or {}, now))
-                    continue
-                if not can_transition(current.status, step.to_status):
-                    raise TransitionNotAllowed(current, step.to_status)
-                events.append((current.pk, step.kind, current.status, step.to_status, actor_id, step.message,
-                               data or {}, now))
-                current.status = step.to_status
-            if current.status != start:
-                current.updated_at = now
-                moved.append(current)
-                changes.append((current, start, current.status))
-            case.status = current.status
-        # One UPDATE per status reached (Django's bulk_update builds a CASE per row, far slower here),
-        # then the history rows in bulk.
-        by_status: dict[str, list[int]] = defaultdict(list)
-        for case in moved:
-            by_status[case.status].append(case.pk)
-        for status, ids in by_status.items():
-            Case.objects.filter(pk__in=keys_in(ids)).update(status=status, updated_at=now)
-        record_history(Case, [case.pk for case in moved], history_type=CHANGED, user=actor,
-                       reason="Moved with its list")
-        insert_rows(CaseEvent, EVENT_FIELDS, events)
-        if changes:
-            case_status_changed.send(sender=Case, changes=changes, actor=actor)
-    return len(moved)
 
 
 def children_create_many(*, children: Sequence[Child], actor: AbstractBaseUser | None, note: str) -> list[Case]:
@@ -354,20 +381,23 @@ def child_merge(*, keep: Child, merge: Child, actor: AbstractBaseUser | None, no
         kept.save()
         kept.siblings.add(*duplicate.siblings.exclude(pk=kept.pk))
 
+        # The duplicate's cases, all at once: a live one closed as a duplicate where the kept child
+        # has a live case, then every one moved to the kept child with its timeline.
         live = Case.objects.filter(child=kept).exclude(status=Status.CLOSED).first()
-        for case in Case.objects.filter(child=duplicate).order_by("pk"):
-            if live is not None and case.status != Status.CLOSED:
-                case = case_change_status(case=case, to_status=Status.CLOSED, actor=actor,
-                                          closing_reason=Case.ClosingReason.DUPLICATE,
-                                          note=f"Duplicate of case {live.pk}: {said}")
-            case.child = kept
-            case._change_reason = reason  # type: ignore[attr-defined]
-            case.save(update_fields=["child", "updated_at"])
-            case_add_event(case=case, kind=CaseEvent.Kind.NOTE, actor=actor, message=said,
-                           data={"merged_child": duplicate.pk, "kept_child": kept.pk})
+        theirs = list(Case.objects.filter(child=duplicate).order_by("pk"))
         if live is not None:
-            case_add_event(case=live, kind=CaseEvent.Kind.NOTE, actor=actor, message=said,
-                           data={"merged_child": duplicate.pk, "kept_child": kept.pk})
+            closing = StatusStep(Status.CLOSED, message=f"Duplicate of case {live.pk}: {said}",
+                                 closing_reason=Case.ClosingReason.DUPLICATE)
+            cases_move(cases=[case for case in theirs if case.status != Status.CLOSED],
+                       steps=lambda case: [closing], actor=actor, reason=reason)
+        now = timezone.now()
+        ids = [case.pk for case in theirs]
+        Case.objects.filter(pk__in=keys_in(ids)).update(child=kept, updated_at=now)
+        record_history(Case, ids, history_type=CHANGED, user=actor, reason=reason)
+        told = [*theirs, *([live] if live is not None else [])]
+        insert_rows(CaseEvent, EVENT_FIELDS, [
+            (case.pk, CaseEvent.Kind.NOTE, "", "", actor.pk if actor is not None else None, said,
+             {"merged_child": duplicate.pk, "kept_child": kept.pk}, now) for case in told])
 
         duplicate.merged_into = kept
         duplicate._change_reason = reason  # type: ignore[attr-defined]

@@ -15,10 +15,9 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from cases.models import Case, CaseEvent, Child
-from cases.services import (
-    case_add_event,
-)
+from cases.services import EVENT_FIELDS
 from cases.signals import case_status_changed, child_merged
+from core.bulk import CHANGED, insert_rows, keys_in, record_history
 from tracker.events import flags_swept, reply_recorded
 from tracker.models import (
     Flag,
@@ -38,27 +37,32 @@ def entries_follow_merged_child(sender: Any, keep: Child, merged: Child, actor: 
     merged record, with its reply if it had one; if it was still awaiting a reply it is withdrawn
     and its open flags resolved, so that no one chases the same child twice.
     """
-    both_on = set(ListEntry.objects.filter(child=keep).values_list("handover_list_id", flat=True))
-    moved = ListEntry.objects.filter(child=merged).exclude(handover_list_id__in=both_on)
-    for entry in moved:
-        entry.child = keep
-        entry._change_reason = f"Child {merged.pk} merged into child {keep.pk}"  # type: ignore[attr-defined]
-        entry.save(update_fields=["child", "updated_at"])
-    for entry in ListEntry.objects.filter(child=merged, handover_list_id__in=both_on).select_related(
-        "handover_list", "case"
-    ):
-        message = (f"{entry.handover_list.reference} #{entry.position} was a duplicate of the kept child's entry "
-                   f"on the same list")
-        if entry.reply_state in (ListEntry.ReplyState.AWAITING, ListEntry.ReplyState.NOT_SENT):
-            entry.reply_state = ListEntry.ReplyState.WITHDRAWN
-            entry._change_reason = message[:100]  # type: ignore[attr-defined]
-            entry.save(update_fields=["reply_state", "updated_at"])
-            Flag.objects.filter(entry=entry, resolved_at__isnull=True).update(
-                resolved_at=timezone.now(), resolution=Flag.Resolution.WITHDRAWN, resolved_by=actor
-            )
-            message += "; withdrawn"
-        case_add_event(case=entry.case, kind=CaseEvent.Kind.NOTE, actor=actor, message=message,
-                       data={"list": entry.handover_list.reference, "entry": entry.pk})
+    both_on = list(ListEntry.objects.filter(child=keep).values_list("handover_list_id", flat=True))
+    now = timezone.now()
+    reason = f"Child {merged.pk} merged into child {keep.pk}"
+    moved = list(ListEntry.objects.filter(child=merged).exclude(handover_list_id__in=keys_in(both_on)).values_list(
+        "pk", flat=True))
+    if moved:
+        ListEntry.objects.filter(pk__in=keys_in(moved)).update(child=keep, updated_at=now)
+        record_history(ListEntry, moved, history_type=CHANGED, user=actor, reason=reason)
+    staying = list(ListEntry.objects.filter(child=merged, handover_list_id__in=keys_in(both_on)).select_related(
+        "handover_list").only("pk", "position", "reply_state", "case_id", "handover_list__reference"))
+    withdrawn = [entry.pk for entry in staying if entry.reply_state in (ListEntry.ReplyState.AWAITING,
+                                                                       ListEntry.ReplyState.NOT_SENT)]
+    if withdrawn:
+        ListEntry.objects.filter(pk__in=keys_in(withdrawn)).update(reply_state=ListEntry.ReplyState.WITHDRAWN,
+                                                                    updated_at=now)
+        record_history(ListEntry, withdrawn, history_type=CHANGED, user=actor,
+                       reason="A duplicate of the kept child's entry on the same list; withdrawn")
+        Flag.objects.filter(entry_id__in=keys_in(withdrawn), resolved_at__isnull=True).update(
+            resolved_at=now, resolution=Flag.Resolution.WITHDRAWN, resolved_by=actor)
+    actor_id = actor.pk if actor is not None else None
+    insert_rows(CaseEvent, EVENT_FIELDS, [
+        (entry.case_id, CaseEvent.Kind.NOTE, "", "", actor_id,
+         f"{entry.handover_list.reference} #{entry.position} was a duplicate of the kept child's entry on the same "
+         f"list" + ("; withdrawn" if entry.pk in withdrawn else ""),
+         {"list": entry.handover_list.reference, "entry": entry.pk}, now)
+        for entry in staying])
 
 
 def _dispatch_after_commit(written: int) -> None:

@@ -17,14 +17,14 @@ from cases.services import (
     StatusStep,
     can_transition,
     case_add_event,
-    case_change_status,
-    cases_move_many,
+    cases_move,
 )
 from core.bulk import (
     CHANGED,
     insert_recorded,
     keys_in,
     record_history,
+    update_instances,
 )
 from tracker.events import reply_recorded
 from tracker.models import (
@@ -129,7 +129,7 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
                 return [added]
             return [added, _hand_over_step(to, handed)]
 
-        cases_move_many(cases=listed, steps=steps, actor=actor, data={"list": locked.reference})
+        cases_move(cases=listed, steps=steps, actor=actor, data={"list": locked.reference}, reason=reason)
         added = len(entries)
     return added
 
@@ -181,7 +181,7 @@ def list_hand_over(
         locked.save(update_fields=["status", "handed_over_on", "response_due_on", "updated_at"])
         pending = locked.entries.filter(reply_state=ListEntry.ReplyState.NOT_SENT)
         entries = list(pending.select_related("case").only(
-            "pk", "child_id", "due_on", "case__id", "case__status", "case__child_id"))
+            "pk", "child_id", "due_on", "handover_list_id", "case__id", "case__status", "case__child_id"))
         _entries_hand_over(entries, handing_over)
         # A few UPDATEs (one per age and due date) instead of Django's row-by-row CASE of bulk_update.
         groups: dict[tuple[datetime.date | None, int | None], list[int]] = defaultdict(list)
@@ -194,8 +194,9 @@ def list_hand_over(
         record_history(ListEntry, [entry.pk for entry in entries], history_type=CHANGED, user=actor,
                        reason=f"{locked.reference} handed over")
         message = _handed_over_message(locked, handed_over_on)
-        cases_move_many(cases=[entry.case for entry in entries], steps=lambda case: [_hand_over_step(
-            case.status, message)], actor=actor, data={"list": locked.reference})
+        cases_move(cases=[entry.case for entry in entries],
+                   steps=lambda case: [_hand_over_step(case.status, message)],
+                   actor=actor, data={"list": locked.reference}, reason=f"{locked.reference} handed over")
     handover_list.refresh_from_db()
     return handover_list
 
@@ -234,6 +235,68 @@ def reply_record(
     All of it happens in one transaction, and nothing is written when any part is wrong: every
     problem is reported at once, each naming the entry (by its number on the list) or the field.
     """
+    with transaction.atomic():
+        # Locked before anything is read: two replies to one list are recorded one after the other,
+        # each deciding on the entries and cases as the other left them.
+        locked = HandoverList.objects.select_for_update().select_related("recipient").get(pk=handover_list.pk)
+        resolved = _resolve_outcomes(locked, received_on, outcomes)
+        now = timezone.now()
+        reply = Reply.objects.create(
+            handover_list=locked,
+            received_from=received_from or locked.recipient,
+            received_on=received_on,
+            reference=reference,
+            notes=notes,
+            recorded_by=actor,
+        )
+        result = RecordedReply(reply=reply)
+        said = f"Reply of {received_on} to {locked.reference}"
+        result.outcomes = insert_recorded([
+            ReplyOutcome(reply=reply, entry=entry, outcome=item.outcome, details=item.details,
+                         reported_location=item.reported_location)
+            for entry, item in resolved
+        ], ReplyOutcome, user=actor, reason=said)
+        answered = [entry for entry, _ in resolved]
+        for entry, item in resolved:
+            entry.reply_state = ListEntry.ReplyState.ANSWERED
+            entry.last_outcome = item.outcome
+            entry.answered_on = received_on
+            entry.updated_at = now
+        update_instances(answered, ListEntry, ["reply_state", "last_outcome", "answered_on", "updated_at"])
+        record_history(ListEntry, [entry.pk for entry in answered], history_type=CHANGED, user=actor, reason=said)
+        result.flags_resolved = Flag.objects.filter(
+            entry_id__in=keys_in(entry.pk for entry in answered), resolved_at__isnull=True,
+            kind__in=[Flag.Kind.OVERDUE, Flag.Kind.DUE_SOON],
+        ).update(resolved_at=now, resolution=Flag.Resolution.ANSWERED, resolved_by=actor)
+
+        claims = {entry.case_id: (entry, item) for entry, item in resolved}
+
+        def steps(case: Case) -> list[StatusStep]:
+            # A case waiting for this reply moves on; one that has moved on since (another list's
+            # reply, a closure) keeps its status and gets the line alone.
+            entry, item = claims[case.pk]
+            target = OUTCOME_MOVES_CASE_TO.get(item.outcome, CaseStatus.REPLY_RECEIVED)
+            if case.status not in WAITING_STATUSES or not can_transition(case.status, target):
+                target = case.status
+            message = f"{said} #{entry.position}: {Outcome(item.outcome).label}"
+            return [StatusStep(target, CaseEvent.Kind.REPLY_RECORDED, message,
+                               data={"outcome": item.outcome, "reply": reply.pk})]
+
+        moved = cases_move(cases=[entry.case for entry in answered], steps=steps, actor=actor,
+                           data={"list": locked.reference}, reason=said)
+        result.cases_moved = len(moved)
+        reply_recorded.send(sender=Reply, reply_id=reply.pk,
+                            answered=[(entry.case_id, entry.pk, item.outcome) for entry, item in resolved])
+        still_waiting = locked.entries.filter(reply_state=ListEntry.ReplyState.AWAITING).exists()
+        locked.status = HandoverList.Status.PARTIALLY_ANSWERED if still_waiting else HandoverList.Status.ANSWERED
+        locked.save(update_fields=["status", "updated_at"])
+    handover_list.refresh_from_db()
+    return result
+
+
+def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
+                      outcomes: Sequence[OutcomeInput]) -> list[tuple[ListEntry, OutcomeInput]]:
+    """Each outcome's entry on the (locked) list, by id or by number; every problem at once, or none."""
     problems: list[tuple[str, str]] = []
     if handover_list.status == HandoverList.Status.DRAFT:
         problems.append(("handover_list", f"{handover_list.reference} has not been handed over yet"))
@@ -244,11 +307,13 @@ def reply_record(
     if not outcomes:
         problems.append(("outcomes", "a reply needs at least one child's outcome"))
 
-    entries = handover_list.entries.select_related("case", "child")
-    by_id = {e.id: e for e in entries.filter(id__in=[o.entry_id for o in outcomes if o.entry_id is not None])}
-    by_position = {
-        e.position: e for e in entries.filter(position__in=[o.position for o in outcomes if o.position is not None])
-    }
+    # What the reply and the road read of each entry and its case, in one query per way of naming them.
+    entries = handover_list.entries.select_related("case").only(
+        "pk", "position", "reply_state", "case_id", "child_id", "handover_list_id",
+        "case__id", "case__status", "case__child_id")
+    by_id = {e.id: e for e in entries.filter(id__in=keys_in(o.entry_id for o in outcomes if o.entry_id is not None))}
+    by_position = {e.position: e for e in entries.filter(
+        position__in=keys_in(o.position for o in outcomes if o.position is not None and o.entry_id is None))}
     resolved: list[tuple[ListEntry, OutcomeInput]] = []
     seen: set[int] = set()
     for index, item in enumerate(outcomes):
@@ -269,57 +334,7 @@ def reply_record(
         resolved.append((entry, item))
     if problems:
         raise ExchangeError(problems)
-
-    now = timezone.now()
-    with transaction.atomic():
-        locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
-        reply = Reply.objects.create(
-            handover_list=locked,
-            received_from=received_from or locked.recipient,
-            received_on=received_on,
-            reference=reference,
-            notes=notes,
-            recorded_by=actor,
-        )
-        result = RecordedReply(reply=reply)
-        result.outcomes = ReplyOutcome.objects.bulk_create(
-            [
-                ReplyOutcome(reply=reply, entry=entry, outcome=item.outcome, details=item.details,
-                             reported_location=item.reported_location)
-                for entry, item in resolved
-            ]
-        )
-        answered = [entry for entry, _ in resolved]
-        for entry, item in resolved:
-            entry.reply_state = ListEntry.ReplyState.ANSWERED
-            entry.last_outcome = item.outcome
-            entry.answered_on = received_on
-        ListEntry.objects.bulk_update(answered, ["reply_state", "last_outcome", "answered_on", "updated_at"],
-                                      batch_size=1000)
-        result.flags_resolved = Flag.objects.filter(
-            entry__in=answered, resolved_at__isnull=True, kind__in=[Flag.Kind.OVERDUE, Flag.Kind.DUE_SOON]
-        ).update(resolved_at=now, resolution=Flag.Resolution.ANSWERED, resolved_by=actor)
-
-        for entry, item in resolved:
-            label = Outcome(item.outcome).label
-            message = f"Reply of {received_on} to {locked.reference} #{entry.position}: {label}"
-            data = {"list": locked.reference, "outcome": item.outcome, "reply": reply.pk}
-            target = OUTCOME_MOVES_CASE_TO.get(item.outcome, CaseStatus.REPLY_RECEIVED)
-            if entry.case.status in WAITING_STATUSES and can_transition(entry.case.status, target):
-                case_change_status(case=entry.case, to_status=target, actor=actor, note=message,
-                                   kind=CaseEvent.Kind.REPLY_RECORDED, data=data)
-                result.cases_moved += 1
-            else:
-                case_add_event(case=entry.case, kind=CaseEvent.Kind.REPLY_RECORDED, actor=actor, message=message,
-                               data=data)
-
-        reply_recorded.send(sender=Reply, reply_id=reply.pk,
-                            answered=[(entry.case_id, entry.pk, item.outcome) for entry, item in resolved])
-        still_waiting = locked.entries.filter(reply_state=ListEntry.ReplyState.AWAITING).exists()
-        locked.status = HandoverList.Status.PARTIALLY_ANSWERED if still_waiting else HandoverList.Status.ANSWERED
-        locked.save(update_fields=["status", "updated_at"])
-    handover_list.refresh_from_db()
-    return result
+    return resolved
 
 
 def outcome_verify(

@@ -402,9 +402,12 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
     stored = [row for row in rows if row.verdict == ImportRow.Verdict.MATCHED
               or (row.verdict == ImportRow.Verdict.PROPOSED and row.decision == ImportRow.Decision.ACCEPT)]
     # A child merged since the preview stands for the child it was merged into.
-    for row in stored:
-        if row.child is not None and row.child.merged_into_id is not None:
-            row.child = Child.objects.get(pk=row.child.merged_into_id)
+    merged_into = {row.child.merged_into_id for row in stored if row.child is not None and row.child.merged_into_id}
+    if merged_into:
+        kept = Child.objects.in_bulk(list(merged_into))
+        for row in stored:
+            if row.child is not None and row.child.merged_into_id is not None:
+                row.child = kept[row.child.merged_into_id]
     used: dict[int, int] = {}
     problems = []
     for row in stored:
