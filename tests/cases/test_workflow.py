@@ -8,7 +8,15 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from cases.models import Case, CaseEvent, Child
-from cases.services import ALLOWED_TRANSITIONS, TransitionNotAllowed, case_change_status, case_close, case_open
+from cases.services import (
+    ALLOWED_TRANSITIONS,
+    StatusStep,
+    TransitionNotAllowed,
+    case_change_status,
+    case_close,
+    case_open,
+    cases_move,
+)
 from core.models import RecordDeletionRefused
 from tests.factories import ChildFactory, UserFactory
 
@@ -135,3 +143,50 @@ def test_age_on_a_date_respects_the_birth_date_precision():
     assert day.age_on(datetime.date(2025, 6, 2)) == 12
     assert year.age_on(datetime.date(2025, 6, 2)) == 13
     assert ChildFactory.build(birth_date=None).age_on(datetime.date(2025, 6, 2)) is None
+
+
+def test_many_cases_move_together_each_along_its_own_steps_from_its_status_under_the_lock():
+    worker = UserFactory()
+    opened = [case_open(child=ChildFactory(), actor=None) for _ in range(3)]
+    further = case_in(Status.VERIFYING)
+    # The caller's copy is stale: the road asks the steps with the status read under the lock.
+    stale = Case.objects.get(pk=opened[0].pk)
+    Case.objects.filter(pk=opened[0].pk).update(status=Status.ON_LIST)
+
+    def steps(case: Case) -> list[StatusStep]:
+        if case.status == Status.OPEN:
+            return [StatusStep(Status.ON_LIST, CaseEvent.Kind.ADDED_TO_LIST, "on list 7"),
+                    StatusStep(Status.AWAITING_REPLY, CaseEvent.Kind.LIST_HANDED_OVER, "handed over")]
+        return [StatusStep(case.status, CaseEvent.Kind.NOTE, f"still {case.status}")]
+
+    moved = cases_move(cases=[stale, *opened[1:], further], steps=steps, actor=worker, reason="list 7")
+    assert sorted((case.pk, start, end) for case, start, end in moved.changes) == sorted(
+        (case.pk, Status.OPEN, Status.AWAITING_REPLY) for case in opened[1:])
+    assert stale.status == Status.ON_LIST, "the caller's instance carries what was read under the lock"
+    assert list(Case.objects.filter(pk__in=[c.pk for c in opened]).order_by("pk").values_list("status", flat=True)) \
+        == [Status.ON_LIST, Status.AWAITING_REPLY, Status.AWAITING_REPLY]
+    assert moved.lines == 2 * 2 + 2
+    assert CaseEvent.objects.get(case=further, kind=CaseEvent.Kind.NOTE).message == "still verifying"
+    assert Case.history.filter(history_change_reason="list 7").count() == 2
+
+
+def test_one_refused_step_among_many_moves_nothing_and_writes_nothing():
+    cases = [case_open(child=ChildFactory(), actor=None) for _ in range(4)]
+    returned = case_in(Status.RETURNED)
+    before = (CaseEvent.objects.count(), Case.history.count())
+
+    with pytest.raises(TransitionNotAllowed, match=r"cannot move from “Returned \(reunified\)” to “On a list”"):
+        cases_move(cases=[*cases, returned], steps=lambda case: [StatusStep(Status.ON_LIST)], actor=None)
+    assert set(Case.objects.filter(pk__in=[c.pk for c in cases]).values_list("status", flat=True)) == {Status.OPEN}
+    assert (CaseEvent.objects.count(), Case.history.count()) == before
+
+
+def test_closing_many_needs_a_reason_and_keeps_each_note():
+    cases = [case_open(child=ChildFactory(), actor=None) for _ in range(2)]
+    with pytest.raises(TransitionNotAllowed, match="needs a reason"):
+        cases_move(cases=cases, steps=lambda case: [StatusStep(Status.CLOSED)], actor=None)
+    cases_move(cases=cases, steps=lambda case: [StatusStep(Status.CLOSED, message=f"note {case.pk}",
+               closing_reason=Case.ClosingReason.OTHER)], actor=None)
+    for case in Case.objects.filter(pk__in=[c.pk for c in cases]):
+        assert (case.status, case.closing_reason, case.closing_note) == (Status.CLOSED, "other", f"note {case.pk}")
+        assert case.closed_on is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -183,14 +182,10 @@ def list_hand_over(
         entries = list(pending.select_related("case").only(
             "pk", "child_id", "due_on", "handover_list_id", "case__id", "case__status", "case__child_id"))
         _entries_hand_over(entries, handing_over)
-        # A few UPDATEs (one per age and due date) instead of Django's row-by-row CASE of bulk_update.
-        groups: dict[tuple[datetime.date | None, int | None], list[int]] = defaultdict(list)
         now = timezone.now()
         for entry in entries:
-            groups[(entry.due_on, entry.age_at_listing)].append(entry.pk)
-        for (due_on, age), ids in groups.items():
-            ListEntry.objects.filter(pk__in=keys_in(ids)).update(
-                reply_state=ListEntry.ReplyState.AWAITING, due_on=due_on, age_at_listing=age, updated_at=now)
+            entry.updated_at = now
+        update_instances(entries, ListEntry, ["reply_state", "due_on", "age_at_listing", "updated_at"])
         record_history(ListEntry, [entry.pk for entry in entries], history_type=CHANGED, user=actor,
                        reason=f"{locked.reference} handed over")
         message = _handed_over_message(locked, handed_over_on)
