@@ -172,14 +172,8 @@ class Child(TimeStampedModel):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
             kwargs["update_fields"] = {*update_fields, "search_names"}
-        adding = self._state.adding
+        # Its match keys follow in `cases.receivers`, on every save that touches a name or the birth date.
         super().save(*args, **kwargs)
-        if update_fields is None or not MATCH_FIELDS.isdisjoint(update_fields):
-            # Every write of a child passes here (admin, API, imports, factories), so the candidate
-            # search can never miss a child whose name or birth date just changed.
-            from cases.matching.candidates import sync_match_keys
-
-            sync_match_keys(self, adding=adding)
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
         raise RecordDeletionRefused("a child's record is never deleted")

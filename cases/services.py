@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from cases.matching.candidates import backfill_match_keys, sync_match_keys_many
 from cases.matching.names import latin_key
 from cases.models import Case, CaseEvent, Child, RecordAccess
 from cases.signals import case_status_changed, child_merged
@@ -225,8 +226,6 @@ def case_change_status(
 def children_create_many(*, children: Sequence[Child], actor: AbstractBaseUser | None, note: str) -> list[Case]:
     """New children and their opened cases, in bulk: the same records `child_create` makes one by one
     (derived names, match keys, history, an "opened" line on each timeline)."""
-    from cases.matching.candidates import backfill_match_keys
-
     with transaction.atomic():
         for child in children:
             child.fill_derived()
@@ -251,8 +250,6 @@ def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], 
     """Keep each spelling of a child's name seen elsewhere as an alias, unless one already known (by its
     folded Latin key, so "Shevchenko" and "Шевченко" are one): (child, family, given, patronymic) each,
     for many children in bulk. Returns how many spellings were new."""
-    from cases.matching.candidates import sync_match_keys_many
-
     changed: dict[int, Child] = {}
     for child, family_name, given_name, patronymic in spellings:
         spelling = " ".join(part for part in (family_name, given_name, patronymic) if part).strip()

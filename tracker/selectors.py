@@ -29,10 +29,18 @@ def open_flag(subject: str, **conditions: object) -> Exists:
     return Exists(Flag.objects.filter(**{subject: OuterRef("pk")}, resolved_at__isnull=True, **conditions))
 
 
-def past_due(today: datetime.date, prefix: str = "") -> Q:
-    """Entries still awaiting their reply after their due date; `prefix` reaches them from another
-    model ("entries__" from a list). The one rule the lists' counts and the API's filters share."""
+def entry_past_due(today: datetime.date, prefix: str = "") -> Q:
+    """An entry is past due when it still awaits its reply after its due date; `prefix` reaches
+    entries from another model ("entries__" from a list). The one rule the lists' counts and the
+    API's list and entry filters share. Not to be confused with `case_overdue`."""
     return Q(**{f"{prefix}reply_state": ListEntry.ReplyState.AWAITING, f"{prefix}due_on__lt": today})
+
+
+def case_overdue() -> Exists:
+    """A case is overdue when it has an open overdue flag: the sweep's verdict, which knows the
+    escalations and the flags dismissed by hand, rather than a date compared here. The one rule the
+    admin's and the API's case filters share. An entry's own lateness is `entry_past_due`."""
+    return open_flag("case", kind=Flag.Kind.OVERDUE)
 
 
 def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datetime.date) -> QuerySet[HandoverList]:
@@ -42,7 +50,7 @@ def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datet
         n_entries=Count("entries"),
         n_answered=Count("entries", filter=Q(entries__reply_state=ListEntry.ReplyState.ANSWERED)),
         n_awaiting=Count("entries", filter=awaiting),
-        n_overdue=Count("entries", filter=past_due(today, "entries__")),
+        n_overdue=Count("entries", filter=entry_past_due(today, "entries__")),
     )
 
 

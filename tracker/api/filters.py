@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from cases.models import Case, Child, Oblast
 from cases.selectors import search_by_name
-from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply
-from tracker.selectors import open_flag, past_due, visible_lists
+from tracker.api.permissions import viewer_of
+from tracker.models import HandoverList, ListEntry, Organisation, Reply
+from tracker.selectors import case_overdue, entry_past_due, open_flag, visible_lists
 
 
 def in_utc(value: datetime.datetime) -> datetime.datetime:
@@ -29,8 +30,6 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 
 def _visible_lists(request) -> QuerySet[HandoverList]:  # type: ignore[no-untyped-def]
-    from tracker.api.permissions import viewer_of
-
     if request is None:
         return HandoverList.objects.none()
     return visible_lists(viewer_of(request))
@@ -64,7 +63,9 @@ class CaseFilter(django_filters.FilterSet):
         return self._flags(queryset, value)
 
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
-        return self._flags(queryset, value, kind=Flag.Kind.OVERDUE)
+        if value is None:
+            return queryset
+        return queryset.filter(case_overdue() if value else ~case_overdue())
 
     def filter_list(self, queryset: QuerySet, name: str, value: HandoverList | None) -> QuerySet:
         if value is None:
@@ -104,7 +105,7 @@ class HandoverListFilter(django_filters.FilterSet):
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
             return queryset
-        late = Exists(ListEntry.objects.filter(past_due(timezone.localdate()), handover_list=OuterRef("pk")))
+        late = Exists(ListEntry.objects.filter(entry_past_due(timezone.localdate()), handover_list=OuterRef("pk")))
         return queryset.filter(late if value else ~late)
 
 
@@ -128,7 +129,7 @@ class ListEntryFilter(django_filters.FilterSet):
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
             return queryset
-        late = past_due(timezone.localdate())
+        late = entry_past_due(timezone.localdate())
         return queryset.filter(late if value else ~late)
 
     def filter_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:

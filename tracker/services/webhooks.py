@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from cases.models import Case
-from tracker.models import Organisation, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from tracker.models import Flag, Organisation, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from tracker.selectors import Viewer, live_shares, visible_lists
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,6 @@ def record_reply_events(*, reply_id: int, answered: Iterable[tuple[int, int, str
 
 def record_flag_events(*, raised_at: datetime.datetime, escalated_at: datetime.datetime) -> int:
     """The sweep's events, set-based: one per flag this run raised or escalated."""
-    from tracker.models import Flag
-
     flag_t, outbox_t = Flag._meta.db_table, OutboxEvent._meta.db_table
     # The level as JSON, in each database's own words.
     level_json = "jsonb_build_object('level', level)" if connection.vendor == "postgresql" else (
