@@ -117,7 +117,8 @@ MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
 
 # The shared cache holds the API's rate-limit counters, so that limits hold across processes.
 if env("CACHE_URL", default="").startswith("redis://"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("CACHE_URL")}}
+    # While Redis is unreachable each process counts in its own memory (core.cache says why).
+    CACHES = {"default": {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": env("CACHE_URL")}}
 else:
     # On disk rather than in memory, so that the web process sees what the worker writes (an
     # import's progress) and rate limits hold across the local processes too.
@@ -181,6 +182,7 @@ if not DEBUG:
 
 # Celery: JSON only, late acks with prefetch 1 so a killed worker's task is redelivered.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_default_broker)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
     for _sub in ("queue", "processed", "control"):
@@ -192,6 +194,18 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task taken by a worker that died comes back after the visibility timeout: just longer than
+    # the longest a task may run (the hard time limit below), not Redis's default of an hour.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_TASK_TIME_LIMIT + 60,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
+# A write whose job cannot be queued must not wait long for the broker: it says so and a periodic
+# job queues the work later (core.tasks).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="tracker")
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -200,11 +214,12 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Installed into django-celery-beat's tables at beat start; editable in the admin afterwards.
+# One leader among any number of beats; the schedule below is installed only where missing, so edits
+# made in the admin stay (core.beat).
+CELERY_BEAT_SCHEDULER = "core.beat:SingleLeaderScheduler"
+# Installed into django-celery-beat's tables at beat start where missing; editable in the admin afterwards.
 CELERY_BEAT_SCHEDULE = {
     "deadline-sweep-hourly": {
         "task": "tracker.tasks.sweep_deadlines",
@@ -216,7 +231,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "webhooks-safety-net": {
         "task": "tracker.tasks.redeliver_stale_webhooks",
-        "schedule": 15 * 60,
+        "schedule": 5 * 60,
+    },
+    "imports-safety-net": {
+        "task": "tracker.tasks.resume_stale_imports",
+        "schedule": 5 * 60,
     },
 }
 
@@ -225,6 +244,8 @@ TRACKER_ESCALATION_DAYS = env.list("TRACKER_ESCALATION_DAYS", cast=int, default=
 TRACKER_REMINDER_DAYS = env.int("TRACKER_REMINDER_DAYS", default=7)
 # Imports of lists and replies: files with more rows than this are checked and written by a Celery job.
 TRACKER_IMPORT_INLINE_ROWS = env.int("TRACKER_IMPORT_INLINE_ROWS", default=500)
+# An import waiting this long for its job (lost with a worker, or never queued) is queued again.
+TRACKER_IMPORT_STALE_MINUTES = env.int("TRACKER_IMPORT_STALE_MINUTES", default=10)
 # Who hears of flags on cases that have no assignee yet.
 TRACKER_UNASSIGNED_DIGEST_TO = env.list("TRACKER_UNASSIGNED_DIGEST_TO", default=[])
 

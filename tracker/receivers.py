@@ -10,7 +10,6 @@ import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -18,6 +17,7 @@ from cases.models import Case, CaseEvent, Child
 from cases.services import EVENT_FIELDS
 from cases.signals import case_status_changed, child_merged
 from core.bulk import CHANGED, insert_rows, keys_in, record_history
+from core.tasks import enqueue_on_commit
 from tracker.events import flags_swept, reply_recorded
 from tracker.models import (
     Flag,
@@ -67,7 +67,7 @@ def entries_follow_merged_child(sender: Any, keep: Child, merged: Child, actor: 
 
 def _dispatch_after_commit(written: int) -> None:
     if written:
-        transaction.on_commit(dispatch_outbox.delay)
+        enqueue_on_commit(dispatch_outbox)
 
 
 @receiver(case_status_changed)

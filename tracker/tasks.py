@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 from celery import shared_task
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import OperationalError
 from django.utils import timezone
@@ -37,10 +38,11 @@ def send_flag_digests() -> dict[str, int]:
 def dispatch_outbox() -> int:
     """Fan pending outbox events out to deliveries, and queue each delivery on its own."""
     made = 0
-    while ids := webhooks.fan_out():
-        for delivery_id in ids:
+    # Until the outbox is empty: a batch of events no one may hear of makes no delivery but is no end.
+    while (fanned := webhooks.fan_out(batch=webhooks.FAN_OUT_BATCH)).events:
+        for delivery_id in fanned.deliveries:
             deliver_webhook.delay(delivery_id)
-        made += len(ids)
+        made += len(fanned.deliveries)
     return made
 
 
@@ -76,3 +78,15 @@ def run_import(batch_id: int, actor_id: int | None = None) -> str:
     batch whose worker died mid-way was rolled back and is written afresh."""
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
     return imports.import_batch_run(batch_id=batch_id, actor=actor).status
+
+
+@shared_task(acks_late=True)
+def resume_stale_imports() -> dict[str, int]:
+    """Safety net for imports whose job was never queued (the broker was down) or was lost with a
+    worker: each is queued again; running it twice is harmless (see `stale_import_batches`)."""
+    stale = imports.stale_import_batches(older_than=datetime.timedelta(minutes=settings.TRACKER_IMPORT_STALE_MINUTES))
+    for batch_id in stale.to_validate:
+        validate_import.delay(batch_id)
+    for batch_id, actor_id in stale.to_run:
+        run_import.delay(batch_id, actor_id)
+    return {"validate": len(stale.to_validate), "run": len(stale.to_run)}

@@ -17,9 +17,10 @@ from celery.contrib.testing.worker import start_worker
 from config.celery import app
 from tests.factories import CaseFactory, HandoverListFactory, OrganisationFactory
 from tracker.models import CaseShare, Organisation, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from tracker.services import webhooks
 from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, reply_record
 from tracker.services.flags import sweep_deadlines
-from tracker.services.webhooks import fan_out
+from tracker.services.webhooks import fan_out, record_status_events
 
 SECRET = "a-shared-secret-of-some-length"
 DUE = datetime.date(2025, 7, 2)
@@ -172,11 +173,34 @@ def test_fanning_out_twice_delivers_nothing_twice_and_hides_unshared_cases(partn
     list_hand_over(handover_list=handover_list, handed_over_on=datetime.date(2025, 6, 2), response_due_on=DUE,
                    actor=None)
 
-    made = fan_out()
-    assert fan_out() == []
+    made = fan_out().deliveries
+    assert fan_out().events == 0
     OutboxEvent.objects.update(fanned_out_at=None)  # as if the dispatcher died before marking them
     fan_out()
     assert WebhookDelivery.objects.count() == len(made) == 1, "one status change, of the one shared case"
     delivery = WebhookDelivery.objects.get()
     assert delivery.endpoint.organisation == partner
     assert delivery.payload["data"] == {"case": shared.pk, "from_status": "on_list", "to_status": "awaiting_reply"}
+
+
+@pytest.mark.django_db
+def test_the_dispatcher_drains_past_batches_no_one_may_hear_of_and_takes_endpoints_in_turn(
+        partner_with_list, monkeypatch):
+    from tracker import tasks
+
+    partner, _, shared, _ = partner_with_list
+    second = WebhookEndpoint.objects.create(organisation=partner, url="http://127.0.0.1:9/b", secret=SECRET)
+    first = WebhookEndpoint.objects.create(organisation=partner, url="http://127.0.0.1:9/a", secret=SECRET)
+    # Many events about cases the partner may not see, then one it may: the batches of the first
+    # make no delivery, and the dispatcher must go on past them.
+    unseen = [CaseFactory() for _ in range(7)]
+    record_status_events([(case, "open", "on_list") for case in unseen])
+    record_status_events([(shared, "on_list", "awaiting_reply")])
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.deliver_webhook, "delay", queued.append)
+    monkeypatch.setattr(webhooks, "FAN_OUT_BATCH", 3)
+
+    assert tasks.dispatch_outbox() == 2
+    assert not OutboxEvent.objects.filter(fanned_out_at__isnull=True).exists()
+    endpoints = list(WebhookDelivery.objects.filter(pk__in=queued).order_by("id").values_list("endpoint_id", flat=True))
+    assert sorted(endpoints) == sorted([first.pk, second.pk])

@@ -8,13 +8,13 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from cases.admin import NoDeleteMixin
+from core.tasks import enqueue, enqueue_on_commit
 from tracker import spreadsheets, tasks
 from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation
 from tracker.services.exchange import ExchangeError
@@ -93,7 +93,7 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
         except spreadsheets.UnreadableFile:
             lines = 0
         if lines > settings.TRACKER_IMPORT_INLINE_ROWS:
-            transaction.on_commit(lambda: tasks.validate_import.delay(batch.pk))
+            enqueue_on_commit(tasks.validate_import, batch.pk)
         else:
             import_batch_validate(batch_id=batch.pk)
 
@@ -134,9 +134,13 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
                 self.message_user(request, f"{where}: {why}", messages.ERROR)
             return here
         if started.row_count > settings.TRACKER_IMPORT_INLINE_ROWS:
-            actor_id = request.user.pk
-            transaction.on_commit(lambda: tasks.run_import.delay(started.pk, actor_id))
-            self.message_user(request, "Importing in the background: this page shows its progress.", messages.INFO)
+            if enqueue(tasks.run_import, started.pk, request.user.pk):
+                self.message_user(request, "Importing in the background: this page shows its progress.",
+                                  messages.INFO)
+            else:
+                self.message_user(request, "The job queue cannot be reached just now. The import is saved as "
+                                  "confirmed and starts by itself within minutes of the queue's return.",
+                                  messages.WARNING)
         else:
             done = import_batch_run(batch_id=started.pk, actor=request.user)
             level = messages.SUCCESS if done.status == ImportBatch.Status.DONE else messages.ERROR

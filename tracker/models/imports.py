@@ -62,6 +62,9 @@ class ImportBatch(TimeStampedModel):
     summary = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
+    # Who confirmed the import: the writes are theirs, also when a job resumes it after a fault.
+    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -7,12 +7,14 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from cases.matching.candidates import QUERY_BATCH, child_records, find_candidates
@@ -129,7 +131,8 @@ def _report_progress(batch: ImportBatch, done: int, total: int, progress: Progre
     # connections until the end; the shared cache is what the admin page reads meanwhile.
     cache.set(_progress_key(batch.pk), done, timeout=6 * 3600)
     if not transaction.get_connection().in_atomic_block:
-        ImportBatch.objects.filter(pk=batch.pk).update(progress=done)
+        # updated_at too: a check still making progress is not taken for a lost one.
+        ImportBatch.objects.filter(pk=batch.pk).update(progress=done, updated_at=timezone.now())
     if progress is not None:
         progress(done, total)
 
@@ -184,6 +187,11 @@ def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = 
     if problems:
         return _fail(batch, problems)
     with transaction.atomic():
+        # Another run of the same check (a job delivered twice, the periodic resume) may have
+        # finished first: its rows stand.
+        current = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        if current.status != ImportBatch.Status.VALIDATING:
+            return current
         batch.rows.all().delete()
         insert_instances(rows, ImportRow)
         counts = {verdict: sum(row.verdict == verdict for row in rows) for verdict in ImportRow.Verdict.values}
@@ -343,7 +351,8 @@ def import_batch_start(*, batch: ImportBatch, actor: AbstractBaseUser | None, pr
             raise ExchangeError([("proposed", f"decide the proposed matches first (lines {lines})")])
         locked.status = ImportBatch.Status.IMPORTING
         locked.progress = 0
-        locked.save(update_fields=["status", "progress", "updated_at"])
+        locked.confirmed_by = actor  # type: ignore[assignment]
+        locked.save(update_fields=["status", "progress", "confirmed_by", "updated_at"])
     return locked
 
 
@@ -352,12 +361,16 @@ def import_batch_run(*, batch_id: int, actor: AbstractBaseUser | None,
                      progress: ProgressCallback | None = None) -> ImportBatch:
     """Write a started batch, all of it in one transaction: the list with its children and cases,
     or the reply. If anything is refused, nothing is written and the batch says why."""
-    batch = ImportBatch.objects.get(pk=batch_id)
-    if batch.status != ImportBatch.Status.IMPORTING:
-        return batch
-    rows = list(batch.rows.select_related("child").order_by("position", "line_number"))
+    rows: list[ImportRow] = []
     try:
         with transaction.atomic():
+            # Locked for the whole import: a second run of the same batch (a job delivered twice, the
+            # periodic resume) finds it held and leaves it; a run killed half-way rolled back and let go.
+            batch = ImportBatch.objects.select_for_update(skip_locked=True).filter(
+                pk=batch_id, status=ImportBatch.Status.IMPORTING).first()
+            if batch is None:
+                return ImportBatch.objects.get(pk=batch_id)
+            rows = list(batch.rows.select_related("child").order_by("position", "line_number"))
             if batch.kind == ImportBatch.Kind.LIST:
                 made = _import_list(batch, rows, actor, progress)
             else:
@@ -476,3 +489,26 @@ def _import_reply(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBase
     _report_progress(batch, len(rows), len(rows), progress)
     return {"answered": len(recorded.outcomes), "flags_resolved": recorded.flags_resolved,
             "cases_moved": recorded.cases_moved}
+
+
+@dataclass(frozen=True)
+class StaleImports:
+    """Batches whose job was lost (a broker outage, a worker killed): to check again, or to write."""
+
+    to_validate: list[int]
+    to_run: list[tuple[int, int | None]]
+
+
+def stale_import_batches(*, older_than: datetime.timedelta) -> StaleImports:
+    """Batches left waiting for a job longer than `older_than`: uploaded or being checked (their check is
+    run again, which is harmless), or confirmed and importing (the run takes the batch's lock, so one
+    still running is left alone; one whose worker died was rolled back and is written afresh)."""
+    cutoff = timezone.now() - older_than
+    stale = ImportBatch.objects.filter(updated_at__lt=cutoff)
+    # An uploaded file is checked while the case worker waits unless it is large: only large ones wait.
+    to_validate = list(stale.filter(
+        Q(status=ImportBatch.Status.VALIDATING)
+        | Q(status=ImportBatch.Status.UPLOADED, row_count=0)).order_by("id").values_list("pk", flat=True))
+    to_run = list(stale.filter(status=ImportBatch.Status.IMPORTING).order_by("id").values_list(
+        "pk", "confirmed_by_id"))
+    return StaleImports(to_validate=to_validate, to_run=to_run)

@@ -15,7 +15,10 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any
 
 from django.conf import settings
@@ -123,12 +126,22 @@ def payload_for(event: OutboxEvent, *, case_shared: bool) -> dict[str, Any]:
     return {"id": event.pk, "event": event.event, "occurred_at": event.occurred_at.isoformat(), "data": data}
 
 
-def fan_out(*, batch: int = FAN_OUT_BATCH) -> list[int]:
+@dataclass(frozen=True)
+class FannedOut:
+    """One fan-out: how many events it took from the outbox, and the deliveries they made, taken in
+    turn from each endpoint so that one busy partner does not keep the others waiting."""
+
+    events: int
+    deliveries: list[int]
+
+
+def fan_out(*, batch: int = FAN_OUT_BATCH) -> FannedOut:
     """Turn pending outbox events into deliveries for the endpoints that may hear of them.
 
     Rows are claimed with SKIP LOCKED so that two dispatchers share the work; a delivery exists at
     most once per endpoint and event, so a dispatcher killed half-way and run again sends nothing twice.
-    Returns the ids of the deliveries made.
+    Events no endpoint may hear of are marked done like the others: a batch of them is no sign that
+    the outbox is empty (the caller drains until `events` is 0).
     """
     with transaction.atomic():
         events = list(
@@ -136,7 +149,7 @@ def fan_out(*, batch: int = FAN_OUT_BATCH) -> list[int]:
             .filter(fanned_out_at__isnull=True).select_related("entry__handover_list").order_by("id")[:batch]
         )
         if not events:
-            return []
+            return FannedOut(events=0, deliveries=[])
         endpoints = list(WebhookEndpoint.objects.filter(is_active=True).select_related("organisation"))
         deliveries = []
         for organisation in {e.organisation_id: e.organisation for e in endpoints}.values():
@@ -152,9 +165,14 @@ def fan_out(*, batch: int = FAN_OUT_BATCH) -> list[int]:
                                                           payload=payload_for(event, case_shared=case_shared)))
         WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).update(fanned_out_at=timezone.now())
-        made = list(WebhookDelivery.objects.filter(outbox_event__in=events, state=WebhookDelivery.State.PENDING)
-                    .values_list("pk", flat=True))
-    return made
+        made = WebhookDelivery.objects.filter(outbox_event__in=events, state=WebhookDelivery.State.PENDING).order_by(
+            "id").values_list("pk", "endpoint_id")
+    by_endpoint: dict[int, list[int]] = defaultdict(list)
+    for delivery_id, endpoint_id in made:
+        by_endpoint[endpoint_id].append(delivery_id)
+    in_turn = [delivery_id for round_ in zip_longest(*by_endpoint.values()) for delivery_id in round_
+               if delivery_id is not None]
+    return FannedOut(events=len(events), deliveries=in_turn)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

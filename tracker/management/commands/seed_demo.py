@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from cases.models import Case, Child, Oblast
 from cases.services import case_open
+from core.tasks import enqueue_on_commit
 from tracker.models import (
     CaseShare,
     HandoverList,
@@ -28,6 +29,7 @@ from tracker.models import (
     Verification,
 )
 from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, reply_record
+from tracker.tasks import sweep_deadlines
 
 ISTANBUL_LIST = "UA-RU-2025-06-02/1"
 
@@ -82,9 +84,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             summary = self._seed(rng, options["children"])
             if not options["no_sweep"]:
-                from tracker.tasks import sweep_deadlines
-
-                transaction.on_commit(sweep_deadlines.delay)
+                enqueue_on_commit(sweep_deadlines)
         self.stdout.write(summary)
         if not options["no_sweep"]:
             self.stdout.write("Queued a deadline sweep: the worker flags the overdue entries when it starts.")
