@@ -181,7 +181,7 @@ class Child(TimeStampedModel):
 
             sync_match_keys(self, adding=adding)
 
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise RecordDeletionRefused("a child's record is never deleted")
 
     def fill_derived(self) -> None:
@@ -342,7 +342,7 @@ class Case(TimeStampedModel):
     def __str__(self) -> str:
         return f"Case {self.pk} · {self.child}"
 
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise RecordDeletionRefused("a case file is never deleted; close it with a reason")
 
 

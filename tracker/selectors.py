@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -33,6 +33,15 @@ def past_due(today: datetime.date, prefix: str = "") -> Q:
     """Entries still awaiting their reply after their due date; `prefix` reaches them from another
     model ("entries__" from a list). The one rule the lists' counts and the API's filters share."""
     return Q(**{f"{prefix}reply_state": ListEntry.ReplyState.AWAITING, f"{prefix}due_on__lt": today})
+
+
+class ListCounts(TypedDict):
+    """What `handover_lists_with_counts` adds to each list."""
+
+    n_entries: int
+    n_answered: int
+    n_awaiting: int
+    n_overdue: int
 
 
 def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datetime.date) -> QuerySet[HandoverList]:

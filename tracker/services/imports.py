@@ -7,9 +7,9 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
@@ -60,7 +60,7 @@ def import_batch_create(
     kind: str,
     content: bytes,
     file_name: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     sender: Organisation | None = None,
     recipient: Organisation | None = None,
     reference: str = "",
@@ -223,12 +223,13 @@ def _match_list_rows(batch: ImportBatch, parsed: ParsedFile,
             ))
         _report_progress(batch, len(rows), len(parsed.rows), progress)
     first_line: dict[int, int] = {}
-    for row in rows:
-        if row.verdict == ImportRow.Verdict.MATCHED and row.child_id is not None:
-            if row.child_id in first_line:
-                problems.append(RowProblem(row.line_number, parsed.columns.get("family_name", ""),
-                                           f"the same stored child ({row.child}) as line {first_line[row.child_id]}"))
-            first_line.setdefault(row.child_id, row.line_number)
+    for match in rows:
+        if match.verdict == ImportRow.Verdict.MATCHED and match.child_id is not None:
+            if match.child_id in first_line:
+                problems.append(RowProblem(match.line_number, parsed.columns.get("family_name", ""),
+                                           f"the same stored child ({match.child}) "
+                                           f"as line {first_line[match.child_id]}"))
+            first_line.setdefault(match.child_id, match.line_number)
     if reference and not batch.reference:
         batch.reference = reference
         batch.save(update_fields=["reference", "updated_at"])
@@ -263,11 +264,11 @@ def _match_reply_rows(batch: ImportBatch, parsed: ParsedFile,
         named = bool(row.data["family_name"] and row.data["given_name"])
         score = None
         if row.position is not None:
-            entry = by_position.get(row.position)
-            if entry is None:
+            if row.position not in by_position:
                 problems.append(RowProblem(row.line, parsed.columns.get("position", "№"),
                                            f"number {row.position} is not on list {reference}"))
                 continue
+            entry = by_position[row.position]
             if named:
                 score = judged(record, entry)
                 if score.verdict == "different":
@@ -303,7 +304,7 @@ def _match_reply_rows(batch: ImportBatch, parsed: ParsedFile,
     return rows, problems
 
 
-def import_batch_decide(*, batch: ImportBatch, decisions: dict[int, str], actor: AbstractBaseUser | None) -> int:
+def import_batch_decide(*, batch: ImportBatch, decisions: dict[int, str], actor: User | None) -> int:
     """A case worker's decisions on proposed matches, by line: "accept" the stored child, or
     "reject" it for a new child. Returns how many rows were decided."""
     unknown = {line: value for line, value in decisions.items() if value not in ImportRow.Decision.values}
@@ -323,7 +324,7 @@ def import_batch_decide(*, batch: ImportBatch, decisions: dict[int, str], actor:
     return decided
 
 
-def import_batch_start(*, batch: ImportBatch, actor: AbstractBaseUser | None, proposed: str = "") -> ImportBatch:
+def import_batch_start(*, batch: ImportBatch, actor: User | None, proposed: str = "") -> ImportBatch:
     """Check the batch may be imported and mark it as importing, in its own short transaction, so
     that the admin shows it at once and a second confirmation is refused.
 
@@ -348,7 +349,7 @@ def import_batch_start(*, batch: ImportBatch, actor: AbstractBaseUser | None, pr
 
 
 @bulk_job()
-def import_batch_run(*, batch_id: int, actor: AbstractBaseUser | None,
+def import_batch_run(*, batch_id: int, actor: User | None,
                      progress: ProgressCallback | None = None) -> ImportBatch:
     """Write a started batch, all of it in one transaction: the list with its children and cases,
     or the reply. If anything is refused, nothing is written and the batch says why."""
@@ -392,8 +393,9 @@ def _problem_at_line(where: str, why: str, lines: dict[int, int]) -> dict[str, A
 IMPORT_CHUNK = 2000
 
 
-def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseUser | None,
+def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
                  progress: ProgressCallback | None) -> dict[str, Any]:
+    assert batch.sender is not None and batch.recipient is not None
     handover_list = HandoverList.objects.create(
         reference=batch.reference, title=f"Imported from {batch.file_name}", sender=batch.sender,
         recipient=batch.recipient, created_by=actor, notes=f"Import {batch.pk} of {batch.file_name}",
@@ -445,9 +447,10 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
             last_known_location=row.data["last_known_location"],
         ) for row in fresh])
         new_cases = dict(zip((row.line_number for row in fresh), made, strict=True))
-        cases = [new_cases[row.line_number] if row.line_number in new_cases else live[row.child.pk]  # type: ignore[union-attr]
+        # A row not new has its child, and every row its number (the reader numbers an unnumbered file).
+        cases = [new_cases[row.line_number] if row.line_number in new_cases else live[cast(Child, row.child).pk]
                  for row in chunk]
-        list_add_cases(handover_list=handover_list, cases=cases, positions=[row.position for row in chunk],
+        list_add_cases(handover_list=handover_list, cases=cases, positions=[cast(int, row.position) for row in chunk],
                        actor=actor, handing_over=handing_over)
         _report_progress(batch, start + len(chunk), len(rows), progress)
     if batch.handed_over_on:
@@ -460,7 +463,7 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
     return {**counts, "list": handover_list.reference}
 
 
-def _import_reply(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseUser | None,
+def _import_reply(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
                   progress: ProgressCallback | None) -> dict[str, Any]:
     assert batch.handover_list is not None and batch.received_on is not None
     recorded = reply_record(
