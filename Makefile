@@ -8,8 +8,11 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 	CELERY_BROKER_URL=$${TEST_BROKER_URL:-redis://127.0.0.1:6379/15} \
 	CELERY_RESULT_BACKEND=$${TEST_RESULT_BACKEND:-redis://127.0.0.1:6379/15} \
 	CACHE_URL=$${TEST_CACHE_URL:-redis://127.0.0.1:6379/14}
+# mypy's Django plugin loads the settings; SQLite in memory keeps it off any database server and off
+# whatever DATABASE_URL the shell has. The same run is a pre-commit hook (.pre-commit-config.yaml).
+MYPY := DATABASE_URL=sqlite://:memory: $(BIN)/mypy
 
-.PHONY: run test venv lint check-migrations worker clean
+.PHONY: run test venv lint typecheck check-migrations worker clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,10 +32,14 @@ run: venv
 test: venv
 	DATABASE_URL=sqlite://:memory: $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/ruff check .
+	$(MYPY)
 	$(TEST_ENV) $(BIN)/python -m pytest
 
 lint: venv
 	$(BIN)/ruff check .
+
+typecheck: venv
+	$(MYPY)
 
 clean:
 	rm -rf var media staticfiles

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -29,6 +29,13 @@ from cases.services import (
     log_child_reads,
 )
 from core.pagination import EstimatedCountPaginator
+from core.users import signed_in_user
+
+if TYPE_CHECKING:
+    # What the admin mixins are mixed into: the methods they call and override are a ModelAdmin's.
+    ModelAdminMixin = admin.ModelAdmin
+else:
+    ModelAdminMixin = object
 
 
 class NameSearchMixin:
@@ -47,21 +54,21 @@ class NameSearchMixin:
         return search_by_name(queryset, self.search_names_path, term), False
 
 
-class NoDeleteMixin:
+class NoDeleteMixin(ModelAdminMixin):
     """Records about children are closed or merged, never deleted."""
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)  # type: ignore[misc]
+        actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
 
 
 def log_record_read(request: HttpRequest, child_id: int) -> None:
     log_child_reads([child_id], channel=RecordAccess.Channel.ADMIN, path=request.get_full_path(),
-                    user=request.user)  # type: ignore[arg-type]
+                    user=signed_in_user(request))
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -150,7 +157,7 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:index"))
         if request.method == "POST":
             try:
-                child_merge(keep=keep, merge=merge, actor=request.user, note=request.POST.get("note", ""))
+                child_merge(keep=keep, merge=merge, actor=signed_in_user(request), note=request.POST.get("note", ""))
             except MergeRefused as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
@@ -181,7 +188,7 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Child, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:
-            case_open(child=obj, actor=request.user, note="Opened with the child's record")
+            case_open(child=obj, actor=signed_in_user(request), note="Opened with the child's record")
 
 
 class CaseEventInline(ReadOnlyInline):
@@ -211,7 +218,9 @@ class CaseForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         current = self.instance.status if self.instance.pk else Case.Status.OPEN
         allowed = sorted(ALLOWED_TRANSITIONS[current])
-        self.fields["next_status"].choices = [("", "— stay —"), *[(s, Case.Status(s).label) for s in allowed]]
+        next_status = self.fields["next_status"]
+        assert isinstance(next_status, forms.ChoiceField)
+        next_status.choices = [("", "— stay —"), *[(s, Case.Status(s).label) for s in allowed]]
         if self.instance.pk:
             self.fields["child"].disabled = True
 
@@ -237,9 +246,11 @@ class CaseActionForm(ActionForm):
 class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     form = CaseForm
     search_names_path = "child__search_names"
-    list_display = ("id", "child", "status", "priority", "assignee", "opened_on", "updated_at")
+    # Typed for the tracker's case page, which extends these with columns, filters and actions of its own.
+    list_display: tuple[str, ...] = ("id", "child", "status", "priority", "assignee", "opened_on", "updated_at")
     list_display_links = ("id", "child")
-    list_filter = ("status", "priority", "assignee", "child__home_oblast", "child__circumstances")
+    list_filter: ClassVar[tuple[str | type[admin.ListFilter], ...]] = (
+        "status", "priority", "assignee", "child__home_oblast", "child__circumstances")
     list_select_related = ("child", "assignee")
     search_fields = ("child__search_names",)
     search_help_text = "Any spelling of the child's name, Cyrillic or Latin; or a case number."
@@ -254,8 +265,8 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         ("Dates", {"fields": (("opened_on", "closed_on"), ("closing_reason", "closing_note"),
                               ("created_at", "updated_at"))}),
     )
-    inlines: list[type[admin.options.InlineModelAdmin]] = [CaseEventInline]
-    action_form = CaseActionForm
+    inlines: ClassVar[list[type[admin.options.InlineModelAdmin]]] = [CaseEventInline]
+    action_form: ClassVar[type[ActionForm]] = CaseActionForm
     actions = ["close_cases"]
     autocomplete_fields = ("child",)
 
@@ -282,7 +293,8 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Case, form: forms.ModelForm, change: bool) -> None:
         if not change:
-            opened = case_open(child=obj.child, actor=request.user, assignee=obj.assignee, priority=obj.priority)
+            opened = case_open(child=obj.child, actor=signed_in_user(request), assignee=obj.assignee,
+                               priority=obj.priority)
             obj.pk = opened.pk
             obj.refresh_from_db()
             return
@@ -290,7 +302,7 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         to_status = form.cleaned_data.get("next_status")
         if to_status:
             try:
-                case_change_status(case=obj, to_status=to_status, actor=request.user,
+                case_change_status(case=obj, to_status=to_status, actor=signed_in_user(request),
                                    note=form.cleaned_data.get("transition_note", ""),
                                    closing_reason=form.cleaned_data.get("next_closing_reason", ""))
             except TransitionNotAllowed as exc:
@@ -308,7 +320,7 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         closing = StatusStep(Case.Status.CLOSED, closing_reason=reason)
         try:
             closed = len(cases_move(cases=list(queryset.exclude(status=Case.Status.CLOSED)),
-                                    steps=lambda case: [closing], actor=request.user))
+                                    steps=lambda case: [closing], actor=signed_in_user(request)))
         except TransitionNotAllowed as exc:
             closed, refused = 0, [str(exc)]
         if closed:

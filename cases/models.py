@@ -175,7 +175,7 @@ class Child(TimeStampedModel):
         # Its match keys follow in `cases.receivers`, on every save that touches a name or the birth date.
         super().save(*args, **kwargs)
 
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise RecordDeletionRefused("a child's record is never deleted")
 
     def fill_derived(self) -> None:
@@ -336,7 +336,7 @@ class Case(TimeStampedModel):
     def __str__(self) -> str:
         return f"Case {self.pk} · {self.child}"
 
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise RecordDeletionRefused("a case file is never deleted; close it with a reason")
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -54,7 +54,7 @@ def can_transition(from_status: str, to_status: str) -> bool:
     return to_status in ALLOWED_TRANSITIONS.get(from_status, frozenset())
 
 
-def case_open(*, child: Child, actor: AbstractBaseUser | None, assignee: Any = None, priority: int | None = None,
+def case_open(*, child: Child, actor: User | None, assignee: Any = None, priority: int | None = None,
               note: str = "") -> Case:
     """Open a case for a child that has no live case; the timeline starts with who opened it."""
     with transaction.atomic():
@@ -104,7 +104,7 @@ def cases_move(
     *,
     cases: Sequence[Case],
     steps: Callable[[Case], Sequence[StatusStep]],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     data: dict[str, Any] | None = None,
     reason: str = "",
     on: datetime.date | None = None,
@@ -125,7 +125,7 @@ def cases_move(
         # cases back as new instances cost more than the rest of the move).
         rows = Case.objects.select_for_update().filter(pk__in=keys_in(c.pk for c in cases)).order_by("pk").values_list(
             "pk", "status", "child_id", "closed_on", "closing_reason", "closing_note")
-        fresh = {pk: values for pk, *values in rows}
+        fresh: dict[int, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in rows}
         locked: dict[int, Case] = {}
         for case in cases:
             if case.pk not in fresh:
@@ -199,7 +199,7 @@ def case_change_status(
     *,
     case: Case,
     to_status: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     note: str = "",
     closing_reason: str = "",
     kind: str = CaseEvent.Kind.STATUS_CHANGED,
@@ -223,7 +223,7 @@ def case_change_status(
     return case
 
 
-def children_create_many(*, children: Sequence[Child], actor: AbstractBaseUser | None, note: str) -> list[Case]:
+def children_create_many(*, children: Sequence[Child], actor: User | None, note: str) -> list[Case]:
     """New children and their opened cases, in bulk: the same records `child_create` makes one by one
     (derived names, match keys, history, an "opened" line on each timeline)."""
     with transaction.atomic():
@@ -234,19 +234,20 @@ def children_create_many(*, children: Sequence[Child], actor: AbstractBaseUser |
         return cases_open_many(children=created, actor=actor, note=note)
 
 
-def cases_open_many(*, children: Sequence[Child], actor: AbstractBaseUser | None, note: str) -> list[Case]:
+def cases_open_many(*, children: Sequence[Child], actor: User | None, note: str) -> list[Case]:
     """A case opened for each child, in bulk, each with its first timeline line."""
     with transaction.atomic():
         cases = insert_recorded([Case(child=child, status=Status.OPEN) for child in children], Case,
                                 user=actor, reason=note)
         now, actor_id = timezone.now(), actor.pk if actor is not None else None
-        opened = ((case.pk, CaseEvent.Kind.OPENED, "", Status.OPEN, actor_id, note, {}, now) for case in cases)
+        opened: Iterable[Sequence[Any]] = (
+            (case.pk, CaseEvent.Kind.OPENED, "", Status.OPEN, actor_id, note, {}, now) for case in cases)
         insert_rows(CaseEvent, EVENT_FIELDS, opened)
     return cases
 
 
 def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], source: str,
-                           actor: AbstractBaseUser | None) -> int:
+                           actor: User | None) -> int:
     """Keep each spelling of a child's name seen elsewhere as an alias, unless one already known (by its
     folded Latin key, so "Shevchenko" and "Шевченко" are one): (child, family, given, patronymic) each,
     for many children in bulk. Returns how many spellings were new."""
@@ -268,12 +269,12 @@ def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], 
     return len(changed)
 
 
-def case_close(*, case: Case, actor: AbstractBaseUser | None, reason: str, note: str = "") -> Case:
+def case_close(*, case: Case, actor: User | None, reason: str, note: str = "") -> Case:
     return case_change_status(case=case, to_status=Status.CLOSED, actor=actor, closing_reason=reason, note=note)
 
 
 def case_add_event(
-    *, case: Case, kind: str, actor: AbstractBaseUser | None, message: str = "", data: dict[str, Any] | None = None
+    *, case: Case, kind: str, actor: User | None, message: str = "", data: dict[str, Any] | None = None
 ) -> CaseEvent:
     """A timeline line that changes no status: a note, a list the case was put on, a flag."""
     return CaseEvent.objects.create(case=case, kind=kind, actor=actor, message=message, data=data or {})
@@ -286,7 +287,7 @@ class StaleRecord(Exception):
 def child_update_last_known(
     *,
     child: Child,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     source: str,
     expected_updated_at: datetime.datetime | None = None,
     **changes: Any,
@@ -337,7 +338,7 @@ class MergeRefused(Exception):
     """A merge that cannot be made; nothing was written."""
 
 
-def child_merge(*, keep: Child, merge: Child, actor: AbstractBaseUser | None, note: str = "") -> Child:
+def child_merge(*, keep: Child, merge: Child, actor: User | None, note: str = "") -> Child:
     """Make `merge` a duplicate of `keep`: its cases, list entries, names and siblings go to `keep`.
 
     Nothing is deleted. The duplicate's record stays, pointing at the child kept (`merged_into`),
@@ -405,7 +406,7 @@ def child_merge(*, keep: Child, merge: Child, actor: AbstractBaseUser | None, no
     return keep
 
 
-def log_child_reads(child_ids: Iterable[int], *, channel: str, path: str, user: AbstractBaseUser | None,
+def log_child_reads(child_ids: Iterable[int], *, channel: str, path: str, user: User | None,
                     partner_id: int | None = None, api_key_prefix: str = "", client: str = "") -> int:
     """One read-log row per child shown, exported or opened, in one statement, whatever the door:
     the admin, an export, the partner API (which names the partner and its key). Returns the rows written."""

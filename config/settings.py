@@ -19,6 +19,9 @@ VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
+# What a setting falls back to when its variable is unset: a value, or NOTSET for "required".
+_default_database: str | environ.NoValue
+_default_broker: str | environ.NoValue
 if DEBUG:
     SECRET_KEY = env("SECRET_KEY", default="local-development-only-not-secret")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])

@@ -90,9 +90,24 @@ def _on_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
+def _concrete_field(model: type[models.Model], name: str) -> models.Field:
+    """The field of `model` with this name or attname (not a relation's reverse side)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise ValueError(f"{model.__name__}.{name} is not a field of its own")
+    return field
+
+
+def _column(field: models.Field) -> str:
+    """A concrete field's column (Django's types leave room for fields that have none)."""
+    if field.column is None:
+        raise ValueError(f"{field} has no column")
+    return field.column
+
+
 def _copy(model: type[models.Model], fields: Sequence[models.Field], rows: Iterable[Sequence[Any]]) -> None:
     table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(connection.ops.quote_name(_column(field)) for field in fields)
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
@@ -119,7 +134,8 @@ def insert_instances(objs: Sequence[models.Model], model: type[models.Model]) ->
     db = connections[DEFAULT_DB_ALIAS]
     fields = list(model._meta.concrete_fields)
     for obj, key in zip(objs, _allocate_keys(model, len(objs)), strict=True):
-        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        # A private step of bulk_create's (the keys of related objects saved since), absent from the stubs.
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
         obj.pk = key
     _copy(model, fields, ([field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields]
                           for obj in objs))
@@ -133,7 +149,7 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
     """Insert rows given as values of the fields `names` (attnames: "case_id", not "case"), without
     building a model instance for each; the other fields take their defaults, as a new instance's
     would. For records nobody reads back at once: timeline lines, match keys."""
-    given = [model._meta.get_field(name) for name in names]
+    given = [_concrete_field(model, name) for name in names]
     others = [field for field in model._meta.concrete_fields
               if field not in given and not field.primary_key]
     fields = [*given, *others]
@@ -172,16 +188,16 @@ def update_instances(objs: Sequence[models.Model], model: type[models.Model], na
     if not _on_postgresql():
         return model._default_manager.bulk_update(objs, list(names), batch_size=1000)
     quote = connection.ops.quote_name
-    fields = [model._meta.get_field(name) for name in names]
+    fields = [_concrete_field(model, name) for name in names]
     key = model._meta.pk
-    payload = json.dumps([{key.column: obj.pk, **{field.column: getattr(obj, field.attname) for field in fields}}
+    payload = json.dumps([{_column(key): obj.pk, **{_column(field): getattr(obj, field.attname) for field in fields}}
                           for obj in objs], default=_json_value)
-    shape = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in (key, *fields))
+    shape = ", ".join(f"{quote(_column(field))} {field.db_type(connection)}" for field in (key, *fields))
     table = quote(model._meta.db_table)
     with connection.cursor() as cursor:
-        assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
+        assignments = ", ".join(f"{quote(_column(field))} = v.{quote(_column(field))}" for field in fields)
         cursor.execute(f"UPDATE {table} SET {assignments} FROM jsonb_to_recordset(%s::jsonb) AS v({shape}) "
-                       f"WHERE {table}.{quote(key.column)} = v.{quote(key.column)}", [payload])
+                       f"WHERE {table}.{quote(_column(key))} = v.{quote(_column(key))}", [payload])
         return cursor.rowcount
 
 

@@ -21,5 +21,5 @@ class RecordDeletionRefused(Exception):
 
 
 class UndeletableQuerySet(models.QuerySet):
-    def delete(self) -> NoReturn:  # type: ignore[override]
+    def delete(self) -> NoReturn:
         raise RecordDeletionRefused(f"{self.model._meta.verbose_name_plural} are never deleted")

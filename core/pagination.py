@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 # Below this many rows the real COUNT(*) is cheap and exact, so it is used.
@@ -19,10 +20,10 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        query = getattr(self.object_list, "query", None)
-        if query is not None and not query.where and not query.distinct:
-            model = self.object_list.model
-            connection = connections[self.object_list.db]
+        object_list = self.object_list
+        if isinstance(object_list, QuerySet) and not object_list.query.where and not object_list.query.distinct:
+            model = object_list.model
+            connection = connections[object_list.db]
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -89,7 +90,7 @@ class Population:
 
     def child(self) -> dict[str, object]:
         girl = self.rng.random() < 0.5
-        given, russian = (self.girl if girl else self.boy)()  # type: ignore[misc]
+        given, russian = cast(tuple[str, str], (self.girl if girl else self.boy)())
         family = str(self.family())
         if girl and family.endswith("ський"):
             family = family[:-5] + "ська"
@@ -224,7 +225,7 @@ class Results:
 # --- The machine ----------------------------------------------------------------------------
 
 
-def machine(cursor) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def machine(cursor: Any) -> dict[str, str]:
     """CPU, cores, memory and PostgreSQL, as this run saw them."""
     cpu = ""
     try:

@@ -31,7 +31,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from cases.models import Child
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,7 +59,10 @@ CHILD_COLUMNS = ("family_name", "given_name", "patronymic", "birth_date", "birth
                  "home_settlement")
 
 
-def zipf_choice(rng: random.Random, items: list, skew: float = 1.0) -> Callable[[], object]:
+T = TypeVar("T")
+
+
+def zipf_choice(rng: random.Random, items: list[T], skew: float = 1.0) -> Callable[[], T]:
     weights = [1 / (rank + 1) ** skew for rank in range(len(items))]
     cumulative, total = [], 0.0
     for weight in weights:
@@ -67,7 +75,7 @@ class Population:
     """Synthetic children with realistic skew: a few very common names, a long tail of rare ones."""
 
     def __init__(self, seed: int) -> None:
-        from cases import names
+        from cases.matching.name_data import FEMALE_NAMES, MALE_NAMES
 
         self.rng = random.Random(seed)
         stems = STEMS.split()
@@ -76,8 +84,8 @@ class Population:
         # A gentle skew: the commonest made-up family name is about 0.4% of children, as the
         # commonest Ukrainian family names are; a steeper one makes blocks no real register has.
         self.family = zipf_choice(self.rng, families, 0.3)
-        boys = [line.split() for line in names._MALE_NAMES.strip().splitlines()]
-        girls = [line.split() for line in names._FEMALE_NAMES.strip().splitlines()]
+        boys = [line.split() for line in MALE_NAMES.strip().splitlines()]
+        girls = [line.split() for line in FEMALE_NAMES.strip().splitlines()]
         self.boys = [(w[0], _russian(w)) for w in boys if w]
         self.girls = [(w[0], _russian(w)) for w in girls if w]
         self.boy = zipf_choice(self.rng, self.boys, 0.7)
@@ -87,7 +95,7 @@ class Population:
 
     def child(self) -> dict[str, object]:
         girl = self.rng.random() < 0.5
-        given, russian = (self.girl if girl else self.boy)()  # type: ignore[misc]
+        given, russian = (self.girl if girl else self.boy)()
         family = str(self.family())
         if girl and family.endswith("ський"):
             family = family[:-5] + "ська"
@@ -164,9 +172,9 @@ def fill(population: Population, count: int, *, batch: int = 5000) -> list[dict[
     return sample
 
 
-def _prepare(child) -> None:  # type: ignore[no-untyped-def]
+def _prepare(child: Child) -> None:
     """What Child.save does before writing, for rows loaded in bulk."""
-    from cases import names
+    from cases.matching import names
 
     child.family_name_latin = names.transliterate_uk(child.family_name)
     child.given_name_latin = names.transliterate_uk(child.given_name)
@@ -176,7 +184,7 @@ def _prepare(child) -> None:  # type: ignore[no-untyped-def]
 
 def variant(rng: random.Random, person: dict[str, object]) -> dict[str, object]:
     """A stored child as another body writes it: Latin, Russian given name, capitals, year only, swapped."""
-    from cases import names
+    from cases.matching import names
 
     row = dict(person)
     how = rng.choice(["latin", "russian", "capitals", "year", "swapped", "no_patronymic"])
@@ -207,7 +215,7 @@ def list_csv(rows: list[dict[str, object]]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8-sig")
 
 
-def timed(label: str, action: Callable[[], object]) -> tuple[float, object]:
+def timed(label: str, action: Callable[[], T]) -> tuple[float, T]:
     """Wall-clock time, and beside it the time this process spent on the CPU (the rest is the
     database's work, and waiting for it)."""
     started, cpu = time.perf_counter(), time.process_time()
@@ -220,7 +228,7 @@ def timed(label: str, action: Callable[[], object]) -> tuple[float, object]:
 def measure_search(sample: list[dict[str, object]], rng: random.Random) -> None:
     from django.db import connection
 
-    from cases import names
+    from cases.matching import names
     from cases.models import Child
     from cases.selectors import search_by_name
 
@@ -278,7 +286,7 @@ def measure_import(population: Population, sample: list[dict[str, object]], rng:
                    label: str, seen: set[frozenset[str]]) -> float:
     """One list imported; returns its time. `seen` keeps the lists of one run apart: each names
     other stored children, and new children no list named before."""
-    from cases import names
+    from cases.matching import names
     from tracker.models import ImportBatch, ImportRow, Organisation
     from tracker.services.imports import (
         import_batch_create,
@@ -318,8 +326,8 @@ def measure_import(population: Population, sample: list[dict[str, object]], rng:
                                     recipient=recipient, reference=f"BENCH-{label}-{attempt}-{time.time_ns()}",
                                     handed_over_on=datetime.date(2025, 6, 2),
                                     response_due_on=datetime.date(2025, 7, 2))
-        checked, batch = timed(f"import {len(listed):,} rows: read, check and match", lambda batch=batch:
-                               import_batch_validate(batch_id=batch.pk))
+        checked, batch = timed(f"import {len(listed):,} rows: read, check and match",
+                               partial(import_batch_validate, batch_id=batch.pk))
         if batch.status == ImportBatch.Status.VALIDATED:
             break
         # Two made-up rows the engine takes for one child refuse the file, as a real list would be
@@ -397,8 +405,8 @@ def main() -> None:
         print(f"\n== {size:,} children ({url.rsplit('/', 1)[1]}, {now:%Y-%m-%d %H:%M} UTC) ==")
         more = size - loaded
         if more > 0:
-            timed(f"load {more:,} more children (bulk)",
-                  lambda more=more, people=population: sample.extend(fill(people, more)))
+            _, loaded_sample = timed(f"load {more:,} more children (bulk)", partial(fill, population, more))
+            sample.extend(loaded_sample)
             loaded = size
         rng = random.Random(size)
         measure_search(sample, rng)

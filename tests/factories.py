@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
 from cases.models import Case, Child
 from tracker.models import HandoverList, ListEntry, Organisation
+
+M = TypeVar("M")
 
 FAMILY = ["Шевченко", "Бондаренко", "Коваленко", "Ткаченко", "Мельник", "Бойко", "Кравчук", "Олійник"]
 GIVEN = ["Софія", "Олександр", "Марія", "Дмитро", "Анна", "Кирило", "Юлія", "Микола"]
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class ModelFactory(factory.django.DjangoModelFactory[M]):
+    """A factory for the model M: calling it creates and returns an M."""
+
+    class Meta:
+        abstract = True
+
+    if TYPE_CHECKING:
+        # Calling a factory class runs factory_boy's metaclass, which returns the model instance it
+        # created, not an instance of the factory; __new__ is how that reads to a type checker.
+        def __new__(cls, *args: Any, **kwargs: Any) -> M:  # type: ignore[misc]
+            ...
+
+
+class UserFactory(ModelFactory[User]):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
@@ -24,7 +41,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     is_staff = True
 
 
-class ChildFactory(factory.django.DjangoModelFactory):
+class ChildFactory(ModelFactory[Child]):
     class Meta:
         model = Child
 
@@ -37,7 +54,7 @@ class ChildFactory(factory.django.DjangoModelFactory):
     home_oblast = "donetsk"
 
 
-class CaseFactory(factory.django.DjangoModelFactory):
+class CaseFactory(ModelFactory[Case]):
     class Meta:
         model = Case
 
@@ -45,7 +62,7 @@ class CaseFactory(factory.django.DjangoModelFactory):
     assignee = factory.SubFactory(UserFactory)
 
 
-class OrganisationFactory(factory.django.DjangoModelFactory):
+class OrganisationFactory(ModelFactory[Organisation]):
     class Meta:
         model = Organisation
         django_get_or_create = ("name",)
@@ -54,7 +71,7 @@ class OrganisationFactory(factory.django.DjangoModelFactory):
     kind = Organisation.Kind.PARTY
 
 
-class HandoverListFactory(factory.django.DjangoModelFactory):
+class HandoverListFactory(ModelFactory[HandoverList]):
     class Meta:
         model = HandoverList
 
@@ -63,7 +80,7 @@ class HandoverListFactory(factory.django.DjangoModelFactory):
     recipient = factory.SubFactory(OrganisationFactory, name="Russian delegation")
 
 
-class ListEntryFactory(factory.django.DjangoModelFactory):
+class ListEntryFactory(ModelFactory[ListEntry]):
     """An entry made directly, for constraint tests; workflows go through the services."""
 
     class Meta:

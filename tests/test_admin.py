@@ -17,7 +17,7 @@ import pytest
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import connection, models
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -37,12 +37,12 @@ SWEPT_ON = DUE + datetime.timedelta(days=20)
 REPLIED_ON = DUE + datetime.timedelta(days=5)
 
 
-def changelist(model: type, query: str = "") -> str:
+def changelist(model: type[models.Model], query: str = "") -> str:
     meta = model._meta
     return reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist") + (f"?{query}" if query else "")
 
 
-def add_url(model: type) -> str:
+def add_url(model: type[models.Model]) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")
 
 

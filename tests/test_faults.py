@@ -95,12 +95,12 @@ def own_redis(settings) -> Iterator[OwnRedis]:
 
 def _point_broker_at(url: str | None) -> None:
     # The write URL: the broker URL itself is read from the environment first, where the suite sets it.
-    app.conf.broker_write_url = url
+    app.conf["broker_write_url"] = url
     # Connections and producers are pooled (kombu's registries, and the app's references to them):
     # new ones must be made for the new address.
     kombu.pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
+    app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_with_redis_down_a_reply_is_recorded_reads_answer_and_the_events_wait_fo
         own_redis, partner_reply, django_capture_on_commit_callbacks, caplog, monkeypatch):
     monkeypatch.setattr(core.cache, "RETRY_AFTER_SECONDS", 0.5)
     client, _, cases = partner_reply
-    handover_list = client.handover_list  # type: ignore[attr-defined]
+    handover_list = client.handover_list
     own_redis.stop()
 
     with django_capture_on_commit_callbacks(execute=True):

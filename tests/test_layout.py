@@ -70,7 +70,8 @@ def test_dependencies_point_down_from_config_to_tracker_to_cases_to_core():
 @pytest.mark.parametrize("module", ["tracker.services.exchange", "tracker.services.flags",
                                     "tracker.services.imports", "tracker.events"])
 def test_the_exchange_raises_events_and_knows_nothing_of_webhooks_or_tasks(module):
-    reached, todo = set(), [module]
+    reached: set[str] = set()
+    todo = [module]
     while todo:
         for used in GRAPH[todo.pop()] - reached:
             reached.add(used)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -58,7 +59,7 @@ def handed_over(size: int, actor: Any) -> HandoverList:
 
 def test_adding_cases_to_a_list_costs_the_same_for_few_or_many(case_worker):
     small, large = draft_with(SMALL), draft_with(LARGE)
-    counts = [statements(lambda made=made: list_add_cases(handover_list=made[0], cases=made[1], actor=case_worker))
+    counts = [statements(partial(list_add_cases, handover_list=made[0], cases=made[1], actor=case_worker))
               for made in (small, large)]
     assert counts[0] == counts[1] <= 16, counts
     assert ListEntry.objects.filter(handover_list=large[0]).count() == LARGE
@@ -70,8 +71,8 @@ def test_handing_over_a_list_costs_the_same_for_few_or_many(case_worker):
         handover_list, cases = draft_with(size)
         list_add_cases(handover_list=handover_list, cases=cases, actor=case_worker)
         lists.append(handover_list)
-    counts = [statements(lambda h=h: list_hand_over(handover_list=h, handed_over_on=HANDED_OVER, response_due_on=DUE,
-                                                    actor=case_worker)) for h in lists]
+    counts = [statements(partial(list_hand_over, handover_list=h, handed_over_on=HANDED_OVER, response_due_on=DUE,
+                                          actor=case_worker)) for h in lists]
     assert counts[0] == counts[1] <= 20, counts
     assert set(Case.objects.filter(list_entries__handover_list=lists[1]).values_list("status", flat=True)) == {
         Case.Status.AWAITING_REPLY}
@@ -95,7 +96,7 @@ def test_recording_a_reply_costs_the_same_for_few_or_many_children(case_worker):
         assert recorded.flags_resolved == len(answers)
         assert recorded.cases_moved == len(answers) - 1
 
-    counts = [statements(lambda h=h: reply(h)) for h in lists]
+    counts = [statements(partial(reply, h)) for h in lists]
     assert counts[0] == counts[1] <= 40, counts
     large = lists[1]
     assert not Flag.objects.filter(entry__handover_list=large, resolved_at__isnull=True).exists()
@@ -109,7 +110,7 @@ def test_recording_a_reply_costs_the_same_for_few_or_many_children(case_worker):
 def test_moving_cases_costs_the_same_for_one_or_many(case_worker):
     groups = [[CaseFactory() for _ in range(size)] for size in (1, LARGE)]
     closing = StatusStep(Case.Status.CLOSED, message="closed in bulk", closing_reason=Case.ClosingReason.OTHER)
-    counts = [statements(lambda g=group: cases_move(cases=g, steps=lambda case: [closing], actor=case_worker))
+    counts = [statements(partial(cases_move, cases=group, steps=lambda case: [closing], actor=case_worker))
               for group in groups]
     assert counts[0] == counts[1] <= 8, counts
     assert Case.history.filter(status=Case.Status.CLOSED).count() == 1 + LARGE
@@ -129,7 +130,7 @@ def test_a_merge_costs_the_same_whatever_the_duplicate_carries(case_worker):
         return kept, duplicate
 
     pairs = [duplicate_pair(lists) for lists in (2, 12)]
-    counts = [statements(lambda p=pair: child_merge(keep=p[0], merge=p[1], actor=case_worker)) for pair in pairs]
+    counts = [statements(partial(child_merge, keep=pair[0], merge=pair[1], actor=case_worker)) for pair in pairs]
     assert counts[0] == counts[1] <= 40, counts
     kept, duplicate = pairs[1]
     assert Case.objects.filter(child=kept).count() == 3
@@ -165,7 +166,7 @@ def test_importing_a_list_costs_the_same_for_few_or_many_rows(case_worker):
         validated = import_batch_validate(batch_id=batch.pk)
         assert validated.status == validated.Status.VALIDATED, validated.errors
         import_batch_start(batch=validated, actor=case_worker, proposed="accept")
-        counts.append(statements(lambda b=batch: import_batch_run(batch_id=b.pk, actor=case_worker)))
+        counts.append(statements(partial(import_batch_run, batch_id=batch.pk, actor=case_worker)))
     assert counts[0] == counts[1] <= 70, counts
     assert ListEntry.objects.filter(handover_list__reference="UA-RU/1",
                                     reply_state=ListEntry.ReplyState.AWAITING).count() == LARGE

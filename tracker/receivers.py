@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ from tracker.tasks import dispatch_outbox
 
 
 @receiver(child_merged)
-def entries_follow_merged_child(sender: Any, keep: Child, merged: Child, actor: AbstractBaseUser | None,
+def entries_follow_merged_child(sender: Any, keep: Child, merged: Child, actor: User | None,
                                 **kwargs: Any) -> None:
     """A merged child's list entries move to the child kept, in the merge's transaction.
 

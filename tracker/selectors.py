@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -41,6 +41,15 @@ def case_overdue() -> Exists:
     escalations and the flags dismissed by hand, rather than a date compared here. The one rule the
     admin's and the API's case filters share. An entry's own lateness is `entry_past_due`."""
     return open_flag("case", kind=Flag.Kind.OVERDUE)
+
+
+class ListCounts(TypedDict):
+    """What `handover_lists_with_counts` adds to each list."""
+
+    n_entries: int
+    n_answered: int
+    n_awaiting: int
+    n_overdue: int
 
 
 def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datetime.date) -> QuerySet[HandoverList]:

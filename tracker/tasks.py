@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import OperationalError
@@ -47,7 +47,7 @@ def dispatch_outbox() -> int:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
-def deliver_webhook(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
+def deliver_webhook(self: Task, delivery_id: int) -> str:
     """One attempt; a failed one is tried again later with a growing delay, up to the attempt limit.
     Each delivery is its own task, so a slow or failing receiver holds up no other."""
     outcome = webhooks.attempt_delivery(delivery_id)

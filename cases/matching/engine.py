@@ -379,7 +379,7 @@ def _date_points(first: BirthDate, second: BirthDate) -> tuple[float, str]:
         return -6.0, f"birth date different ({first} / {second})"
     coarse, fine = sorted((first, second), key=lambda date: ("year", "month", "day").index(date.precision))
     if coarse.year != fine.year:
-        if abs(coarse.year - (fine.year or 0)) == 1:
+        if abs((coarse.year or 0) - (fine.year or 0)) == 1:
             # A year known only roughly is often worked out from an age, and so one year out.
             if coarse.month is None:
                 return -0.5, f"birth year a year apart ({coarse} / {fine})"

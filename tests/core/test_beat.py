@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ def test_the_settings_install_missing_entries_and_leave_the_admins_edits_alone(s
         scheduler.leader.release()
 
     sweep = PeriodicTask.objects.get(name="deadline-sweep-hourly")
+    assert sweep.interval is not None
     assert (sweep.interval.every, sweep.interval.period) == (1, IntervalSchedule.DAYS)
     assert not PeriodicTask.objects.get(name="flag-digest-daily").enabled
     installed = set(PeriodicTask.objects.values_list("name", flat=True))
@@ -62,7 +64,7 @@ def _start_beat(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
          "--pidfile", ""], cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def _wait_for(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -11,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from openpyxl import load_workbook
+from openpyxl.worksheet.worksheet import Worksheet
 from pypdf import PdfReader
 
 from cases.models import Case, Child, RecordAccess
@@ -41,8 +44,14 @@ def entries_in_order(handover_list: HandoverList) -> list[tuple[int, str]]:
     return [(e.position, e.child.family_name) for e in handover_list.entries.select_related("child")]
 
 
+def first_sheet(content: bytes) -> Worksheet:
+    sheet = load_workbook(io.BytesIO(content)).active
+    assert isinstance(sheet, Worksheet)
+    return sheet
+
+
 def sheet_values(content: bytes) -> list[tuple]:
-    return list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+    return list(first_sheet(content).iter_rows(values_only=True))
 
 
 def pdf_text(content: bytes) -> tuple[PdfReader, list[str]]:
@@ -72,7 +81,7 @@ def test_the_xlsx_is_the_list_as_handed_over(handover_list):
     assert header[:3] == ("№\nNo.", "Прізвище\nFamily name", "Ім'я\nGiven name")
     assert "Дата народження\nDate of birth" in header and "Останнє відоме місце\nLast known location" in header
     assert [(row[0], row[1]) for row in rows[8:]] == entries_in_order(handover_list)
-    assert load_workbook(io.BytesIO(handover_list_xlsx(handover_list))).active.freeze_panes == "B9"
+    assert first_sheet(handover_list_xlsx(handover_list)).freeze_panes == "B9"
 
 
 def test_a_birth_date_is_as_precise_as_known(handover_list):
@@ -108,7 +117,8 @@ def test_the_pdf_numbers_its_pages_repeats_its_header_and_prints_cyrillic(make_h
     assert "Ukrainian delegation → Russian delegation" in pages[0]
     family_names = [name for _, name in entries_in_order(handover_list)]
     assert family_names[0] in pages[0] and family_names[-1] in pages[-1]
-    page_fonts = reader.pages[0]["/Resources"]["/Font"]
+    resources: Any = reader.pages[0]["/Resources"]  # the PDF's own dictionaries, read as they come
+    page_fonts = resources["/Font"]
     embedded = {font["/BaseFont"].split("+")[-1] for font in (page_fonts[name].get_object() for name in page_fonts)
                 if "/FontFile2" in font.get("/FontDescriptor", {})}
     assert embedded == {"SourceSansPro-Regular", "SourceSansPro-Bold"}
@@ -128,7 +138,7 @@ def test_a_formula_in_a_name_or_place_stays_text(handover_list):
     child = handover_list.entries.get(position=1).child
     child.last_known_location = '=HYPERLINK("http://example.invalid","x")'
     child.save()
-    sheet = load_workbook(io.BytesIO(handover_list_xlsx(handover_list))).active
+    sheet = first_sheet(handover_list_xlsx(handover_list))
     column = [c.value for c in sheet[8]].index("Останнє відоме місце\nLast known location") + 1
     cell = sheet.cell(row=9, column=column)
     assert (cell.value, cell.data_type) == (child.last_known_location, "s")
@@ -172,7 +182,7 @@ def test_the_list_document_needs_the_right_to_see_children(client, handover_list
     assert client.get(reverse("admin:tracker_handoverlist_export", args=[handover_list.pk, "docx"])).status_code == 404
 
 
-def _export_cases(client, action: str, query: str = "", selected: list[Case] = (), select_all: bool = False):
+def _export_cases(client, action: str, query: str = "", selected: Sequence[Case] = (), select_all: bool = False):
     data = {"action": action, "index": "0", "_selected_action": [str(c.pk) for c in selected]}
     if select_all:
         data["select_across"] = "1"

@@ -55,6 +55,7 @@ def csv_bytes(lines: list[str], encoding: str = "utf-8") -> bytes:
 def xlsx_bytes(rows: list[list[Any]]) -> bytes:
     workbook = Workbook()
     sheet = workbook.active
+    assert sheet is not None
     for row in rows:
         sheet.append(row)
     out = io.BytesIO()
@@ -141,6 +142,7 @@ def test_comma_csv_with_bom_day_first_slashes_and_the_list_reference_in_a_column
 
     batch = import_list(content, "list.csv", parties, reference="")
 
+    assert batch.handover_list is not None
     assert batch.handover_list.reference == "UA-2025-07"
     assert saved("UA-2025-07") == [(1, "Hrytsenko", "Hanna", "2010-06-13", "day", "U", ""),
                                    (2, "Shevchuk", "Bohdan", "2010-11-04", "day", "U", "")]
@@ -355,6 +357,7 @@ def test_a_reply_file_answers_entries_by_number_or_by_name(parties, make_handed_
     assert done.summary["answered"] == 3
     assert [(e.last_outcome, e.reply_state) for e in handover_list.entries.order_by("position")] == [
         ("located", "answered"), ("not_found", "answered"), ("no_information", "answered")]
+    assert done.reply is not None
     assert done.reply.outcomes.get(entry__position=1).reported_location == "Ростов-на-Дону"
 
 

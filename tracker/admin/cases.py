@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from cases.admin import CaseAdmin, ReadOnlyInline
 from cases.models import Case
+from core.users import signed_in_user
 from tracker.admin.common import outcome_label, report_refusal
 from tracker.admin.exports import CaseExportActionsMixin
 from tracker.admin.filters import FlaggedFilter, OnListFilter, OrganisationFilter
@@ -101,7 +102,7 @@ class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
             self.message_user(request, "Choose a draft list next to the action.", messages.ERROR)
             return
         try:
-            added = list_add_cases(handover_list=handover_list, cases=queryset, actor=request.user)
+            added = list_add_cases(handover_list=handover_list, cases=queryset, actor=signed_in_user(request))
         except ExchangeError as exc:
             report_refusal(self, request, exc)
             return

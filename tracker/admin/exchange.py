@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -18,11 +18,12 @@ from django.utils.safestring import SafeString
 
 from cases.admin import NameSearchMixin, NoDeleteMixin
 from core.pagination import EstimatedCountPaginator
+from core.users import signed_in_user
 from tracker.admin.common import outcome_label, report_refusal
 from tracker.admin.exports import HandoverListExportMixin
 from tracker.admin.filters import EntryFlaggedFilter, LastOutcomeFilter
 from tracker.models import HandoverList, ListEntry, Organisation, Outcome, Reply, ReplyOutcome, Round
-from tracker.selectors import handover_lists_with_counts, open_flag_level
+from tracker.selectors import ListCounts, handover_lists_with_counts, open_flag_level
 from tracker.services.exchange import (
     ExchangeError,
     OutcomeInput,
@@ -30,6 +31,18 @@ from tracker.services.exchange import (
     outcome_verify,
     reply_record,
 )
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    class OutcomeCount(TypedDict):
+        n_outcomes: int
+
+    # Lists and replies as these pages fetch them: with the counts their get_queryset adds.
+    CountedList = WithAnnotations[HandoverList, ListCounts]
+    CountedReply = WithAnnotations[Reply, OutcomeCount]
 
 
 @admin.register(Organisation)
@@ -78,23 +91,23 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
         return handover_lists_with_counts(super().get_queryset(request), today=timezone.localdate())
 
     @admin.display(description="children", ordering="n_entries")
-    def entry_count(self, obj: HandoverList) -> int:
-        return obj.n_entries  # type: ignore[attr-defined]
+    def entry_count(self, obj: CountedList) -> int:
+        return obj.n_entries
 
     @admin.display(description="replied", ordering="n_answered")
-    def answered_count(self, obj: HandoverList) -> int:
-        return obj.n_answered  # type: ignore[attr-defined]
+    def answered_count(self, obj: CountedList) -> int:
+        return obj.n_answered
 
     @admin.display(description="awaiting", ordering="n_awaiting")
-    def awaiting_count(self, obj: HandoverList) -> int:
-        return obj.n_awaiting  # type: ignore[attr-defined]
+    def awaiting_count(self, obj: CountedList) -> int:
+        return obj.n_awaiting
 
     @admin.display(description="overdue", ordering="n_overdue")
-    def overdue_count(self, obj: HandoverList) -> int:
-        return obj.n_overdue  # type: ignore[attr-defined]
+    def overdue_count(self, obj: CountedList) -> int:
+        return obj.n_overdue
 
     @admin.display(description="Entries")
-    def entries_overview(self, obj: HandoverList) -> SafeString | str:
+    def entries_overview(self, obj: CountedList) -> SafeString | str:
         if obj.pk is None:
             return "Save the list, then add cases to it from the cases page."
         entries = (
@@ -124,13 +137,13 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
             "<p>{} children: {} replied, {} awaiting, {} overdue. <a href='{}'>Filter and act on the entries</a>"
             " (showing the first {}).</p><table><thead><tr><th>#</th><th>Child</th><th>Born</th><th>Reply</th>"
             "<th>Due</th><th>Outcome claimed</th><th>Flag</th></tr></thead><tbody>{}</tbody></table>",
-            obj.n_entries, obj.n_answered, obj.n_awaiting, obj.n_overdue,  # type: ignore[attr-defined]
+            obj.n_entries, obj.n_answered, obj.n_awaiting, obj.n_overdue,
             link, ENTRY_TABLE_ROWS, rows,
         )
 
     def save_model(self, request: HttpRequest, obj: HandoverList, form: forms.ModelForm, change: bool) -> None:
         if not change:
-            obj.created_by = request.user  # type: ignore[assignment]
+            obj.created_by = signed_in_user(request)
         super().save_model(request, obj, form, change)
 
     @admin.action(description="Hand over the selected draft lists (dates next to the action)")
@@ -145,7 +158,7 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
         for handover_list in queryset:
             try:
                 list_hand_over(handover_list=handover_list, handed_over_on=on_date, response_due_on=due,
-                               actor=request.user)
+                               actor=signed_in_user(request))
                 self.message_user(request, f"{handover_list.reference} handed over.", messages.SUCCESS)
             except ExchangeError as exc:
                 report_refusal(self, request, exc)
@@ -214,7 +227,7 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             handover_list = entries[0].handover_list
             try:
                 result = reply_record(
-                    handover_list=handover_list, received_on=received_on, actor=request.user,
+                    handover_list=handover_list, received_on=received_on, actor=signed_in_user(request),
                     outcomes=[OutcomeInput(entry_id=e.pk, outcome=outcome) for e in entries],
                 )
             except ExchangeError as exc:
@@ -260,8 +273,8 @@ class ReplyAdmin(NoDeleteMixin, admin.ModelAdmin):
         return super().get_queryset(request).annotate(n_outcomes=Count("outcomes"))
 
     @admin.display(description="children answered", ordering="n_outcomes")
-    def outcome_count(self, reply: Reply) -> int:
-        return reply.n_outcomes  # type: ignore[attr-defined]
+    def outcome_count(self, reply: CountedReply) -> int:
+        return reply.n_outcomes
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
         if formset.model is not ReplyOutcome:
@@ -274,4 +287,5 @@ class ReplyAdmin(NoDeleteMixin, admin.ModelAdmin):
             if outcome_form.has_changed() and outcome_form.instance.pk:
                 outcome = ReplyOutcome.objects.select_related("entry__case").get(pk=outcome_form.instance.pk)
                 outcome_verify(outcome=outcome, verification=outcome_form.cleaned_data["verification"],
-                               note=outcome_form.cleaned_data.get("verification_note", ""), actor=request.user)
+                               note=outcome_form.cleaned_data.get("verification_note", ""),
+                               actor=signed_in_user(request))

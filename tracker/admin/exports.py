@@ -16,8 +16,10 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.urls import URLPattern, path
 from django.utils import timezone
 
+from cases.admin import ModelAdminMixin
 from cases.models import Case, RecordAccess
 from cases.services import log_child_reads
+from core.users import signed_in_user
 from tracker.models import HandoverList
 from tracker.services.exports import (
     CSV_CONTENT_TYPE,
@@ -40,10 +42,10 @@ HANDOVER_FORMATS: dict[str, tuple[Callable[[HandoverList], bytes], str]] = {
 
 def log_exported(request: HttpRequest, child_ids: Iterable[int]) -> None:
     log_child_reads(child_ids, channel=RecordAccess.Channel.EXPORT, path=request.get_full_path(),
-                    user=request.user)  # type: ignore[arg-type]
+                    user=signed_in_user(request))
 
 
-class HandoverListExportMixin:
+class HandoverListExportMixin(ModelAdminMixin):
     """`<id>/export/xlsx/` and `<id>/export/pdf/`, linked from the list's page (its change_form template)."""
 
     admin_site: admin.AdminSite
@@ -54,17 +56,17 @@ class HandoverListExportMixin:
         return [
             path("<path:object_id>/export/<str:fmt>/", self.admin_site.admin_view(self.export_view),
                  name="tracker_handoverlist_export"),
-            *super().get_urls(),  # type: ignore[misc]
+            *super().get_urls(),
         ]
 
     def export_view(self, request: HttpRequest, object_id: str, fmt: str) -> HttpResponse:
         if fmt not in HANDOVER_FORMATS:
             raise Http404(f"No export as {fmt}.")
-        handover_list = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        handover_list = self.get_object(request, unquote(object_id))
         if handover_list is None:
             raise Http404("No such list.")
         # The document names every child on the list: it needs the right to see children, too.
-        if not (self.has_view_permission(request, handover_list)  # type: ignore[attr-defined]
+        if not (self.has_view_permission(request, handover_list)
                 and request.user.has_perm("cases.view_child")):
             raise PermissionDenied
         render, content_type = HANDOVER_FORMATS[fmt]

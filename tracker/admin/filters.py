@@ -28,10 +28,10 @@ class FlaggedFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return None
-        conditions = {"overdue": {"kind": Flag.Kind.OVERDUE},
-                      "escalated": {"kind": Flag.Kind.OVERDUE, "level__gt": 1},
-                      "due_soon": {"kind": Flag.Kind.DUE_SOON}}.get(value, {})
-        flagged = open_flag(self.subject, **conditions)
+        conditions: dict[str, dict[str, Any]] = {"overdue": {"kind": Flag.Kind.OVERDUE},
+                                                 "escalated": {"kind": Flag.Kind.OVERDUE, "level__gt": 1},
+                                                 "due_soon": {"kind": Flag.Kind.DUE_SOON}}
+        flagged = open_flag(self.subject, **conditions.get(value, {}))
         return queryset.filter(~flagged if value == "none" else flagged)
 
 
@@ -64,9 +64,10 @@ class OnListFilter(admin.SimpleListFilter):
         return [(str(pk), ref) for pk, ref in HandoverList.objects.order_by("-id").values_list("pk", "reference")[:200]]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case] | None:
-        if not (self.value() or "").isdigit():
+        value = self.value() or ""
+        if not value.isdigit():
             return None
-        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list_id=self.value())))
+        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list_id=int(value))))
 
 
 class OrganisationFilter(admin.SimpleListFilter):
@@ -79,9 +80,10 @@ class OrganisationFilter(admin.SimpleListFilter):
         return [(str(pk), name) for pk, name in Organisation.objects.values_list("pk", "name")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case] | None:
-        if not (self.value() or "").isdigit():
+        value = self.value() or ""
+        if not value.isdigit():
             return None
-        org = int(self.value())  # type: ignore[arg-type]
+        org = int(value)
         on_their_list = ListEntry.objects.filter(case=OuterRef("pk")).filter(
             Q(handover_list__sender_id=org) | Q(handover_list__recipient_id=org)
         )

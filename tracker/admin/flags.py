@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from cases.admin import NoDeleteMixin
 from core.pagination import EstimatedCountPaginator
+from core.users import signed_in_user
 from tracker.models import Flag
 from tracker.services.flags import flag_dismiss, flag_raise
 
@@ -71,7 +72,7 @@ class FlagAdmin(NoDeleteMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Flag, form: forms.ModelForm, change: bool) -> None:
         if change:
             return
-        created = flag_raise(case=obj.case, note=obj.note, actor=request.user)
+        created = flag_raise(case=obj.case, note=obj.note, actor=signed_in_user(request))
         obj.pk = created.pk
         # The page's "added" message and log entry name the flag as raised, kind and all.
         obj.refresh_from_db()
@@ -80,7 +81,7 @@ class FlagAdmin(NoDeleteMixin, admin.ModelAdmin):
     def dismiss(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         count = 0
         for flag in queryset.filter(resolved_at__isnull=True):
-            flag_dismiss(flag=flag, actor=request.user)
+            flag_dismiss(flag=flag, actor=signed_in_user(request))
             count += 1
         self.message_user(request, f"Dismissed {count} flag(s).", messages.SUCCESS)
 

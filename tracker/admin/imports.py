@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from cases.admin import NoDeleteMixin
 from core.tasks import enqueue, enqueue_on_commit
+from core.users import signed_in_user
 from tracker import spreadsheets, tasks
 from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation
 from tracker.services.exchange import ExchangeError
@@ -69,7 +70,7 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
             content = upload.read()
             try:
                 batch = import_batch_create(
-                    kind=data["kind"], content=content, file_name=upload.name, actor=request.user,
+                    kind=data["kind"], content=content, file_name=upload.name, actor=signed_in_user(request),
                     sender=data["sender"], recipient=data["recipient"], reference=data["reference"],
                     handed_over_on=data["handed_over_on"], response_due_on=data["response_due_on"],
                     handover_list=data["handover_list"], received_on=data["received_on"],
@@ -122,19 +123,20 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
         if not self.has_change_permission(request, batch):
             raise PermissionDenied
         decisions = {int(name.removeprefix("decision-")): value for name, value in request.POST.items()
-                     if name.startswith("decision-") and name.removeprefix("decision-").isdigit() and value}
+                     if name.startswith("decision-") and name.removeprefix("decision-").isdigit()
+                     and isinstance(value, str) and value}
         try:
-            import_batch_decide(batch=batch, decisions=decisions, actor=request.user)
+            import_batch_decide(batch=batch, decisions=decisions, actor=signed_in_user(request))
             if "_confirm" not in request.POST:
                 self.message_user(request, "Decisions saved.", messages.SUCCESS)
                 return here
-            started = import_batch_start(batch=batch, actor=request.user)
+            started = import_batch_start(batch=batch, actor=signed_in_user(request))
         except ExchangeError as error:
             for where, why in error.problems:
                 self.message_user(request, f"{where}: {why}", messages.ERROR)
             return here
         if started.row_count > settings.TRACKER_IMPORT_INLINE_ROWS:
-            if enqueue(tasks.run_import, started.pk, request.user.pk):
+            if enqueue(tasks.run_import, started.pk, signed_in_user(request).pk):
                 self.message_user(request, "Importing in the background: this page shows its progress.",
                                   messages.INFO)
             else:
@@ -142,7 +144,7 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
                                   "confirmed and starts by itself within minutes of the queue's return.",
                                   messages.WARNING)
         else:
-            done = import_batch_run(batch_id=started.pk, actor=request.user)
+            done = import_batch_run(batch_id=started.pk, actor=signed_in_user(request))
             level = messages.SUCCESS if done.status == ImportBatch.Status.DONE else messages.ERROR
             self.message_user(request, f"{done}: {done.get_status_display().lower()}.", level)
         return here

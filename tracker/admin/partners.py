@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from cases.admin import NoDeleteMixin
+from core.users import signed_in_user
 from tracker.models import ApiKey, ApiScope, CaseShare, ListShare, WebhookDelivery, WebhookEndpoint
 from tracker.services.partners import api_key_issue, api_key_revoke
 from tracker.services.webhooks import url_problem
@@ -50,7 +51,7 @@ class ApiKeyAdmin(NoDeleteMixin, admin.ModelAdmin):
             return
         key, full_text = api_key_issue(organisation=form.cleaned_data["organisation"],
                                        name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
-                                       expires_at=form.cleaned_data.get("expires_at"), actor=request.user)
+                                       expires_at=form.cleaned_data.get("expires_at"), actor=signed_in_user(request))
         obj.pk = key.pk
         self.message_user(
             request, f"The new key is {full_text} — copy it now and give it to {key.organisation} safely: "
@@ -76,7 +77,7 @@ class CaseShareAdmin(NoDeleteMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: CaseShare, form: forms.ModelForm, change: bool) -> None:
         if not change:
-            obj.shared_by = request.user  # type: ignore[assignment]
+            obj.shared_by = signed_in_user(request)
         super().save_model(request, obj, form, change)
 
     @admin.action(description="Stop sharing the selected cases")
@@ -93,7 +94,7 @@ class ListShareAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ListShare, form: forms.ModelForm, change: bool) -> None:
         if not change:
-            obj.shared_by = request.user  # type: ignore[assignment]
+            obj.shared_by = signed_in_user(request)
         super().save_model(request, obj, form, change)
 
 

@@ -82,9 +82,8 @@ TITLES = {
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ExchangeError):
-        errors = [{"field": where, "message": why} for where, why in exc.problems]
         return problem(400, TITLES[400], "The request was refused; nothing was changed.", code="invalid",
-                       errors=errors)
+                       errors=[{"field": where, "message": why} for where, why in exc.problems])
     if isinstance(exc, StaleRecord):
         exc = PreconditionFailed()
     if isinstance(exc, TransitionNotAllowed):

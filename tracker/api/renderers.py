@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -17,7 +18,7 @@ class FileRenderer(BaseRenderer):
     """
 
     def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: dict[str, Any] | None = None) -> bytes:
+               renderer_context: Mapping[str, Any] | None = None) -> bytes:
         if isinstance(data, bytes):
             return data
         return JSONRenderer().render(data, accepted_media_type, renderer_context)

@@ -18,11 +18,12 @@ from tracker.models import (
     Outcome,
     Reply,
     ReplyOutcome,
+    Round,
     WebhookEndpoint,
 )
 from tracker.services.webhooks import url_problem
 
-HANDOVER_CHILD_FIELDS = (
+HANDOVER_CHILD_FIELDS: tuple[str, ...] = (
     "id", "family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin", "patronymic_latin",
     "aliases", "birth_date", "birth_date_precision", "sex", "home_settlement", "home_oblast", "circumstances",
     "category", "last_known_location", "last_known_on", "icrc_reference", "nib_reference", "updated_at",
@@ -147,9 +148,10 @@ class ListEntrySerializer(serializers.ModelSerializer):
 
 
 class HandoverListSerializer(serializers.ModelSerializer):
-    sender = serializers.PrimaryKeyRelatedField(read_only=True)
-    recipient = serializers.PrimaryKeyRelatedField(read_only=True)
-    round = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    sender: serializers.PrimaryKeyRelatedField[Organisation] = serializers.PrimaryKeyRelatedField(read_only=True)
+    recipient: serializers.PrimaryKeyRelatedField[Organisation] = serializers.PrimaryKeyRelatedField(read_only=True)
+    round: serializers.SlugRelatedField[Round] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True)
     children = serializers.IntegerField(source="n_entries", read_only=True)
     replied = serializers.IntegerField(source="n_answered", read_only=True)
     awaiting = serializers.IntegerField(source="n_awaiting", read_only=True)
@@ -195,7 +197,8 @@ class ReplyCreateSerializer(serializers.Serializer):
     received_on = serializers.DateField()
     reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=80)
     notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
-    outcomes = OutcomeInputSerializer(many=True, allow_empty=False, max_length=20000)
+    # max_length goes to the list serializer `many` makes, which the stubs leave out.
+    outcomes = OutcomeInputSerializer(many=True, allow_empty=False, max_length=20000)  # type: ignore[call-arg]
 
     def validate_received_on(self, value: datetime.date) -> datetime.date:
         if value > timezone.localdate():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -89,9 +91,9 @@ class ApiKey(TimeStampedModel):
     def __str__(self) -> str:
         return f"{self.organisation}: {self.name} ({self.prefix}…)"
 
-    def is_usable(self, now: object = None) -> bool:
+    def is_usable(self, now: datetime.datetime | None = None) -> bool:
         now = now or timezone.now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)  # type: ignore[operator]
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
 class WebhookEndpoint(TimeStampedModel):

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -72,7 +72,7 @@ class HandOver:
         return problems
 
 
-def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor: AbstractBaseUser | None,
+def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor: User | None,
                    positions: Sequence[int] | None = None, handing_over: HandOver | None = None) -> int:
     """Put cases on a draft list, numbered after the last entry (or at `positions`, one per case,
     as a list read from a file numbers them); a case already on it is skipped.
@@ -159,7 +159,7 @@ def list_hand_over(
     handover_list: HandoverList,
     handed_over_on: datetime.date,
     response_due_on: datetime.date | None,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
 ) -> HandoverList:
     """Record that a draft list was handed over: its entries now await a reply by their due dates.
 
@@ -220,7 +220,7 @@ def reply_record(
     handover_list: HandoverList,
     received_on: datetime.date,
     outcomes: Sequence[OutcomeInput],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     received_from: Organisation | None = None,
     reference: str = "",
     notes: str = "",
@@ -333,7 +333,7 @@ def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
 
 
 def outcome_verify(
-    *, outcome: ReplyOutcome, verification: str, note: str, actor: AbstractBaseUser | None
+    *, outcome: ReplyOutcome, verification: str, note: str, actor: User | None
 ) -> ReplyOutcome:
     """The case worker's judgement of a claim, kept beside it and written to the case's timeline."""
     if verification not in Verification.values:
@@ -341,7 +341,7 @@ def outcome_verify(
     with transaction.atomic():
         outcome.verification = verification
         outcome.verification_note = note
-        outcome.verified_by = actor  # type: ignore[assignment]
+        outcome.verified_by = actor
         outcome.verified_at = timezone.now()
         outcome.save(update_fields=["verification", "verification_note", "verified_by", "verified_at", "updated_at"])
         case_add_event(

@@ -29,7 +29,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.utils.http import content_disposition_header
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -55,7 +55,7 @@ EXPORT_CHUNK = 500
 
 # The other party reads Ukrainian; the mediators and partners read English. Values that are codes
 # in the database are written in both, like the headers.
-SEX_UK = {Sex.FEMALE: "Ж / F", Sex.MALE: "Ч / M", Sex.UNKNOWN: "—"}
+SEX_UK: dict[str, str] = {Sex.FEMALE: "Ж / F", Sex.MALE: "Ч / M", Sex.UNKNOWN: "—"}
 OBLAST_UK = {
     Oblast.CHERKASY: "Черкаська", Oblast.CHERNIHIV: "Чернігівська", Oblast.CHERNIVTSI: "Чернівецька",
     Oblast.CRIMEA: "Автономна Республіка Крим", Oblast.DNIPROPETROVSK: "Дніпропетровська",
@@ -144,7 +144,7 @@ def handover_title_lines(handover_list: HandoverList, count: int) -> list[tuple[
     return [
         ("Список / List", f"{lst.reference}" + (f" — {lst.title}" if lst.title else "")),
         ("Від → Кому / From → To", f"{lst.sender.name} → {lst.recipient.name}"),
-        ("Раунд / Round", lst.round.name if lst.round_id else NONE),  # type: ignore[union-attr]
+        ("Раунд / Round", lst.round.name if lst.round is not None else NONE),
         ("Дата передачі / Handed over on", _date(lst.handed_over_on)),
         ("Відповідь до / Reply due by", _date(lst.response_due_on)),
         ("Кількість дітей / Number of children", str(count)),
@@ -159,7 +159,7 @@ def _list_with_parties(handover_list: HandoverList) -> HandoverList:
 # --- XLSX -----------------------------------------------------------------------------------------
 
 
-def _text_cell(sheet: WriteOnlyWorksheet, value: object, font: Font | None = None) -> WriteOnlyCell:
+def _text_cell(sheet: WriteOnlyWorksheet, value: str | int, font: Font | None = None) -> Cell:
     cell = WriteOnlyCell(sheet, value=value)
     # A text starting with "=" would otherwise be stored as a formula; a partner can write the last
     # known location, so every text is stored as text.
@@ -195,7 +195,7 @@ def handover_list_xlsx(handover_list: HandoverList) -> bytes:
     sheet.append([])
     wrapped = Alignment(wrap_text=True, vertical="top")
 
-    def row(values: Iterable[object], font: Font | None = None) -> list[WriteOnlyCell]:
+    def row(values: Iterable[str | int], font: Font | None = None) -> list[Cell]:
         cells = [_text_cell(sheet, value, font) for value in values]
         for cell in cells:
             cell.alignment = wrapped
@@ -236,7 +236,8 @@ class _PagedCanvas(Canvas):
 
     def showPage(self) -> None:
         self._pages.append(dict(self.__dict__))
-        self._startPage()
+        # Canvas's own start of a fresh page, which its stubs leave out.
+        self._startPage()  # type: ignore[attr-defined]
 
     def save(self) -> None:
         total = len(self._pages)
@@ -247,7 +248,8 @@ class _PagedCanvas(Canvas):
         super().save()
 
     def _draw_footer(self, number: int, total: int) -> None:
-        width, _ = self._pagesize
+        # Set by Canvas, and left out of its stubs.
+        width, _ = self._pagesize  # type: ignore[attr-defined]
         self.setFont(FONT, 8)
         self.setFillColor(colors.grey)
         self.drawString(12 * mm, 8 * mm, self.footer)
@@ -300,8 +302,12 @@ def handover_list_pdf(handover_list: HandoverList) -> bytes:
     footer = f"{handover_list.reference} · {handover_list.sender} → {handover_list.recipient}"
     if handover_list.handed_over_on:
         footer += f" · {handover_list.handed_over_on:%Y-%m-%d}"
-    canvas_class = type("_ListCanvas", (_PagedCanvas,), {"footer": footer})
-    doc.build(story, canvasmaker=canvas_class)
+
+    class ListCanvas(_PagedCanvas):
+        """This list's pages, each with its footer."""
+
+    ListCanvas.footer = footer
+    doc.build(story, canvasmaker=ListCanvas)
     return out.getvalue()
 
 

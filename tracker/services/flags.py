@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.db.models import F
@@ -52,10 +52,10 @@ class SweepResult:
         )
 
 
-def _level_sql(due_column: str, thresholds: Sequence[int], today: datetime.date) -> tuple[str, list[object]]:
+def _level_sql(due_column: str, thresholds: Sequence[int], today: datetime.date) -> tuple[str, list[datetime.date]]:
     """SQL for a flag's level: 1, plus one for each escalation threshold the due date is past."""
     parts = ["1"]
-    params: list[object] = []
+    params: list[datetime.date] = []
     for days in sorted(thresholds):
         parts.append(f"CASE WHEN {due_column} <= %s THEN 1 ELSE 0 END")
         params.append(today - datetime.timedelta(days=days))
@@ -203,12 +203,12 @@ def send_flag_digests(*, now: datetime.datetime | None = None) -> DigestResult:
 
 
 def _digest_line(flag: Flag) -> str:
-    where = f"{flag.entry.handover_list.reference} #{flag.entry.position}" if flag.entry_id else "case flag"
+    where = f"{flag.entry.handover_list.reference} #{flag.entry.position}" if flag.entry is not None else "case flag"
     due = f", due {flag.due_on}" if flag.due_on else ""
     return f"- [{flag.get_kind_display()}, level {flag.level}] {flag.case.child} (case {flag.case_id}), {where}{due}"
 
 
-def flag_raise(*, case: Case, note: str, actor: AbstractBaseUser | None) -> Flag:
+def flag_raise(*, case: Case, note: str, actor: User | None) -> Flag:
     """A case worker's own flag on a case: something needs attention that no deadline shows."""
     if not note.strip():
         raise ExchangeError([("note", "say what needs attention")])
@@ -218,7 +218,7 @@ def flag_raise(*, case: Case, note: str, actor: AbstractBaseUser | None) -> Flag
     return flag
 
 
-def flag_dismiss(*, flag: Flag, actor: AbstractBaseUser | None, note: str = "") -> Flag:
+def flag_dismiss(*, flag: Flag, actor: User | None, note: str = "") -> Flag:
     """Close an open flag by hand; the sweep will not raise it again for the same deadline."""
     with transaction.atomic():
         locked = Flag.objects.select_for_update().get(pk=flag.pk)
@@ -226,7 +226,7 @@ def flag_dismiss(*, flag: Flag, actor: AbstractBaseUser | None, note: str = "") 
             return locked
         locked.resolved_at = timezone.now()
         locked.resolution = Flag.Resolution.DISMISSED
-        locked.resolved_by = actor  # type: ignore[assignment]
+        locked.resolved_by = actor
         locked.note = "\n".join(p for p in (locked.note, note) if p)
         locked.save(update_fields=["resolved_at", "resolution", "resolved_by", "note"])
         case_add_event(case=locked.case, kind=CaseEvent.Kind.FLAG_RESOLVED, actor=actor,

@@ -8,9 +8,9 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
@@ -62,7 +62,7 @@ def import_batch_create(
     kind: str,
     content: bytes,
     file_name: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     sender: Organisation | None = None,
     recipient: Organisation | None = None,
     reference: str = "",
@@ -231,12 +231,13 @@ def _match_list_rows(batch: ImportBatch, parsed: ParsedFile,
             ))
         _report_progress(batch, len(rows), len(parsed.rows), progress)
     first_line: dict[int, int] = {}
-    for row in rows:
-        if row.verdict == ImportRow.Verdict.MATCHED and row.child_id is not None:
-            if row.child_id in first_line:
-                problems.append(RowProblem(row.line_number, parsed.columns.get("family_name", ""),
-                                           f"the same stored child ({row.child}) as line {first_line[row.child_id]}"))
-            first_line.setdefault(row.child_id, row.line_number)
+    for match in rows:
+        if match.verdict == ImportRow.Verdict.MATCHED and match.child_id is not None:
+            if match.child_id in first_line:
+                problems.append(RowProblem(match.line_number, parsed.columns.get("family_name", ""),
+                                           f"the same stored child ({match.child}) "
+                                           f"as line {first_line[match.child_id]}"))
+            first_line.setdefault(match.child_id, match.line_number)
     if reference and not batch.reference:
         batch.reference = reference
         batch.save(update_fields=["reference", "updated_at"])
@@ -271,11 +272,11 @@ def _match_reply_rows(batch: ImportBatch, parsed: ParsedFile,
         named = bool(row.data["family_name"] and row.data["given_name"])
         score = None
         if row.position is not None:
-            entry = by_position.get(row.position)
-            if entry is None:
+            if row.position not in by_position:
                 problems.append(RowProblem(row.line, parsed.columns.get("position", "№"),
                                            f"number {row.position} is not on list {reference}"))
                 continue
+            entry = by_position[row.position]
             if named:
                 score = judged(record, entry)
                 if score.verdict == "different":
@@ -311,7 +312,7 @@ def _match_reply_rows(batch: ImportBatch, parsed: ParsedFile,
     return rows, problems
 
 
-def import_batch_decide(*, batch: ImportBatch, decisions: dict[int, str], actor: AbstractBaseUser | None) -> int:
+def import_batch_decide(*, batch: ImportBatch, decisions: dict[int, str], actor: User | None) -> int:
     """A case worker's decisions on proposed matches, by line: "accept" the stored child, or
     "reject" it for a new child. Returns how many rows were decided."""
     unknown = {line: value for line, value in decisions.items() if value not in ImportRow.Decision.values}
@@ -331,7 +332,7 @@ def import_batch_decide(*, batch: ImportBatch, decisions: dict[int, str], actor:
     return decided
 
 
-def import_batch_start(*, batch: ImportBatch, actor: AbstractBaseUser | None, proposed: str = "") -> ImportBatch:
+def import_batch_start(*, batch: ImportBatch, actor: User | None, proposed: str = "") -> ImportBatch:
     """Check the batch may be imported and mark it as importing, in its own short transaction, so
     that the admin shows it at once and a second confirmation is refused.
 
@@ -351,17 +352,18 @@ def import_batch_start(*, batch: ImportBatch, actor: AbstractBaseUser | None, pr
             raise ExchangeError([("proposed", f"decide the proposed matches first (lines {lines})")])
         locked.status = ImportBatch.Status.IMPORTING
         locked.progress = 0
-        locked.confirmed_by = actor  # type: ignore[assignment]
+        locked.confirmed_by = actor
         locked.save(update_fields=["status", "progress", "confirmed_by", "updated_at"])
     return locked
 
 
 @bulk_job()
-def import_batch_run(*, batch_id: int, actor: AbstractBaseUser | None,
+def import_batch_run(*, batch_id: int, actor: User | None,
                      progress: ProgressCallback | None = None) -> ImportBatch:
     """Write a started batch, all of it in one transaction: the list with its children and cases,
     or the reply. If anything is refused, nothing is written and the batch says why."""
     rows: list[ImportRow] = []
+    batch: ImportBatch | None = None
     try:
         with transaction.atomic():
             # Locked for the whole import: a second run of the same batch (a job delivered twice, the
@@ -382,10 +384,13 @@ def import_batch_run(*, batch_id: int, actor: AbstractBaseUser | None,
             batch.save(update_fields=["status", "progress", "finished_at", "summary", "handover_list", "reply",
                                       "updated_at"])
     except ExchangeError as error:
+        assert batch is not None, "refusals come from the writes, after the batch was read"
         batch.refresh_from_db()
         lines = {index: row.line_number for index, row in enumerate(rows)}
         return _fail(batch, [_problem_at_line(where, why, lines) for where, why in error.problems])
     except IntegrityError as error:
+        if batch is None:
+            raise
         batch.refresh_from_db()
         return _fail(batch, [{"line": None, "column": "", "reason": f"refused by the database: {error}"}])
     cache.delete(_progress_key(batch.pk))
@@ -405,8 +410,9 @@ def _problem_at_line(where: str, why: str, lines: dict[int, int]) -> dict[str, A
 IMPORT_CHUNK = 2000
 
 
-def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseUser | None,
+def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
                  progress: ProgressCallback | None) -> dict[str, Any]:
+    assert batch.sender is not None and batch.recipient is not None
     handover_list = HandoverList.objects.create(
         reference=batch.reference, title=f"Imported from {batch.file_name}", sender=batch.sender,
         recipient=batch.recipient, created_by=actor, notes=f"Import {batch.pk} of {batch.file_name}",
@@ -461,9 +467,10 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
             last_known_location=row.data["last_known_location"],
         ) for row in fresh])
         new_cases = dict(zip((row.line_number for row in fresh), made, strict=True))
-        cases = [new_cases[row.line_number] if row.line_number in new_cases else live[row.child.pk]  # type: ignore[union-attr]
+        # A row not new has its child, and every row its number (the reader numbers an unnumbered file).
+        cases = [new_cases[row.line_number] if row.line_number in new_cases else live[cast(Child, row.child).pk]
                  for row in chunk]
-        list_add_cases(handover_list=handover_list, cases=cases, positions=[row.position for row in chunk],
+        list_add_cases(handover_list=handover_list, cases=cases, positions=[cast(int, row.position) for row in chunk],
                        actor=actor, handing_over=handing_over)
         _report_progress(batch, start + len(chunk), len(rows), progress)
     if batch.handed_over_on:
@@ -476,7 +483,7 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseU
     return {**counts, "list": handover_list.reference}
 
 
-def _import_reply(batch: ImportBatch, rows: list[ImportRow], actor: AbstractBaseUser | None,
+def _import_reply(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
                   progress: ProgressCallback | None) -> dict[str, Any]:
     assert batch.handover_list is not None and batch.received_on is not None
     recorded = reply_record(
@@ -509,6 +516,6 @@ def stale_import_batches(*, older_than: datetime.timedelta) -> StaleImports:
     to_validate = list(stale.filter(
         Q(status=ImportBatch.Status.VALIDATING)
         | Q(status=ImportBatch.Status.UPLOADED, row_count=0)).order_by("id").values_list("pk", flat=True))
-    to_run = list(stale.filter(status=ImportBatch.Status.IMPORTING).order_by("id").values_list(
-        "pk", "confirmed_by_id"))
+    importing = stale.filter(status=ImportBatch.Status.IMPORTING).order_by("id")
+    to_run: list[tuple[int, int | None]] = list(importing.values_list("pk", "confirmed_by_id"))
     return StaleImports(to_validate=to_validate, to_run=to_run)

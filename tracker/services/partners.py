@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,12 +29,11 @@ def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def organisation_service_user(organisation: Organisation) -> AbstractBaseUser:
+def organisation_service_user(organisation: Organisation) -> User:
     """The account an organisation's keys act as: no password, no admin access."""
-    if organisation.service_user_id:
-        return organisation.service_user  # type: ignore[return-value]
-    User = get_user_model()
-    user = User.objects.create(username=f"partner-{organisation.pk}", first_name=str(organisation)[:150],
+    if organisation.service_user is not None:
+        return organisation.service_user
+    user = get_user_model().objects.create(username=f"partner-{organisation.pk}", first_name=str(organisation)[:150],
                                is_staff=False, is_active=True)
     user.set_unusable_password()
     user.save(update_fields=["password"])
@@ -48,7 +47,7 @@ def api_key_issue(
     organisation: Organisation,
     name: str,
     scopes: Iterable[str],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     expires_at: datetime.datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Make a key and return it with its full text, which is shown once and never stored."""

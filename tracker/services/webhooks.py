@@ -103,7 +103,7 @@ def _visibility(organisation: Organisation, events: list[OutboxEvent]) -> tuple[
     by the API's own rules, so that a webhook never tells what a read would not show."""
     viewer = Viewer(organisation=organisation)
     case_ids = {e.case_id for e in events}
-    list_ids = {e.entry.handover_list_id for e in events if e.entry_id}
+    list_ids = {e.entry.handover_list_id for e in events if e.entry is not None}
     shared = set(live_shares(viewer).filter(case_id__in=case_ids).values_list("case_id", flat=True))
     seen = set(visible_lists(viewer).filter(pk__in=list_ids).values_list("pk", flat=True))
     return shared, seen
@@ -115,8 +115,8 @@ def payload_for(event: OutboxEvent, *, case_shared: bool) -> dict[str, Any]:
         data["case"] = event.case_id
     if event.event == Event.CASE_STATUS_CHANGED:
         data.update(from_status=event.data.get("from_status"), to_status=event.data.get("to_status"))
-    if event.entry_id:
-        entry = event.entry
+    entry = event.entry
+    if entry is not None:
         data.update(entry=entry.pk, list=entry.handover_list_id, list_reference=entry.handover_list.reference,
                     position=entry.position, due_on=entry.due_on.isoformat() if entry.due_on else None)
     if event.event in (Event.ENTRY_FLAGGED, Event.ENTRY_ESCALATED):
@@ -159,7 +159,7 @@ def fan_out(*, batch: int = FAN_OUT_BATCH) -> FannedOut:
                     if not endpoint.wants(event.event):
                         continue
                     case_shared = event.case_id in shared
-                    list_seen = bool(event.entry_id) and event.entry.handover_list_id in seen
+                    list_seen = event.entry is not None and event.entry.handover_list_id in seen
                     if case_shared or (list_seen and event.event != Event.CASE_STATUS_CHANGED):
                         deliveries.append(WebhookDelivery(endpoint=endpoint, outbox_event=event,
                                                           payload=payload_for(event, case_shared=case_shared)))

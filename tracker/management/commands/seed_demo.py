@@ -92,12 +92,13 @@ class Command(BaseCommand):
     def _seed(self, rng: random.Random, istanbul_size: int) -> str:
         User = get_user_model()
         workers = []
-        for username, first, last in (("o.kovalenko", "Olena", "Demo-Kovalenko"),
-                                      ("i.marchuk", "Iryna", "Demo-Marchuk"),
-                                      ("t.savchenko", "Taras", "Demo-Savchenko")):
+        for username, first_name, last_name in (("o.kovalenko", "Olena", "Demo-Kovalenko"),
+                                                ("i.marchuk", "Iryna", "Demo-Marchuk"),
+                                                ("t.savchenko", "Taras", "Demo-Savchenko")):
             user, _ = User.objects.get_or_create(
                 username=username,
-                defaults={"first_name": first, "last_name": last, "email": f"{username}@example.org", "is_staff": True},
+                defaults={"first_name": first_name, "last_name": last_name, "email": f"{username}@example.org",
+                          "is_staff": True},
             )
             workers.append(user)
 
@@ -152,11 +153,11 @@ class Command(BaseCommand):
                                 actor=workers[1], reference="Reply No. 1 (partial)",
                                 notes="Partial answer covering part of the list, received after the deadline.")
         # Two claims did not hold up when checked: case workers dispute them.
-        for outcome in ReplyOutcome.objects.filter(reply=recorded.reply, outcome__in=[Outcome.RETURNED,
-                                                                                      Outcome.NOW_ADULT])[:2]:
-            outcome.verification = Verification.DISPUTED
-            outcome.verification_note = "Family reports the child is still held; birth record shows age 14."
-            outcome.save(update_fields=["verification", "verification_note"])
+        for claim in ReplyOutcome.objects.filter(reply=recorded.reply, outcome__in=[Outcome.RETURNED,
+                                                                                    Outcome.NOW_ADULT])[:2]:
+            claim.verification = Verification.DISPUTED
+            claim.verification_note = "Family reports the child is still held; birth record shows age 14."
+            claim.save(update_fields=["verification", "verification_note"])
 
         second = new_list(f"UA-RU-{today - datetime.timedelta(days=25):%Y-%m-%d}/QA",
                           "Follow-up list through the Qatari mediator", channel)
