@@ -140,6 +140,10 @@ class Child(TimeStampedModel):
     class Meta:
         verbose_name_plural = "children"
         ordering = ["family_name", "given_name", "id"]
+        permissions = [
+            # Guardian, relatives, contacts and notes: read only by the roles whose work needs them.
+            ("view_restricted_fields", "Can see a child's guardian, relatives, contacts and notes"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(birth_date_precision__in=["day", "month", "year"]), name="child_birth_precision_valid"

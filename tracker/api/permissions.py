@@ -17,8 +17,22 @@ def viewer_of(request: Request) -> Viewer:
     return Viewer(organisation=None)
 
 
+def staff_permissions_needed(request: Request, view: Any) -> tuple[str, ...] | None:
+    """The model permissions a signed-in case worker needs for this request, as the view declares
+    them by action (`staff_permissions`), else by method; None when the view declares nothing, which
+    refuses: a door nobody listed is closed."""
+    declared: dict[str, tuple[str, ...]] = getattr(view, "staff_permissions", {})
+    action = getattr(view, "action", None)
+    if action in declared:
+        return declared[action]
+    method = "read" if request.method in permissions.SAFE_METHODS else "write"
+    return declared.get(method)
+
+
 class PartnerOrStaff(permissions.BasePermission):
-    """Reads need the `read` scope, writes `contribute`; a signed-in case worker may do both."""
+    """Partners: reads need the key's `read` scope, writes `contribute` (and what each may see is their
+    shares). Case workers signed in to the admin: staff, with the same model permissions of their role
+    that the admin asks for the same records; no blanket pass for being staff."""
 
     message = "This API key's scopes do not allow this request."
 
@@ -27,4 +41,19 @@ class PartnerOrStaff(permissions.BasePermission):
             needed = ApiScope.READ if request.method in permissions.SAFE_METHODS else ApiScope.CONTRIBUTE
             return needed in request.auth.scopes
         user = request.user
-        return bool(user and user.is_authenticated and user.is_staff)
+        if not (user and user.is_authenticated and user.is_active and user.is_staff):
+            return False
+        wanted = staff_permissions_needed(request, view)
+        if wanted is None:
+            self.message = "This request is not open to case workers."
+            return False
+        if not user.has_perms(wanted):
+            self.message = "Your role does not allow this: it needs " + ", ".join(wanted) + "."
+            return False
+        return True
+
+
+def may_see_restricted_fields(request: Request) -> bool:
+    """A case worker whose role reads guardians, relatives, contacts and notes."""
+    return bool(request.user and request.user.is_authenticated
+                and request.user.has_perm("cases.view_restricted_fields"))

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cases.models import Case, CaseEvent, Child
+from core.users import signed_in_user
 from tracker.models import (
     Flag,
     HandoverList,
@@ -222,3 +223,15 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         if problem:
             raise serializers.ValidationError(problem)
         return value
+
+    # Each change is kept in the endpoint's history with who made it: the key's organisation or a
+    # case worker. The request's own user is the one the API authenticated, not the session's.
+    def create(self, validated_data: dict[str, Any]) -> WebhookEndpoint:
+        endpoint = WebhookEndpoint(**validated_data)
+        endpoint._history_user = signed_in_user(self.context["request"])  # type: ignore[attr-defined]
+        endpoint.save()
+        return endpoint
+
+    def update(self, instance: WebhookEndpoint, validated_data: dict[str, Any]) -> WebhookEndpoint:
+        instance._history_user = signed_in_user(self.context["request"])  # type: ignore[attr-defined]
+        return super().update(instance, validated_data)

@@ -27,7 +27,7 @@ from tracker.api.errors import PreconditionFailed, PreconditionRequired
 from tracker.api.filters import CaseFilter, HandoverListFilter, ListEntryFilter, ReplyFilter
 from tracker.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tracker.api.idempotency import idempotent
-from tracker.api.permissions import viewer_of
+from tracker.api.permissions import may_see_restricted_fields, viewer_of
 from tracker.api.renderers import CSVRenderer, XLSXRenderer
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply, ReplyOutcome, WebhookEndpoint
 from tracker.selectors import Viewer, handover_lists_with_counts, live_shares, visible_cases, visible_lists
@@ -65,6 +65,7 @@ class PartnerViewSet(viewsets.GenericViewSet):
 @extend_schema_view(list=extend_schema(summary="Organisations"), retrieve=extend_schema(summary="An organisation"))
 class OrganisationViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     serializer_class = s.OrganisationSerializer
+    staff_permissions = {"read": ("tracker.view_organisation",)}
     queryset = Organisation.objects.filter(is_active=True)
 
 
@@ -81,12 +82,18 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
     serializer_class = s.CaseSerializer
     filterset_class = CaseFilter
     http_method_names = ["get", "patch", "head", "options"]
+    staff_permissions = {
+        "read": ("cases.view_case", "cases.view_child"),
+        "timeline": ("cases.view_case", "cases.view_child", "cases.view_caseevent"),
+        "flags": ("cases.view_case", "tracker.view_flag"),
+        "partial_update": ("cases.view_case", "cases.change_child"),
+    }
 
     def get_queryset(self) -> QuerySet[Case]:
         viewer = self.viewer
         cases = visible_cases(viewer).select_related("child")
         if viewer.is_staff:
-            cases = cases.annotate(restricted_shared=Value(True))
+            cases = cases.annotate(restricted_shared=Value(may_see_restricted_fields(self.request)))
         else:
             granted = live_shares(viewer).filter(case=OuterRef("pk"), include_restricted=True)
             cases = cases.annotate(restricted_shared=Exists(granted))
@@ -194,6 +201,10 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
 class HandoverListViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     serializer_class = s.HandoverListSerializer
     filterset_class = HandoverListFilter
+    staff_permissions = {
+        "read": ("tracker.view_handoverlist",),
+        "replies": ("tracker.view_handoverlist", "tracker.add_reply", "tracker.add_replyoutcome"),
+    }
 
     def get_queryset(self) -> QuerySet[HandoverList]:
         lists = visible_lists(self.viewer).select_related("round")
@@ -241,6 +252,7 @@ class ListEntryViewSet(PartnerViewSet, mixins.ListModelMixin):
 
     serializer_class = s.ListEntrySerializer
     filterset_class = ListEntryFilter
+    staff_permissions = {"read": ("tracker.view_handoverlist", "tracker.view_listentry", "cases.view_child")}
     ordering_fields = ["position", *ORDERING]
 
     def get_queryset(self) -> QuerySet[ListEntry]:
@@ -264,6 +276,7 @@ class ListEntryViewSet(PartnerViewSet, mixins.ListModelMixin):
 class ReplyViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     serializer_class = s.ReplySerializer
     filterset_class = ReplyFilter
+    staff_permissions = {"read": ("tracker.view_reply", "tracker.view_replyoutcome")}
 
     def get_queryset(self) -> QuerySet[Reply]:
         return Reply.objects.filter(handover_list__in=visible_lists(self.viewer)).prefetch_related(
@@ -281,6 +294,8 @@ class WebhookEndpointViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.Retri
                              mixins.CreateModelMixin, mixins.UpdateModelMixin):
     serializer_class = s.WebhookEndpointSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
+    # Where partners' deliveries go is an administrator's matter.
+    staff_permissions = {"read": ("tracker.view_webhookendpoint",), "write": ("tracker.change_webhookendpoint",)}
 
     def get_queryset(self) -> QuerySet[WebhookEndpoint]:
         viewer = self.viewer

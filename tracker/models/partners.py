@@ -111,6 +111,8 @@ class WebhookEndpoint(TimeStampedModel):
     secret = models.CharField(max_length=200)
     events = models.JSONField(default=list, help_text="Event names; empty means every event.")
     is_active = models.BooleanField(default=True)
+    # Who pointed deliveries where, and when; the secret itself is never copied into the history.
+    history = HistoricalRecords(excluded_fields=["secret"])
 
     class Meta:
         indexes = [models.Index(fields=["organisation"], name="webhook_org_idx", condition=Q(is_active=True))]
