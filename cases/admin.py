@@ -219,7 +219,7 @@ class CaseForm(forms.ModelForm):
         current = self.instance.status if self.instance.pk else Case.Status.OPEN
         allowed = sorted(ALLOWED_TRANSITIONS[current])
         next_status = self.fields["next_status"]
-        assert isinstance(next_status, forms.ChoiceField)
+        assert isinstance(next_status, forms.ChoiceField)  # noqa: S101 an invariant, for the type checker
         next_status.choices = [("", "— stay —"), *[(s, Case.Status(s).label) for s in allowed]]
         if self.instance.pk:
             self.fields["child"].disabled = True

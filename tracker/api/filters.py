@@ -36,7 +36,7 @@ def _visible_lists(request: HttpRequest | Request | None) -> QuerySet[HandoverLi
     if request is None:
         return HandoverList.objects.none()
     # The API's filter sets are given the API's own requests; django-filter types them as Django's.
-    assert isinstance(request, Request)
+    assert isinstance(request, Request)  # noqa: S101 an invariant, for the type checker
     return visible_lists(viewer_of(request))
 
 

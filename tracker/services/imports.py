@@ -248,7 +248,7 @@ def _match_reply_rows(batch: ImportBatch, parsed: ParsedFile,
                       progress: ProgressCallback | None) -> tuple[list[ImportRow], list[RowProblem]]:
     """Each row to its entry on the list: by its number, checked against the name when both are
     given; by the name alone through the engine, over the list's own entries."""
-    assert batch.handover_list is not None
+    assert batch.handover_list is not None  # noqa: S101 an invariant, for the type checker
     reference = batch.handover_list.reference
     entries = list(batch.handover_list.entries.select_related("child"))
     by_position = {entry.position: entry for entry in entries}
@@ -384,7 +384,7 @@ def import_batch_run(*, batch_id: int, actor: User | None,
             batch.save(update_fields=["status", "progress", "finished_at", "summary", "handover_list", "reply",
                                       "updated_at"])
     except ExchangeError as error:
-        assert batch is not None, "refusals come from the writes, after the batch was read"
+        assert batch is not None  # noqa: S101 an invariant, for the type checker
         batch.refresh_from_db()
         lines = {index: row.line_number for index, row in enumerate(rows)}
         return _fail(batch, [_problem_at_line(where, why, lines) for where, why in error.problems])
@@ -412,7 +412,7 @@ IMPORT_CHUNK = 2000
 
 def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
                  progress: ProgressCallback | None) -> dict[str, Any]:
-    assert batch.sender is not None and batch.recipient is not None
+    assert batch.sender is not None and batch.recipient is not None  # noqa: S101 an invariant, for the type checker
     handover_list = HandoverList.objects.create(
         reference=batch.reference, title=f"Imported from {batch.file_name}", sender=batch.sender,
         recipient=batch.recipient, created_by=actor, notes=f"Import {batch.pk} of {batch.file_name}",
@@ -430,7 +430,7 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
     used: dict[int, int] = {}
     problems = []
     for row in stored:
-        assert row.child is not None
+        assert row.child is not None  # noqa: S101 an invariant, for the type checker
         if row.child.pk in used:
             problems.append((f"line {row.line_number}",
                              f"{row.child} is already the child of line {used[row.child.pk]}"))
@@ -485,7 +485,7 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
 
 def _import_reply(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
                   progress: ProgressCallback | None) -> dict[str, Any]:
-    assert batch.handover_list is not None and batch.received_on is not None
+    assert batch.handover_list is not None and batch.received_on is not None  # noqa: S101 an invariant, for the type checker
     recorded = reply_record(
         handover_list=batch.handover_list, received_on=batch.received_on, actor=actor, reference=batch.reference,
         notes=f"Imported from {batch.file_name} (import {batch.pk})",

@@ -79,7 +79,7 @@ def record_flag_events(*, raised_at: datetime.datetime, escalated_at: datetime.d
                 INSERT INTO {outbox_t} (event, case_id, entry_id, reply_id, data, occurred_at, fanned_out_at)
                 SELECT %s, case_id, entry_id, NULL, {level_json}, %s, NULL FROM {flag_t}
                 WHERE {column} = %s AND kind = %s AND entry_id IS NOT NULL
-                """,
+                """,  # noqa: S608 identifiers from the models' own _meta, quoted; every value is a parameter
                 [event, moment, moment, Flag.Kind.OVERDUE],
             )
             written += cursor.rowcount
@@ -191,7 +191,7 @@ def attempt_delivery(delivery_id: int) -> str:
         endpoint = delivery.endpoint
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         now = timezone.now()
-        request = urllib.request.Request(endpoint.url, data=body, method="POST", headers={
+        request = urllib.request.Request(endpoint.url, data=body, method="POST", headers={  # noqa: S310 the URL was checked when the endpoint was saved (https only)
             "Content-Type": "application/json",
             "User-Agent": "case-tracker-webhooks/1",
             "X-Tracker-Event": str(delivery.payload.get("event", "")),
@@ -200,7 +200,7 @@ def attempt_delivery(delivery_id: int) -> str:
         })
         status_code, error = None, ""
         try:
-            with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+            with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310 the URL was checked when the endpoint was saved (https only)
                 status_code = response.status
         except urllib.error.HTTPError as exc:
             status_code, error = exc.code, f"HTTP {exc.code}"

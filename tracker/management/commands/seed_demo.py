@@ -80,7 +80,7 @@ class Command(BaseCommand):
         if HandoverList.objects.filter(reference=ISTANBUL_LIST).exists():
             self.stdout.write("Demo data already present; nothing to do.")
             return
-        rng = random.Random(20250602)
+        rng = random.Random(20250602)  # noqa: S311 synthetic demo data, repeatable on purpose
         with transaction.atomic():
             summary = self._seed(rng, options["children"])
             if not options["no_sweep"]:
