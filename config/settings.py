@@ -240,6 +240,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracker.tasks.resume_stale_imports",
         "schedule": 5 * 60,
     },
+    "import-files-retention": {
+        "task": "tracker.tasks.expire_import_files",
+        "schedule": 24 * 60 * 60,
+    },
 }
 
 # The deadline rules: how far past due a flag escalates, and how early a reminder goes out.
@@ -247,6 +251,11 @@ TRACKER_ESCALATION_DAYS = env.list("TRACKER_ESCALATION_DAYS", cast=int, default=
 TRACKER_REMINDER_DAYS = env.int("TRACKER_REMINDER_DAYS", default=7)
 # Imports of lists and replies: files with more rows than this are checked and written by a Celery job.
 TRACKER_IMPORT_INLINE_ROWS = env.int("TRACKER_IMPORT_INLINE_ROWS", default=500)
+# Uploaded files: the largest taken (bytes) and the most rows read; files are deleted this many days
+# after their import ended, or after it was left unconfirmed (the batch's summary and errors stay).
+TRACKER_IMPORT_MAX_BYTES = env.int("TRACKER_IMPORT_MAX_BYTES", default=10 * 2**20)
+TRACKER_IMPORT_MAX_ROWS = env.int("TRACKER_IMPORT_MAX_ROWS", default=50_000)
+TRACKER_IMPORT_FILE_RETENTION_DAYS = env.int("TRACKER_IMPORT_FILE_RETENTION_DAYS", default=30)
 # An import waiting this long for its job (lost with a worker, or never queued) is queued again.
 TRACKER_IMPORT_STALE_MINUTES = env.int("TRACKER_IMPORT_STALE_MINUTES", default=10)
 # Who hears of flags on cases that have no assignee yet.

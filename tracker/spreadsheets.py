@@ -155,8 +155,9 @@ class ParsedFile:
 # Reading the file into lines
 # ---------------------------------------------------------------------------------------------
 
-def read_table(content: bytes, file_name: str = "") -> list[tuple[int, list[Any]]]:
-    """The file's non-blank lines as (line number as the user sees it, cell values).
+def read_table(content: bytes, file_name: str = "", *, max_rows: int | None = None) -> list[tuple[int, list[Any]]]:
+    """The file's non-blank lines as (line number as the user sees it, cell values); past `max_rows`
+    non-blank lines it stops reading and refuses the file, so that a huge file costs no more than that.
 
     XLSX through openpyxl, so dates come as dates. CSV in UTF-8 (with or without a byte-order
     mark), UTF-16 (Excel's "Unicode text") or Windows-1251 (older Excel), separated by commas,
@@ -164,13 +165,18 @@ def read_table(content: bytes, file_name: str = "") -> list[tuple[int, list[Any]
     each row's line in the file, which tablib does not keep.
     """
     if content[:4] == b"PK\x03\x04" or file_name.lower().endswith(".xlsx"):
-        return _read_xlsx(content)
+        return _read_xlsx(content, max_rows)
     if content[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise UnreadableFile("this is an old Excel (.xls) file: save it as .xlsx or .csv and upload that")
-    return _read_csv(_decode(content))
+    return _read_csv(_decode(content), max_rows)
 
 
-def _read_xlsx(content: bytes) -> list[tuple[int, list[Any]]]:
+def _too_many(max_rows: int) -> UnreadableFile:
+    return UnreadableFile(f"the file has more than {max_rows:,} lines, more than one import takes: split it into "
+                          "several files")
+
+
+def _read_xlsx(content: bytes, max_rows: int | None) -> list[tuple[int, list[Any]]]:
     from openpyxl import load_workbook
 
     try:
@@ -184,6 +190,8 @@ def _read_xlsx(content: bytes) -> list[tuple[int, list[Any]]]:
             cells = list(values)
             if any(_blank(cell) is False for cell in cells):
                 lines.append((number, cells))
+                if max_rows is not None and len(lines) > max_rows:
+                    raise _too_many(max_rows)
         return lines
     finally:
         workbook.close()
@@ -201,7 +209,7 @@ def _decode(content: bytes) -> str:
         return content.decode("cp1251", errors="replace")
 
 
-def _read_csv(text: str) -> list[tuple[int, list[Any]]]:
+def _read_csv(text: str, max_rows: int | None) -> list[tuple[int, list[Any]]]:
     sample = [line for line in text.splitlines()[:HEADER_SEARCH_ROWS * 2] if line.strip()]
     # The separator is the one that splits the lines most evenly into the most columns: a title
     # line above the header has none, and a comma inside a quoted name does not count.
@@ -212,6 +220,8 @@ def _read_csv(text: str) -> list[tuple[int, list[Any]]]:
     for cells in reader:
         if any(cell.strip() for cell in cells):
             lines.append((next_line, cells))
+            if max_rows is not None and len(lines) > max_rows:
+                raise _too_many(max_rows)
         next_line = reader.line_num + 1
     return lines
 
@@ -404,6 +414,14 @@ class _RowChecker:
         self.failed = True
 
 
+def _over_the_limit(parsed: ParsedFile, data_lines: list[tuple[int, list[Any]]], max_rows: int | None) -> bool:
+    if max_rows is None or len(data_lines) <= max_rows:
+        return False
+    parsed.problems.append(RowProblem(None, "", f"the file has {len(data_lines):,} rows; one import takes at most "
+                                                f"{max_rows:,}: split it into several files"))
+    return True
+
+
 def _start(lines: list[tuple[int, list[Any]]], columns: dict[str, tuple[str, ...]],
            required: Sequence[Sequence[str]], what: str) -> tuple[ParsedFile, list[tuple[int, list[Any]]],
                                                                   dict[int, str]]:
@@ -439,14 +457,17 @@ def _check_positions(parsed: ParsedFile, numbers: list[tuple[int, int]], *, numb
         seen.setdefault(position, line)
 
 
-def parse_list(content: bytes, file_name: str = "", *, today: datetime.date) -> ParsedFile:
+def parse_list(content: bytes, file_name: str = "", *, today: datetime.date,
+               max_rows: int | None = None) -> ParsedFile:
     """A handover list: one child per row, checked; every problem with its line and column."""
     try:
-        lines = read_table(content, file_name)
+        lines = read_table(content, file_name, max_rows=None if max_rows is None else max_rows + HEADER_SEARCH_ROWS)
     except UnreadableFile as error:
         return ParsedFile(problems=[RowProblem(None, "", str(error))])
     parsed, data_lines, fields = _start(lines, LIST_COLUMNS, [("family_name", "given_name"), ("full_name",)],
                                         "a handover list")
+    if _over_the_limit(parsed, data_lines, max_rows):
+        return parsed
     numbered = "position" in fields.values()
     numbers: list[tuple[int, int]] = []
     for line, cells in data_lines:
@@ -511,15 +532,18 @@ def _check_same_child_twice(parsed: ParsedFile) -> None:
                                               f"({'; '.join(result.reasons[:3])})"))
 
 
-def parse_reply(content: bytes, file_name: str = "", *, today: datetime.date) -> ParsedFile:
+def parse_reply(content: bytes, file_name: str = "", *, today: datetime.date,
+               max_rows: int | None = None) -> ParsedFile:
     """A reply: per row the child (by number on the list, or by name) and the outcome claimed."""
     try:
-        lines = read_table(content, file_name)
+        lines = read_table(content, file_name, max_rows=None if max_rows is None else max_rows + HEADER_SEARCH_ROWS)
     except UnreadableFile as error:
         return ParsedFile(problems=[RowProblem(None, "", str(error))])
     parsed, data_lines, fields = _start(
         lines, REPLY_COLUMNS, [("position", "outcome"), ("family_name", "given_name", "outcome"),
                                ("full_name", "outcome")], "a reply")
+    if _over_the_limit(parsed, data_lines, max_rows):
+        return parsed
     for line, cells in data_lines:
         values = _cells(cells, fields)
         problem = _RowChecker(line, parsed.columns, parsed.problems)

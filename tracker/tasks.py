@@ -90,3 +90,9 @@ def resume_stale_imports() -> dict[str, int]:
     for batch_id, actor_id in stale.to_run:
         run_import.delay(batch_id, actor_id)
     return {"validate": len(stale.to_validate), "run": len(stale.to_run)}
+
+
+@shared_task(acks_late=True)
+def expire_import_files() -> int:
+    """Delete the uploaded files past their retention period (TRACKER_IMPORT_FILE_RETENTION_DAYS)."""
+    return imports.import_files_expire()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import os
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from openpyxl import Workbook
 
 from cases.matching.candidates import find_candidates
@@ -26,6 +28,7 @@ from config.celery import app
 from tests.conftest import DUE, HANDED_OVER
 from tests.factories import ChildFactory, OrganisationFactory, UserFactory
 from tracker.models import HandoverList, ImportBatch, ImportRow, ListEntry
+from tracker.services.exchange import ExchangeError
 from tracker.services.imports import (
     AlreadyImported,
     import_batch_create,
@@ -33,6 +36,7 @@ from tracker.services.imports import (
     import_batch_run,
     import_batch_start,
     import_batch_validate,
+    import_files_expire,
 )
 
 UA_HEADER = "№;Прізвище;Ім'я;По батькові;Дата народження;Стать;Населений пункт;Область"
@@ -388,8 +392,9 @@ def admin_client(client):
     return client
 
 
-@pytest.mark.django_db
-def test_admin_upload_preview_review_and_confirm(admin_client, parties, stored):
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_admin_upload_preview_review_and_confirm(redis_worker, admin_client, parties, stored):
     content = csv_bytes([
         "Прізвище;Ім'я;Дата народження",
         "Шевченко;Кирилл;07.10.2014",
@@ -406,6 +411,8 @@ def test_admin_upload_preview_review_and_confirm(admin_client, parties, stored):
     })
     batch = ImportBatch.objects.get()
     assert response.status_code == 302 and response["Location"].endswith(f"/{batch.pk}/change/")
+    # The file is read and checked by a worker, not in the upload's request.
+    _wait_for(batch, {ImportBatch.Status.VALIDATED, ImportBatch.Status.FAILED})
 
     preview = admin_client.get(response["Location"])
     page = preview.content.decode()
@@ -429,14 +436,16 @@ def test_admin_upload_preview_review_and_confirm(admin_client, parties, stored):
     assert "say for each whether" not in done, "nothing is left to decide once imported"
 
 
-@pytest.mark.django_db
-def test_admin_shows_a_refused_file_with_its_bad_rows(admin_client, parties):
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_admin_shows_a_refused_file_with_its_bad_rows(redis_worker, admin_client, parties):
     upload = io.BytesIO(csv_bytes([UA_HEADER, "1;Ткаченко;;2011;ж;;"]))
     upload.name = "bad.csv"
     response = admin_client.post(reverse("admin:tracker_importbatch_add"), {
         "kind": "list", "file": upload, "sender": parties[0].pk, "recipient": parties[1].pk, "reference": "X/1",
-    }, follow=True)
-    page = response.content.decode()
+    })
+    _wait_for(ImportBatch.objects.get(), {ImportBatch.Status.FAILED, ImportBatch.Status.VALIDATED})
+    page = admin_client.get(response["Location"]).content.decode()
     assert "Refused: nothing was imported" in page and "<td>2</td><td>Ім&#x27;я</td><td>missing</td>" in page
 
 
@@ -519,3 +528,53 @@ def test_admin_import_page_needs_the_right_to_see_imports(client, parties):
     assert confirm.status_code == 403
     batch.refresh_from_db()
     assert batch.status == ImportBatch.Status.VALIDATED and not HandoverList.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(admin_client, parties, settings):
+    settings.TRACKER_IMPORT_MAX_BYTES = 2 * 2**20
+    upload = io.BytesIO(csv_bytes([UA_HEADER, *["1;Ткаченко;Марія;;2011;ж;;"] * 90_000]))
+    upload.name = "huge.csv"
+    response = admin_client.post(reverse("admin:tracker_importbatch_add"), {
+        "kind": "list", "file": upload, "sender": parties[0].pk, "recipient": parties[1].pk, "reference": "H/1"})
+    assert response.status_code == 200
+    assert "at most 2 MB is taken in one import: split it into several files" in response.content.decode()
+    assert not ImportBatch.objects.exists()
+    with pytest.raises(ExchangeError, match="at most 2 MB"):
+        import_batch_create(kind="list", content=b"x" * (2 * 2**20 + 1), file_name="huge.csv", actor=None,
+                            sender=parties[0], recipient=parties[1])
+
+
+@pytest.mark.django_db
+def test_a_file_with_more_rows_than_one_import_takes_is_refused_with_its_count(parties, settings):
+    settings.TRACKER_IMPORT_MAX_ROWS = 100
+    lines = [f"{n + 1};Ткаченко;Марія;;{1 + n % 28:02d}.05.2011;ж;;" for n in range(120)]
+    batch = validate(csv_bytes([UA_HEADER, *lines]), "long.csv", parties)
+    assert batch.status == ImportBatch.Status.FAILED
+    assert batch.errors == [{"line": None, "column": "",
+                             "reason": "the file has 120 rows; one import takes at most 100: split it into several "
+                                       "files"}]
+    xlsx = xlsx_bytes([UA_HEADER.split(";"), *[line.split(";") for line in lines * 4]])
+    refused = validate(xlsx, "long.xlsx", parties, reference="UA-RU-TEST/2")
+    assert "more than 130 lines" in refused.errors[0]["reason"], "the reading stops early on a huge sheet"
+
+
+@pytest.mark.django_db
+def test_uploaded_files_are_deleted_after_their_retention_and_the_record_stays(parties, settings):
+    settings.TRACKER_IMPORT_FILE_RETENTION_DAYS = 30
+    done = import_list(csv_bytes([UA_HEADER, *UA_ROWS]), "list.csv", parties)
+    left = import_batch_create(kind="list", content=csv_bytes([UA_HEADER, *UA_ROWS[:1]]), file_name="left.csv",
+                               actor=None, sender=parties[0], recipient=parties[1], reference="LEFT/1")
+    fresh = import_batch_create(kind="list", content=csv_bytes([UA_HEADER, *UA_ROWS[1:]]), file_name="new.csv",
+                                actor=None, sender=parties[0], recipient=parties[1], reference="NEW/1")
+    paths = {batch.pk: batch.file.path for batch in (done, left, fresh)}
+    month_ago = timezone.now() - datetime.timedelta(days=31)
+    ImportBatch.objects.filter(pk=done.pk).update(finished_at=month_ago)
+    ImportBatch.objects.filter(pk=left.pk).update(updated_at=month_ago)
+
+    assert import_files_expire() == 2
+    assert import_files_expire() == 0, "safe to run twice"
+    assert not os.path.exists(paths[done.pk]) and not os.path.exists(paths[left.pk])
+    assert os.path.exists(paths[fresh.pk])
+    kept = ImportBatch.objects.get(pk=done.pk)
+    assert kept.file.name == "" and kept.summary["rows"] == 3 and kept.status == ImportBatch.Status.DONE

@@ -14,17 +14,17 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from cases.admin import NoDeleteMixin
-from core.tasks import enqueue, enqueue_on_commit
+from core.tasks import enqueue
 from core.users import signed_in_user
 from tracker import spreadsheets, tasks
 from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation
 from tracker.services.exchange import ExchangeError
 from tracker.services.imports import (
+    file_too_large,
     import_batch_create,
     import_batch_decide,
     import_batch_run,
     import_batch_start,
-    import_batch_validate,
     import_progress,
 )
 
@@ -67,6 +67,10 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             upload = data["file"]
+            if upload.size > settings.TRACKER_IMPORT_MAX_BYTES:
+                # Refused before it is read into memory: Django has spooled it to a temporary file.
+                form.add_error("file", file_too_large(upload.size))
+                return self._upload_page(request, form, extra_context)
             content = upload.read()
             try:
                 batch = import_batch_create(
@@ -79,24 +83,20 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
                 for where, why in error.problems:
                     form.add_error(where if where in form.fields else None, why)
             else:
-                self._validate(batch, content)
+                # The file is read and checked by a worker, never in this request: a large one would
+                # hold the web process for seconds and hundreds of megabytes. The page shows the progress.
+                if not enqueue(tasks.validate_import, batch.pk):
+                    self.message_user(request, "The job queue cannot be reached just now. The file is kept and is "
+                                      "checked by itself within minutes of the queue's return.", messages.WARNING)
                 return HttpResponseRedirect(reverse("admin:tracker_importbatch_change", args=[batch.pk]))
+        return self._upload_page(request, form, extra_context)
+
+    def _upload_page(self, request: HttpRequest, form: ImportUploadForm,
+                     extra_context: dict[str, Any] | None) -> TemplateResponse:
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
                    "title": "Import a list or a reply", "columns": spreadsheets.LIST_COLUMNS,
                    "reply_columns": spreadsheets.REPLY_COLUMNS, **(extra_context or {})}
         return TemplateResponse(request, "admin/tracker/importbatch/upload.html", context)
-
-    @staticmethod
-    def _validate(batch: ImportBatch, content: bytes) -> None:
-        """Small files are checked while the case worker waits; large ones by a Celery job."""
-        try:
-            lines = len(spreadsheets.read_table(content, batch.file_name))
-        except spreadsheets.UnreadableFile:
-            lines = 0
-        if lines > settings.TRACKER_IMPORT_INLINE_ROWS:
-            enqueue_on_commit(tasks.validate_import, batch.pk)
-        else:
-            import_batch_validate(batch_id=batch.pk)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.files.base import ContentFile
@@ -51,6 +52,12 @@ from tracker.services.exchange import (
 from tracker.spreadsheets import ParsedFile, RowProblem
 
 CaseStatus = Case.Status
+
+
+def file_too_large(size: int) -> str:
+    limit = settings.TRACKER_IMPORT_MAX_BYTES
+    return (f"the file is {size / 2**20:.1f} MB; at most {limit / 2**20:.0f} MB is taken in one import: "
+            "split it into several files")
 
 
 class AlreadyImported(ExchangeError):
@@ -101,6 +108,8 @@ def import_batch_create(
         raise ExchangeError([("kind", f"“{kind}” is neither a list nor a reply")])
     if not content:
         problems.append(("file", "the file is empty"))
+    elif len(content) > settings.TRACKER_IMPORT_MAX_BYTES:
+        problems.append(("file", file_too_large(len(content))))
     digest = hashlib.sha256(content).hexdigest()
     # Asked first: a second run of the same import is told it is done, not that its list exists.
     done = ImportBatch.objects.filter(file_sha256=digest, target=target, status=ImportBatch.Status.DONE).first()
@@ -171,9 +180,11 @@ def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = 
         content = uploaded.read()
     today = timezone.localdate()
     if batch.kind == ImportBatch.Kind.LIST:
-        parsed = spreadsheets.parse_list(content, batch.file_name, today=today)
+        parsed = spreadsheets.parse_list(content, batch.file_name, today=today,
+                                         max_rows=settings.TRACKER_IMPORT_MAX_ROWS)
     else:
-        parsed = spreadsheets.parse_reply(content, batch.file_name, today=today)
+        parsed = spreadsheets.parse_reply(content, batch.file_name, today=today,
+                                          max_rows=settings.TRACKER_IMPORT_MAX_ROWS)
     batch.row_count = len(parsed.rows) + len({p.line for p in parsed.problems if p.line is not None})
     batch.summary = {"header_line": parsed.header_line, "columns": parsed.columns,
                      "ignored_columns": parsed.ignored_columns}
@@ -519,3 +530,18 @@ def stale_import_batches(*, older_than: datetime.timedelta) -> StaleImports:
     importing = stale.filter(status=ImportBatch.Status.IMPORTING).order_by("id")
     to_run: list[tuple[int, int | None]] = list(importing.values_list("pk", "confirmed_by_id"))
     return StaleImports(to_validate=to_validate, to_run=to_run)
+
+
+def import_files_expire(*, now: datetime.datetime | None = None) -> int:
+    """Delete the uploaded files the retention period has passed for: of imports finished or failed
+    that long ago, and of ones left unconfirmed that long. The batch records stay, with their summary
+    and errors; only the file, a copy of children's data no longer needed, goes. Returns how many."""
+    cutoff = (now or timezone.now()) - datetime.timedelta(days=settings.TRACKER_IMPORT_FILE_RETENTION_DAYS)
+    ended = Q(status__in=[ImportBatch.Status.DONE, ImportBatch.Status.FAILED], finished_at__lt=cutoff)
+    left = Q(status__in=[ImportBatch.Status.UPLOADED, ImportBatch.Status.VALIDATED], updated_at__lt=cutoff)
+    deleted = 0
+    for batch in ImportBatch.objects.filter(ended | left).exclude(file="").only("pk", "file"):
+        batch.file.delete(save=False)
+        ImportBatch.objects.filter(pk=batch.pk).update(file="")
+        deleted += 1
+    return deleted
