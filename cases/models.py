@@ -132,6 +132,10 @@ class Child(TimeStampedModel):
     relatives = models.TextField(blank=True, help_text="Relatives and how to reach them.")
     notes = models.TextField(blank=True)
 
+    # Set when the retention period after the child's last case closed had passed and what could
+    # name the child was blanked (`children_anonymise_closed`); the record stays, so counts hold.
+    anonymised_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     history = HistoricalRecords()
     objects = UndeletableQuerySet.as_manager()
 

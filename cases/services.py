@@ -11,12 +11,15 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import CharField, Exists, OuterRef, Value
+from django.db.models.functions import Cast, Concat, TruncYear
 from django.utils import timezone
 
 from cases.matching.candidates import backfill_match_keys, sync_match_keys_many
 from cases.matching.names import latin_key
-from cases.models import Case, CaseEvent, Child, RecordAccess
-from cases.signals import case_status_changed, child_merged
+from cases.models import BirthDatePrecision, Case, CaseEvent, Child, ChildMatchKey, RecordAccess
+from cases.signals import case_status_changed, child_merged, children_anonymised
+from core.audit import history_rewrite
 from core.bulk import CHANGED, insert_recorded, insert_rows, keys_in, record_history, update_instances
 
 Status = Case.Status
@@ -417,3 +420,52 @@ def log_child_reads(child_ids: Iterable[int], *, channel: str, path: str, user: 
         for child_id in dict.fromkeys(child_ids)
     ])
     return len(rows)
+
+
+# What a child's record keeps once anonymised: sex, oblast, circumstances, category, the birth year
+# and every case, list entry and date, so that counts and statistics hold; names, exact birth date,
+# places, references, contacts and every free text that may name the child or a relative are blanked.
+ANONYMISED_FAMILY_NAME = "Anonymised"
+ANONYMISED_CHILD_FIELDS: dict[str, Any] = {
+    "family_name": ANONYMISED_FAMILY_NAME, "patronymic": "", "family_name_latin": ANONYMISED_FAMILY_NAME,
+    "given_name_latin": "", "patronymic_latin": "", "aliases": [], "search_names": "", "home_settlement": "",
+    "last_known_location": "", "last_known_on": None, "icrc_reference": "", "nib_reference": "",
+    "guardian_name": "", "guardian_contact": "", "relatives": "", "notes": "",
+}
+
+
+def children_due_for_anonymising(*, closed_before: datetime.date) -> list[int]:
+    """Children every case of whom closed before `closed_before` (none live, none closed since), not yet
+    anonymised; with the duplicate records merged into them, which carry the same names."""
+    cases = Case.objects.filter(child=OuterRef("pk"))
+    kept = list(Child.objects.filter(anonymised_at__isnull=True, merged_into__isnull=True).filter(
+        Exists(cases)).exclude(Exists(cases.exclude(status=Status.CLOSED))).exclude(
+        Exists(cases.filter(closed_on__gte=closed_before))).values_list("pk", flat=True))
+    merged = list(Child.objects.filter(merged_into_id__in=keys_in(kept), anonymised_at__isnull=True).values_list(
+        "pk", flat=True)) if kept else []
+    return kept + merged
+
+
+def children_anonymise_closed(*, closed_before: datetime.date, actor: User | None) -> int:
+    """Anonymise the children whose cases all closed before `closed_before`: the retention policy
+    (docs/retention.md). Set-based, in one transaction, and safe to run again (an anonymised child is
+    not taken twice). The history rows of those records are blanked the same way, or the names would
+    stay in them. Returns how many children were anonymised."""
+    with transaction.atomic():
+        ids = children_due_for_anonymising(closed_before=closed_before)
+        if not ids:
+            return 0
+        now = timezone.now()
+        blanked = {**ANONYMISED_CHILD_FIELDS, "given_name": Concat(Value("#"), Cast("id", CharField())),
+                   "birth_date": TruncYear("birth_date"),
+                   "birth_date_precision": Value(BirthDatePrecision.YEAR)}
+        Child.objects.filter(pk__in=keys_in(ids)).update(**blanked, anonymised_at=now, updated_at=now)
+        with history_rewrite():
+            Child.history.filter(id__in=keys_in(ids)).update(**blanked, anonymised_at=now)
+            Case.history.filter(child_id__in=keys_in(ids)).update(closing_note="")
+        record_history(Child, ids, history_type=CHANGED, user=actor, reason="Anonymised after the retention period")
+        ChildMatchKey.objects.filter(child_id__in=keys_in(ids)).delete()
+        Case.objects.filter(child_id__in=keys_in(ids)).update(closing_note="")
+        CaseEvent.objects.filter(case__child_id__in=keys_in(ids)).update(message="")
+        children_anonymised.send(sender=Child, child_ids=ids, actor=actor)
+    return len(ids)

@@ -10,3 +10,8 @@ case_status_changed = Signal()
 # other records of a child (the tracker's list entries) move them with it.
 # Arguments: keep, merged, actor.
 child_merged = Signal()
+
+# Sent inside the transaction that anonymised children past the retention period, so that the apps
+# holding other free text about them (the tracker's replies and imported rows) blank it too.
+# Arguments: child_ids, actor.
+children_anonymised = Signal()

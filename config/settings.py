@@ -258,6 +258,9 @@ TRACKER_IMPORT_MAX_ROWS = env.int("TRACKER_IMPORT_MAX_ROWS", default=50_000)
 TRACKER_IMPORT_FILE_RETENTION_DAYS = env.int("TRACKER_IMPORT_FILE_RETENTION_DAYS", default=30)
 # An import waiting this long for its job (lost with a worker, or never queued) is queued again.
 TRACKER_IMPORT_STALE_MINUTES = env.int("TRACKER_IMPORT_STALE_MINUTES", default=10)
+# Retention: a child whose every case closed this many days ago is anonymised by
+# `manage.py anonymise_closed_cases` (docs/retention.md); default five years.
+TRACKER_RETENTION_DAYS_AFTER_CLOSING = env.int("TRACKER_RETENTION_DAYS_AFTER_CLOSING", default=5 * 365)
 # Who hears of flags on cases that have no assignee yet.
 TRACKER_UNASSIGNED_DIGEST_TO = env.list("TRACKER_UNASSIGNED_DIGEST_TO", default=[])
 

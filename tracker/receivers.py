@@ -15,13 +15,16 @@ from django.utils import timezone
 
 from cases.models import Case, CaseEvent, Child
 from cases.services import EVENT_FIELDS
-from cases.signals import case_status_changed, child_merged
+from cases.signals import case_status_changed, child_merged, children_anonymised
+from core.audit import history_rewrite
 from core.bulk import CHANGED, insert_rows, keys_in, record_history
 from core.tasks import enqueue_on_commit
 from tracker.events import flags_swept, reply_recorded
 from tracker.models import (
     Flag,
+    ImportRow,
     ListEntry,
+    ReplyOutcome,
 )
 from tracker.services import webhooks
 from tracker.tasks import dispatch_outbox
@@ -84,3 +87,21 @@ def outbox_hears_replies(sender: Any, reply_id: int, answered: list[tuple[int, i
 def outbox_hears_flags(sender: Any, raised_at: datetime.datetime, escalated_at: datetime.datetime,
                        **kwargs: Any) -> None:
     _dispatch_after_commit(webhooks.record_flag_events(raised_at=raised_at, escalated_at=escalated_at))
+
+
+@receiver(children_anonymised)
+def exchange_forgets_anonymised_children(sender: Any, child_ids: list[int], actor: User | None,
+                                         **kwargs: Any) -> None:
+    """What the exchange holds as free text about anonymised children is blanked, in the same
+    transaction: what a reply said of them, a flag's note, the rows of the files they came in. The
+    outcomes, states and dates stay, so every count holds."""
+    entries = ListEntry.objects.filter(child_id__in=keys_in(child_ids))
+    said = {"details": "", "reported_location": "", "verification_note": ""}
+    ReplyOutcome.objects.filter(entry__in=entries).update(**said)
+    with history_rewrite():
+        ReplyOutcome.history.filter(entry_id__in=entries.values("pk")).update(**said)
+    Flag.objects.filter(case__child_id__in=keys_in(child_ids)).update(note="")
+    rows = list(ImportRow.objects.filter(child_id__in=keys_in(child_ids)).only("pk", "data"))
+    for row in rows:
+        row.data = {key: "" for key in row.data}
+    ImportRow.objects.bulk_update(rows, ["data"], batch_size=1000)
