@@ -1,11 +1,24 @@
 """The Celery app: configured from Django settings under the CELERY namespace."""
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def hand_connections_back(**kwargs: Any) -> None:
+    """Around each task, as Django does around each request: a connection goes back to the pool, and one
+    broken (a database restart) is dropped, so the next task is handed a checked one. Celery's own
+    handling closes the whole pool instead, a new database session per task (CELERY_DB_REUSE_MAX)."""
+    from django.db import close_old_connections
+
+    close_old_connections()

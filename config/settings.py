@@ -88,6 +88,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default=_default_database)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg 3 with its connection pool; persistent connections must then stay off.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Each connection is checked as the pool hands it out: one broken by a database restart is
+    # replaced instead of failing the request or task that got it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if env.bool("DATABASE_POOL", default=True):
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DATABASE_POOL_MIN", default=1),
@@ -217,6 +220,9 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery closes Django's connections, and with prefork its connection pool, before and after every
+# task: a new database session per task. Reused for this many tasks instead, then renewed.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_TIMEZONE = TIME_ZONE
 # One leader among any number of beats; the schedule below is installed only where missing, so edits
