@@ -6,9 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from simple_history.models import HistoricalRecords
 
 from cases.models import Case
+from core.append_only import AppendOnlyHistory
 from core.models import TimeStampedModel
 from tracker.models.exchange import HandoverList, ListEntry, Organisation, Reply
 
@@ -26,7 +26,7 @@ class CaseShare(TimeStampedModel):
                                   related_name="+")
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords()
+    history = AppendOnlyHistory()
 
     class Meta:
         constraints = [
