@@ -9,9 +9,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from simple_history.models import HistoricalRecords
 
+from cases import read_chain
 from cases.matching import names
+from core.append_only import AppendOnlyHistory, append_only_triggers
 from core.models import RecordDeletionRefused, TimeStampedModel, UndeletableQuerySet
 
 
@@ -136,7 +137,7 @@ class Child(TimeStampedModel):
     # name the child was blanked (`children_anonymise_closed`); the record stays, so counts hold.
     anonymised_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    history = HistoricalRecords()
+    history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()
 
     RESTRICTED_FIELDS = ("guardian_name", "guardian_contact", "relatives", "notes")
@@ -312,7 +313,7 @@ class Case(TimeStampedModel):
     closing_reason = models.CharField(max_length=24, choices=ClosingReason.choices, blank=True)
     closing_note = models.TextField(blank=True)
 
-    history = HistoricalRecords()
+    history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:
@@ -401,7 +402,8 @@ class AccessChannel(models.TextChoices):
 
 
 class RecordAccess(models.Model):
-    """A read of a child's record: who read it, through what, and when. Written, never edited."""
+    """A read of a child's record: who read it, through what, and when. Written, never edited: the
+    database refuses to change or remove a row, and each row is chained to the one before."""
 
     Channel = AccessChannel
 
@@ -415,6 +417,10 @@ class RecordAccess(models.Model):
     client = models.CharField(max_length=200, blank=True)
     path = models.CharField(max_length=500, blank=True)
     accessed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The hash chain (`cases.read_chain`): the hash of the row before, and of this row after it.
+    # Written by the database on PostgreSQL, whatever the client sends; `verify_audit_log` checks them.
+    prev_hash = models.CharField(max_length=64, editable=False, default="")
+    row_hash = models.CharField(max_length=64, editable=False, default="")
 
     objects = UndeletableQuerySet.as_manager()
 
@@ -422,6 +428,8 @@ class RecordAccess(models.Model):
         verbose_name_plural = "record accesses"
         ordering = ["-accessed_at", "-id"]
         indexes = [models.Index(fields=["child", "-accessed_at"], name="record_access_child_idx")]
+        # Append-only in the database, and chained as each row goes in (PostgreSQL only).
+        triggers = [*append_only_triggers(), read_chain.chain_trigger()]
 
     def __str__(self) -> str:
         return f"{self.child_id} read via {self.channel} at {timezone.localtime(self.accessed_at):%Y-%m-%d %H:%M}"

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import CharField, Exists, OuterRef, Value
 from django.db.models.functions import Cast, Concat, TruncYear
 from django.utils import timezone
 
+from cases import read_chain
 from cases.matching.candidates import backfill_match_keys, sync_match_keys_many
 from cases.matching.names import latin_key
 from cases.models import BirthDatePrecision, Case, CaseEvent, Child, ChildMatchKey, RecordAccess
@@ -412,14 +413,25 @@ def child_merge(*, keep: Child, merge: Child, actor: User | None, note: str = ""
 def log_child_reads(child_ids: Iterable[int], *, channel: str, path: str, user: User | None,
                     partner_id: int | None = None, api_key_prefix: str = "", client: str = "") -> int:
     """One read-log row per child shown, exported or opened, in one statement, whatever the door:
-    the admin, an export, the partner API (which names the partner and its key). Returns the rows written."""
-    rows = RecordAccess.objects.bulk_create([
+    the admin, an export, the partner API (which names the partner and its key). Returns the rows written.
+
+    Each row is chained to the one before it (`cases.read_chain`): by the database on PostgreSQL, and
+    here on SQLite, whose immediate transactions let one writer in at a time, so the last hash read
+    is still the last when the rows go in.
+    """
+    rows = [
         RecordAccess(child_id=child_id, user=user if user is not None and user.is_authenticated else None,
                      channel=channel, partner_id=partner_id, api_key_prefix=api_key_prefix, client=client,
                      path=path[:500])
         for child_id in dict.fromkeys(child_ids)
-    ])
-    return len(rows)
+    ]
+    if not rows:
+        return 0
+    if connection.vendor == "postgresql":
+        return len(RecordAccess.objects.bulk_create(rows))
+    with transaction.atomic():
+        read_chain.link(rows, RecordAccess.objects.order_by("-pk").values_list("row_hash", flat=True).first())
+        return len(RecordAccess.objects.bulk_create(rows))
 
 
 # What a child's record keeps once anonymised: sex, oblast, circumstances, category, the birth year

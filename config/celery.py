@@ -15,10 +15,13 @@ app.autodiscover_tasks()
 
 @task_prerun.connect
 @task_postrun.connect
-def hand_connections_back(**kwargs: Any) -> None:
+def hand_connections_back(sender: Any = None, **kwargs: Any) -> None:
     """Around each task, as Django does around each request: a connection goes back to the pool, and one
     broken (a database restart) is dropped, so the next task is handed a checked one. Celery's own
-    handling closes the whole pool instead, a new database session per task (CELERY_DB_REUSE_MAX)."""
+    handling closes the whole pool instead, a new database session per task (CELERY_DB_REUSE_MAX).
+    A task run in the caller's process (`apply`) shares the caller's connection and transaction."""
     from django.db import close_old_connections
 
+    if sender is not None and getattr(sender.request, "is_eager", False):
+        return
     close_old_connections()

@@ -1,19 +1,40 @@
-"""Shared fixtures: a handed-over list built through the services, as case workers build one."""
+"""Shared fixtures: a handed-over list built through the services, as case workers build one; Django's
+flush passing the append-only tables' TRUNCATE guard."""
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from typing import Any
 
+import pgtrigger
 import pytest
+from django.core.management.commands import flush
 
 from cases.models import Case
+from core.append_only import NO_TRUNCATE, trigger_uris
 from tests.factories import CaseFactory, HandoverListFactory, UserFactory
 from tracker.models import HandoverList
 from tracker.services.exchange import list_add_cases, list_hand_over
 
 HANDED_OVER = datetime.date(2025, 6, 2)
 DUE = datetime.date(2025, 7, 2)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def flush_empties_append_only_tables():
+    """Transactional tests end with Django's flush, which empties every table with TRUNCATE; the
+    append-only tables refuse TRUNCATE (`core.append_only`), so their guard is passed for the flush
+    alone. UPDATE and DELETE stay refused throughout."""
+    handle = flush.Command.handle
+
+    def handle_passing_the_guard(self: flush.Command, *args: Any, **options: Any) -> Any:
+        with pgtrigger.ignore(*trigger_uris(NO_TRUNCATE)):
+            return handle(self, *args, **options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flush.Command, "handle", handle_passing_the_guard)
+        yield
 
 
 @pytest.fixture

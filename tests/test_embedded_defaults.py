@@ -107,3 +107,28 @@ def test_a_list_imports_on_sqlite_with_its_history_and_timelines(embedded_env, t
                                 "ORDER BY history_id", [case_id]).fetchall() == [("+", "open"), ("~", "awaiting_reply")]
         assert conn.execute("SELECT count(*) FROM cases_childmatchkey k JOIN cases_child c ON c.id = k.child_id "
                             "WHERE c.family_name IN ('Тестенко', 'Пробенко')").fetchone()[0] > 4
+
+
+@pytest.mark.slow
+def test_the_read_log_is_chained_on_sqlite_and_a_change_is_found(embedded_env, tmp_path):
+    """SQLite has no triggers here: `log_child_reads` chains the rows itself, and the same command checks them."""
+    manage(embedded_env, "migrate", "--noinput")
+    manage(embedded_env, "seed_demo")
+    manage(embedded_env, "shell", "-c", (
+        "from cases.models import Child\n"
+        "from cases.services import log_child_reads\n"
+        "ids = list(Child.objects.order_by('pk').values_list('pk', flat=True)[:5])\n"
+        "log_child_reads(ids, channel='admin', path='/admin/cases/child/', user=None)\n"
+        "log_child_reads(ids[:2], channel='api', path='/api/v1/cases/?q=a|b:c', user=None, partner_id=3)\n"))
+    db = tmp_path / "db.sqlite3"
+    with sqlite3.connect(db) as conn:
+        ids = [row_id for (row_id,) in conn.execute("SELECT id FROM cases_recordaccess ORDER BY id")]
+    assert len(ids) >= 7
+    assert manage(embedded_env, "verify_audit_log").startswith(f"OK: {len(ids)} rows, head {ids[-1]}:")
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE cases_recordaccess SET path = '/elsewhere/' WHERE id = ?", [ids[-3]])
+    done = subprocess.run([sys.executable, "manage.py", "verify_audit_log"], cwd=ROOT, env=embedded_env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert f"BROKEN at row {ids[-3]}: its content does not match its hash" in done.stderr

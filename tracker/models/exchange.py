@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from simple_history.models import HistoricalRecords
 
 from cases.models import Case, Child
+from core.append_only import AppendOnlyHistory
 from core.models import TimeStampedModel, UndeletableQuerySet
 
 
@@ -34,7 +34,7 @@ class Organisation(TimeStampedModel):
         related_name="partner_organisation",
     )
 
-    history = HistoricalRecords()
+    history = AppendOnlyHistory()
 
     class Meta:
         ordering = ["name"]
@@ -104,7 +104,7 @@ class HandoverList(TimeStampedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 
-    history = HistoricalRecords()
+    history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:
@@ -157,7 +157,7 @@ class ListEntry(TimeStampedModel):
     last_outcome = models.CharField(max_length=24, blank=True)
     answered_on = models.DateField(null=True, blank=True)
 
-    history = HistoricalRecords()
+    history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:
@@ -218,7 +218,7 @@ class Reply(TimeStampedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 
-    history = HistoricalRecords()
+    history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:
@@ -245,7 +245,7 @@ class ReplyOutcome(TimeStampedModel):
     )
     verified_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords()
+    history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:

@@ -8,9 +8,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from simple_history.models import HistoricalRecords
 
 from cases.models import Case
+from core.append_only import AppendOnlyHistory
 from core.models import TimeStampedModel
 from tracker.models.exchange import HandoverList, ListEntry, Organisation, Reply
 
@@ -28,7 +28,7 @@ class CaseShare(TimeStampedModel):
                                   related_name="+")
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords()
+    history = AppendOnlyHistory()
 
     class Meta:
         constraints = [
@@ -112,7 +112,7 @@ class WebhookEndpoint(TimeStampedModel):
     events = models.JSONField(default=list, help_text="Event names; empty means every event.")
     is_active = models.BooleanField(default=True)
     # Who pointed deliveries where, and when; the secret itself is never copied into the history.
-    history = HistoricalRecords(excluded_fields=["secret"])
+    history = AppendOnlyHistory(excluded_fields=["secret"])
 
     class Meta:
         indexes = [models.Index(fields=["organisation"], name="webhook_org_idx", condition=Q(is_active=True))]
