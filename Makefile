@@ -12,7 +12,7 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 # whatever DATABASE_URL the shell has. The same run is a pre-commit hook (.pre-commit-config.yaml).
 MYPY := DATABASE_URL=sqlite://:memory: $(BIN)/mypy
 
-.PHONY: run test venv lint typecheck check-migrations worker clean
+.PHONY: run test venv lint typecheck check-migrations worker clean bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ test: venv
 	$(BIN)/ruff check .
 	$(MYPY)
 	$(TEST_ENV) $(BIN)/python -m pytest
+
+# Speed at scale: fills its own database (tracker_bench; dropped and made anew) with 1,000,000 synthetic
+# children and 5,000,000 list entries, then measures each path beside raw SQL (docs/performance.md).
+# BENCH_ARGS="--sizes 20000" for a small run, "--keep" to reuse the last fill of the same size.
+BENCH_ENV := BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tracker_bench} \
+	BENCH_CACHE_URL=$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/12} \
+	DJANGO_SETTINGS_MODULE=config.settings DJANGO_DEBUG=false DATABASE_POOL=false CELERY_BROKER_URL=memory://
+
+bench: venv
+	$(BENCH_ENV) $(BIN)/python scripts/benchmark.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -6,21 +6,25 @@ Imported before Django is set up: the environment below must be in place first.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import math
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -32,10 +36,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "benchmark-only-not-secret")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+os.environ["CELERY_BROKER_URL"] = "memory://"  # no worker: what a measured path queues is dropped
 # The API's rate limits and the import's progress live in the shared cache, Redis in production.
-os.environ.setdefault("CACHE_URL", os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12"))
+os.environ["CACHE_URL"] = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12")
 os.environ["DATABASE_POOL"] = "false"
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Imported files are kept under MEDIA_ROOT: the benchmark's go to a directory of their own, removed at exit.
+if "MEDIA_ROOT" not in os.environ:
+    os.environ["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="tracker-bench-media-")
+    atexit.register(shutil.rmtree, os.environ["MEDIA_ROOT"], True)
 
 STEMS = """Коваль Ткач Мельник Бондар Шевч Кравч Олій Лис Марч Руд Павл Савч Гонч Левч Роман Петр Іван Сидор
 Кузьм Полі Гриц Мороз Сав Юрч Дем'ян Кушн Стась Гнат Бойч Климч Остап Панч Тимч Фед Харч Яковл Зінч Мар Нестер
@@ -122,7 +131,7 @@ def _patronymic(father: str, girl: bool) -> str:
 # --- Timing -----------------------------------------------------------------------------------
 
 
-def timed(label: str, action: Callable[[], object]) -> tuple[float, object]:
+def timed(label: str, action: Callable[[], T]) -> tuple[float, T]:
     """Wall-clock time, and beside it the time this process spent on the CPU (the rest is the
     database's work, and waiting for it)."""
     started, cpu = time.perf_counter(), time.process_time()
@@ -172,15 +181,22 @@ class Phases:
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.done: list[tuple[str, float]] = []
+        self.loads: list[tuple[str, float]] = []
+        # Set once the database is there: what else the server is doing (other databases' busy sessions).
+        self.activity: Callable[[], str] | None = None
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        print(f"\n-- {name} --", flush=True)
+        print(f"\n-- {name} --   (load average {os.getloadavg()[0]:.2f})", flush=True)
         started = time.perf_counter()
         try:
             yield
         finally:
-            self.done.append((name, time.perf_counter() - started))
+            took = time.perf_counter() - started
+            self.done.append((name, took))
+            self.loads.append((name, os.getloadavg()[0]))
+            busy = f"; {self.activity()}" if self.activity is not None else ""
+            print(f"   ({name}: {took:.1f} s; load average {os.getloadavg()[0]:.2f}{busy})", flush=True)
 
     def total(self) -> float:
         return time.perf_counter() - self.started
@@ -213,12 +229,12 @@ class Results:
         return row
 
     def table(self) -> str:
-        header = ("measured", "figure", "raw SQL baseline", "ratio", "SQL queries", "target", "met")
+        header = ("measured", "figure", "raw SQL baseline", "ratio", "SQL queries", "target", "met", "notes")
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in self.rows:
             met = "—" if row.met is None else ("yes" if row.met else "**no**")
             lines.append("| " + " | ".join((row.what, row.figure, row.baseline, row.ratio, row.queries, row.target,
-                                            met)) + " |")
+                                            met, row.note or "")) + " |")
         return "\n".join(lines)
 
 
