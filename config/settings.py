@@ -72,6 +72,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
+if not DEBUG:
+    # Each web process serves the static files collected into its image (the admin's styles and
+    # scripts, the API's schema pages): any number of them, on any number of machines, behind any
+    # proxy, with nothing shared. Locally runserver serves them.
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                      "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
