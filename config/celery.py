@@ -1,10 +1,11 @@
 """The Celery app: configured from Django settings under the CELERY namespace."""
 
+import logging.config
 import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -25,3 +26,13 @@ def hand_connections_back(sender: Any = None, **kwargs: Any) -> None:
     if sender is not None and getattr(sender.request, "is_eager", False):
         return
     close_old_connections()
+
+
+@setup_logging.connect
+def use_django_logging(**kwargs: Any) -> None:
+    """Workers and beat log as the web does, through the settings' LOGGING (core.logs): with a receiver
+    of this signal connected, Celery neither replaces the root logger's handlers nor redirects stdout.
+    The level is the settings' LOG_LEVEL; the command line's --loglevel is not used."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

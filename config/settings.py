@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from core.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -57,6 +59,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every record logged while a request is handled carries its id (core.logs).
+    "core.logs.RequestContextMiddleware",
+    # A load balancer's probe is answered before the host check (it calls by the machine's address,
+    # not a name in ALLOWED_HOSTS) and before sessions and the rest (core.health).
+    "core.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -66,6 +73,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
+if not DEBUG:
+    # Each web process serves the static files collected into its image (the admin's styles and
+    # scripts, the API's schema pages): any number of them, on any number of machines, behind any
+    # proxy, with nothing shared. Locally runserver serves them.
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                      "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -271,9 +284,11 @@ TRACKER_RETENTION_DAYS_AFTER_CLOSING = env.int("TRACKER_RETENTION_DAYS_AFTER_CLO
 # Who hears of flags on cases that have no assignee yet.
 TRACKER_UNASSIGNED_DIGEST_TO = env.list("TRACKER_UNASSIGNED_DIGEST_TO", default=[])
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-}
+# /health/ready: how long it waits for each of its checks (the database, the broker).
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=1.0)
+
+# Logs: JSON lines on stdout in production, text on stderr locally (core.logs). The workers and beat
+# log through the same configuration: config.celery keeps Celery from setting up its own.
+LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)

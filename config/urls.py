@@ -1,4 +1,4 @@
-"""URLs: the case workers' admin under /admin/, the partner API under /api/v1/."""
+"""URLs: the case workers' admin under /admin/, the partner API under /api/v1/, health checks under /health/."""
 
 from django.conf import settings
 from django.conf.urls.static import static
@@ -6,10 +6,15 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from core import health
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tracker.api.urls")),
+    # Answered by core.health.HealthCheckMiddleware before the host check; listed here with the rest.
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
 ]
 
 if settings.DEBUG:

@@ -1,1 +1,1 @@
-"""What every app uses and no domain owns: model bases, bulk writes, pagination."""
+"""What every app uses and no domain owns: model bases, bulk writes, pagination, health checks, logs."""

@@ -15,10 +15,11 @@ import time
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import connection
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
+
+from core.db import direct_connection_params
 
 log = logging.getLogger(__name__)
 # The advisory lock's key: any number no other part of the product uses (here: "beat" in ASCII).
@@ -53,7 +54,7 @@ class LeaderLock:
                 log.warning("beat: the connection holding the leader lock was lost")
                 self.release()
         try:
-            conn = psycopg.connect(**_connection_params(), autocommit=True)
+            conn = psycopg.connect(**direct_connection_params(), autocommit=True)
             acquired = conn.execute("SELECT pg_try_advisory_lock(%s)", [self.key]).fetchone()
         except psycopg.Error as error:
             log.warning("beat: cannot ask for the leader lock: %s", error)
@@ -71,15 +72,6 @@ class LeaderLock:
                 self._conn.close()
             self._conn = None
         self._checked_at = 0.0
-
-
-def _connection_params() -> dict[str, Any]:
-    database = settings.DATABASES["default"]
-    params = {"dbname": database["NAME"], "user": database.get("USER"), "password": database.get("PASSWORD"),
-              "host": database.get("HOST"), "port": database.get("PORT"), "connect_timeout": 5}
-    params.update({key: value for key, value in database.get("OPTIONS", {}).items() if key in ("sslmode",
-                   "sslrootcert", "sslcert", "sslkey", "options", "application_name")})
-    return {key: value for key, value in params.items() if value not in (None, "")}
 
 
 class SingleLeaderScheduler(DatabaseScheduler):

@@ -62,7 +62,8 @@ def main() -> None:
     while RecordAccess.objects.count() < args.filled:
         log_child_reads(children, channel="admin", path="/admin/bench/", user=None)
 
-    chain = next(t for t in RecordAccess._meta.triggers if t.name == "read_chain").get_pgid(RecordAccess)
+    chain = next(t for t in RecordAccess._meta.triggers  # type: ignore[attr-defined]
+                 if t.name == "read_chain").get_pgid(RecordAccess)
 
     def timed(size: int) -> float:
         times = []
@@ -74,7 +75,7 @@ def main() -> None:
             times.append(time.perf_counter() - started)
         return statistics.median(times) * 1000
 
-    results = {}
+    results: dict[tuple[str, int], list[float]] = {}
     for state in ("with", "without", "with"):  # with the trigger again last: drift on a shared machine shows
         with connection.cursor() as cursor:
             cursor.execute(f"ALTER TABLE cases_recordaccess {'ENABLE' if state == 'with' else 'DISABLE'} "

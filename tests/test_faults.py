@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import kombu.pools
 import pytest
 import redis
 from django.core.cache import cache
@@ -24,8 +23,8 @@ from rest_framework.test import APIClient
 
 import core.cache
 from cases.models import Case
-from config.celery import app
 from core.tasks import enqueue
+from tests.brokers import point_broker_at
 from tests.factories import CaseFactory, HandoverListFactory, OrganisationFactory
 from tracker import tasks
 from tracker.models import CaseShare, HandoverList, ImportBatch, Organisation, OutboxEvent, Reply, WebhookEndpoint
@@ -84,23 +83,13 @@ def own_redis(settings) -> Iterator[OwnRedis]:
     start()
     own = OwnRedis(port, start, stop)
     settings.CACHES = {"default": {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": own.url}}
-    _point_broker_at(own.url)
+    point_broker_at(own.url)
     try:
         yield own
     finally:
-        _point_broker_at(None)
+        point_broker_at(None)
         if process:
             stop()
-
-
-def _point_broker_at(url: str | None) -> None:
-    # The write URL: the broker URL itself is read from the environment first, where the suite sets it.
-    app.conf["broker_write_url"] = url
-    # Connections and producers are pooled (kombu's registries, and the app's references to them):
-    # new ones must be made for the new address.
-    kombu.pools.reset()
-    app._pool = None  # type: ignore[attr-defined]
-    app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 import redis
 from django.db import connection
 
-from config.celery import app
+from tests.brokers import point_broker_at
 from tests.factories import OrganisationFactory
 from tracker import tasks
 from tracker.models import HandoverList, ImportBatch
@@ -59,7 +59,7 @@ def worker_factory(worker_logs) -> Iterator[Callable[[], subprocess.Popen[bytes]
                            f"{database['PORT'] or 5432}/{database['NAME']}"}
     redis.Redis.from_url(BROKER).flushdb()
     started: list[subprocess.Popen[bytes]] = []
-    app.conf["broker_write_url"] = BROKER
+    point_broker_at(BROKER)
 
     def start() -> subprocess.Popen[bytes]:
         log = (worker_logs / f"worker-{len(started)}.log").open("wb")
@@ -73,7 +73,7 @@ def worker_factory(worker_logs) -> Iterator[Callable[[], subprocess.Popen[bytes]
     try:
         yield start
     finally:
-        app.conf["broker_write_url"] = None
+        point_broker_at(None)
         for worker in started:
             if worker.poll() is None:
                 os.killpg(worker.pid, signal.SIGTERM)
