@@ -84,17 +84,23 @@ def open_flag_counts() -> dict[str, int]:
 
 
 def lists_awaiting_replies(*, today: datetime.date, limit: int) -> QuerySet[HandoverList]:
+    """The lists still waiting for replies, closest to their deadline first, with their counts: the
+    lists are chosen first and only theirs counted (counting every waiting list's entries took seconds
+    at millions of entries)."""
     waiting = HandoverList.objects.filter(
         status__in=[HandoverList.Status.HANDED_OVER, HandoverList.Status.PARTIALLY_ANSWERED]
-    ).select_related("sender", "recipient")
-    return handover_lists_with_counts(waiting, today=today).order_by("response_due_on", "id")[:limit]
+    ).order_by("response_due_on", "id").values("pk")[:limit]
+    chosen = HandoverList.objects.filter(pk__in=Subquery(waiting)).select_related("sender", "recipient")
+    return handover_lists_with_counts(chosen, today=today).order_by("response_due_on", "id")
 
 
 def recent_replies(*, limit: int) -> QuerySet[Reply]:
+    """The latest replies with how many children each answered: chosen first, counted after."""
+    latest = Reply.objects.order_by("-received_on", "-id").values("pk")[:limit]
     return (
-        Reply.objects.select_related("handover_list", "received_from")
+        Reply.objects.filter(pk__in=Subquery(latest)).select_related("handover_list", "received_from")
         .annotate(n_outcomes=Count("outcomes"))
-        .order_by("-received_on", "-id")[:limit]
+        .order_by("-received_on", "-id")
     )
 
 

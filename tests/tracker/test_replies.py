@@ -159,3 +159,11 @@ def test_verification_is_kept_apart_from_the_claim(make_handed_over_list, case_w
     outcome.refresh_from_db()
     assert (outcome.outcome, outcome.verification, outcome.verified_by) == ("returned", "disputed", case_worker)
     assert outcome.entry.case.events.filter(kind=CaseEvent.Kind.REPLY_VERIFIED).exists()
+
+
+@pytest.mark.parametrize("outcome", Outcome.values)
+def test_every_outcome_can_be_recorded_and_stands_on_the_entry(make_handed_over_list, case_worker, outcome):
+    handover_list = make_handed_over_list(1)
+    reply_record(handover_list=handover_list, received_on=RECEIVED, actor=case_worker,
+                 outcomes=[OutcomeInput(position=1, outcome=outcome)])
+    assert handover_list.entries.get().last_outcome == outcome

@@ -21,7 +21,7 @@ from core.pagination import EstimatedCountPaginator
 from core.users import signed_in_user
 from tracker.admin.common import outcome_label, report_refusal
 from tracker.admin.exports import HandoverListExportMixin
-from tracker.admin.filters import EntryFlaggedFilter, LastOutcomeFilter
+from tracker.admin.filters import EntryFlaggedFilter, LastOutcomeFilter, OneListFilter
 from tracker.models import HandoverList, ListEntry, Organisation, Outcome, Reply, ReplyOutcome, Round
 from tracker.selectors import ListCounts, handover_lists_with_counts, open_flag_level
 from tracker.services.exchange import (
@@ -177,7 +177,10 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
                     "last_outcome_label", "answered_on", "open_flag")
     list_display_links = ("position", "child")
     list_filter = (EntryFlaggedFilter, "reply_state", LastOutcomeFilter, "handover_list__status",
-                   "handover_list__recipient", "handover_list")
+                   "handover_list__recipient", OneListFilter)
+    # The (list, position) unique index serves this order; the model's "handover_list" would sort by
+    # the list's own ordering, through a join.
+    ordering = ("handover_list_id", "position")
     list_select_related = ("handover_list", "child", "case")
     search_fields = ("child__search_names",)
     search_help_text = "Any spelling of the child's name, Cyrillic or Latin."

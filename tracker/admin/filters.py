@@ -88,3 +88,26 @@ class OrganisationFilter(admin.SimpleListFilter):
             Q(handover_list__sender_id=org) | Q(handover_list__recipient_id=org)
         )
         return queryset.filter(Exists(on_their_list))
+
+
+class OneListFilter(admin.SimpleListFilter):
+    """The entries of one list, chosen by its id (the list's page links here). Only the chosen list is
+    named: offering every list as a choice drew thousands of them on every page."""
+
+    title = "list"
+    parameter_name = "handover_list__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        value = self.value()
+        if not value or not value.isdigit():
+            return []
+        chosen = HandoverList.objects.filter(pk=int(value)).only("reference", "title").first()
+        return [(value, str(chosen))] if chosen is not None else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        value = self.value()
+        if not value:
+            return None
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(handover_list_id=int(value))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -45,12 +46,29 @@ class OpenFilter(admin.SimpleListFilter):
         return None
 
 
+class LevelFilter(admin.SimpleListFilter):
+    title = "level"
+    parameter_name = "level"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        thresholds = sorted(settings.TRACKER_ESCALATION_DAYS)
+        levels = [("1", "1: overdue")]
+        levels += [(str(n + 2), f"{n + 2}: {days} days past due") for n, days in enumerate(thresholds)]
+        return levels
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Flag]) -> QuerySet[Flag] | None:
+        value = self.value()
+        return queryset.filter(level=int(value)) if value and value.isdigit() else None
+
+
 @admin.register(Flag)
 class FlagAdmin(NoDeleteMixin, admin.ModelAdmin):
     form = FlagForm
     list_display = ("kind", "level", "case", "entry", "due_on", "raised_at", "escalated_at", "resolved_at",
                     "resolution")
-    list_filter = (OpenFilter, "kind", "level", "resolution")
+    # Levels are offered from the escalation settings: the field's own filter scanned every flag for
+    # its distinct levels on each page.
+    list_filter = (OpenFilter, "kind", LevelFilter, "resolution")
     list_select_related = ("case__child", "entry__handover_list")
     paginator = EstimatedCountPaginator
     show_full_result_count = False

@@ -87,8 +87,12 @@ class CaseSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(RestrictedChildSerializer)
     def get_child(self, case: Case) -> dict[str, Any]:
-        serializer = RestrictedChildSerializer if self.get_restricted_fields_shared(case) else ChildSerializer
-        return serializer(case.child, context=self.context).data
+        # One serializer of each kind per page, not per case: building one was most of a page's time.
+        kind = RestrictedChildSerializer if self.get_restricted_fields_shared(case) else ChildSerializer
+        made = self.__dict__.setdefault("_child_serializers", {})
+        if kind not in made:
+            made[kind] = kind(context=self.context)
+        return made[kind].to_representation(case.child)
 
     def get_restricted_fields_shared(self, case: Case) -> bool:
         return bool(getattr(case, "restricted_shared", False))

@@ -154,7 +154,8 @@ class ListEntry(TimeStampedModel):
     reply_state = models.CharField(max_length=10, choices=ReplyState.choices, default=ReplyState.NOT_SENT)
     age_at_listing = models.PositiveSmallIntegerField(null=True, blank=True)
     # The latest outcome claimed for this entry, kept here so lists and filters need no join.
-    last_outcome = models.CharField(max_length=24, blank=True)
+    # As long as the reply's own outcome column: "more_information_requested" is 26 characters.
+    last_outcome = models.CharField(max_length=28, blank=True)
     answered_on = models.DateField(null=True, blank=True)
 
     history = AppendOnlyHistory()

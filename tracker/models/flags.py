@@ -78,7 +78,13 @@ class Flag(models.Model):
         ]
         indexes = [
             # The start page and the digest: open flags, highest level first.
-            models.Index(fields=["kind", "-level"], name="flag_open_idx", condition=Q(resolved_at__isnull=True)),
+            # The open flags by kind and level (the start page's counts), the overdue ones longest
+            # waiting first (its list): one partial index serves both.
+            models.Index(fields=["kind", "-level", "due_on", "id"], name="flag_open_idx",
+                         condition=Q(resolved_at__isnull=True)),
+            # The flags page's own order (the model's, then the admin's tie-break on id), open ones.
+            models.Index(fields=["-level", "raised_at", "-id"], name="flag_open_page_idx",
+                         condition=Q(resolved_at__isnull=True)),
             models.Index(fields=["case"], name="flag_case_idx", condition=Q(resolved_at__isnull=True)),
             # The sweep's outbox rows: the flags this run raised or escalated.
             models.Index(fields=["raised_at"], name="flag_raised_idx"),
