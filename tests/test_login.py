@@ -201,6 +201,16 @@ def test_a_password_and_a_valid_totp_code_open_the_admin(client, enrolled):
     assert client.get("/api/v1/cases/").status_code == 200, "the API's staff session is verified too"
 
 
+def test_a_code_typed_without_choosing_a_device_picks_its_own(client, enrolled):
+    # The first form shows no device list: six digits are the app's code, anything else a recovery code.
+    assert logged_in(log_in(client, "case.worker", otp_token=totp_code(enrolled["app"])))
+    client.post(reverse("admin:logout"))
+    assert logged_in(log_in(client, "case.worker", otp_token=enrolled["codes"][0]))
+    client.post(reverse("admin:logout"))
+    assert enrolled["recovery"].token_set.count() == 9
+    assert not logged_in(log_in(client, "case.worker", otp_token="not-a-code"))
+
+
 def test_a_wrong_or_reused_code_is_refused(client, enrolled):
     device = enrolled["app"]
     code = totp_code(device)
