@@ -100,17 +100,27 @@ def test_the_lockout_holds_for_that_username_from_that_address_only(client, work
     assert log_in(client, "case.worker").status_code == 429
 
 
+def minutes_pass(minutes: int) -> None:
+    """Move every recorded attempt back in time, as if that long had passed."""
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - datetime.timedelta(minutes=minutes))
+
+
 def test_after_the_cool_off_the_right_password_works_again(client, worker, settings):
     assert datetime.timedelta(minutes=30) == settings.AXES_COOLOFF_TIME
     fail_five_times(client, "case.worker")
-    assert log_in(client, "case.worker").status_code == 429
-    # 29 minutes later: still locked out.
-    AccessAttempt.objects.update(attempt_time=F("attempt_time") - datetime.timedelta(minutes=29))
-    assert log_in(client, "case.worker").status_code == 429
-    # The refused try above restarted the cool-off; 31 minutes after it, the password works.
-    AccessAttempt.objects.update(attempt_time=F("attempt_time") - datetime.timedelta(minutes=31))
+    minutes_pass(31)
     assert logged_in(log_in(client, "case.worker"))
     assert client.get(INDEX).status_code == 200
+
+
+def test_a_try_during_the_lockout_starts_the_wait_again(client, worker):
+    fail_five_times(client, "case.worker")
+    minutes_pass(29)
+    assert log_in(client, "case.worker").status_code == 429
+    minutes_pass(2)  # 31 minutes after the failures, but 2 after the last try
+    assert log_in(client, "case.worker").status_code == 429
+    minutes_pass(31)
+    assert logged_in(log_in(client, "case.worker"))
 
 
 def test_a_success_clears_the_count_of_failures(client, worker):
