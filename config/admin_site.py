@@ -6,15 +6,15 @@ from __future__ import annotations
 from base64 import b32encode
 from collections.abc import Callable
 from functools import update_wrapper
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -26,6 +26,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from core import two_factor
 
 START_PAGE_ROWS = 15
+# A view as AdminSite.admin_view takes and returns it.
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 class TrackerAuthenticationForm(OTPAdminAuthenticationForm):
@@ -105,13 +107,13 @@ class TrackerAdminSite(admin.AdminSite):
         return (two_factor.two_factor_required() and user.is_authenticated and user.is_active and user.is_staff
                 and not two_factor.is_verified(user))
 
-    def admin_view(self, view: Callable[..., HttpResponse], cacheable: bool = False) -> Callable[..., HttpResponse]:
+    def admin_view(self, view: View, cacheable: bool = False) -> View:
         guarded = super().admin_view(view, cacheable)
         # Logging out must work before the second factor too (the admin's own rule would send a user
         # without permission from the logout to the index, and from there to the enrolment page).
         unguarded = csrf_protect(never_cache(view))
 
-        def gate(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def gate(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if self.awaits_second_factor(request):
                 if request.path == reverse("admin:logout", current_app=self.name):
                     return unguarded(request, *args, **kwargs)
@@ -119,7 +121,7 @@ class TrackerAdminSite(admin.AdminSite):
                     return HttpResponseRedirect(reverse("admin:two_factor", current_app=self.name))
             return guarded(request, *args, **kwargs)
 
-        return update_wrapper(gate, guarded)
+        return cast(View, update_wrapper(gate, guarded))
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "GET" and self.awaits_second_factor(request) and two_factor.may_enrol(request.user):
@@ -127,7 +129,7 @@ class TrackerAdminSite(admin.AdminSite):
         context = {"two_factor_required": two_factor.two_factor_required(), **(extra_context or {})}
         return super().login(request, context)
 
-    def get_urls(self) -> list[URLPattern]:
+    def get_urls(self) -> list[URLResolver | URLPattern]:
         return [
             path("two-factor/", csrf_protect(never_cache(self.two_factor_view)), name="two_factor"),
             *super().get_urls(),

@@ -359,7 +359,9 @@ def change_page(endpoint: WebhookEndpoint) -> str:
 def test_the_webhook_secret_is_never_shown_in_the_admin(admin_client, endpoint):
     page = admin_client.get(change_page(endpoint)).content.decode()
     assert SECRET not in page
-    field = re.search(r'<input[^>]*name="secret"[^>]*>', page).group(0)
+    match = re.search(r'<input[^>]*name="secret"[^>]*>', page)
+    assert match, "a secret field"
+    field = match.group(0)
     assert 'type="password"' in field and "value=" not in field
     listing = admin_client.get(reverse("admin:tracker_webhookendpoint_changelist")).content.decode()
     assert SECRET not in listing

@@ -60,6 +60,12 @@ def wait_out_throttling(device: Any) -> None:
         throttling_failure_timestamp=F("throttling_failure_timestamp") - datetime.timedelta(minutes=5))
 
 
+def found(pattern: str, text: str, flags: int = 0) -> str:
+    match = re.search(pattern, text, flags)
+    assert match, f"{pattern!r} not found"
+    return match.group(1)
+
+
 def totp_code(device: TOTPDevice) -> str:
     """The code the user's phone shows now, worked out by django-otp's own TOTP."""
     device.refresh_from_db()
@@ -165,7 +171,7 @@ def enrolled(required, capsys) -> dict[str, Any]:
     user = staff("case.worker")
     call_command("create_totp_device", "case.worker")
     out = capsys.readouterr().out
-    uri = re.search(r"^otpauth URI: (otpauth://\S+)$", out, re.M).group(1)
+    uri = found(r"^otpauth URI: (otpauth://\S+)$", out, re.M)
     codes = re.findall(r"^  ([a-z2-7]{8})$", out, re.M)
     return {"user": user, "uri": uri, "codes": codes, "app": TOTPDevice.objects.get(user=user),
             "recovery": StaticDevice.objects.get(user=user)}
@@ -262,7 +268,7 @@ def test_another_users_device_is_no_second_factor(client, enrolled, capsys):
 
 def enrolment_secret(page: str) -> tuple[str, str]:
     """The otpauth URI the enrolment page shows, and its secret: what the phone reads off the QR code."""
-    uri = unescape(re.search(r'class="two-factor-uri">([^<]+)<', page).group(1))
+    uri = unescape(found(r'class="two-factor-uri">([^<]+)<', page))
     return uri, parse_qs(urlparse(uri).query)["secret"][0]
 
 
