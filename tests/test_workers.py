@@ -74,6 +74,10 @@ def worker_factory(worker_logs) -> Iterator[Callable[[], subprocess.Popen[bytes]
         yield start
     finally:
         app.conf["broker_write_url"] = None
+        # The connections and producers made for BROKER are cached on the app: dropped, or what this
+        # process publishes later (other modules' tests) would still go to BROKER.
+        app._pool = None  # type: ignore[attr-defined]
+        app.amqp._producer_pool = None  # type: ignore[attr-defined]
         for worker in started:
             if worker.poll() is None:
                 os.killpg(worker.pid, signal.SIGTERM)
