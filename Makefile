@@ -8,9 +8,10 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 	CELERY_BROKER_URL=$${TEST_BROKER_URL:-redis://127.0.0.1:6379/15} \
 	CELERY_RESULT_BACKEND=$${TEST_RESULT_BACKEND:-redis://127.0.0.1:6379/15} \
 	CACHE_URL=$${TEST_CACHE_URL:-redis://127.0.0.1:6379/14}
-# mypy's Django plugin loads the settings; SQLite in memory keeps it off any database server and off
-# whatever DATABASE_URL the shell has. The same run is a pre-commit hook (.pre-commit-config.yaml).
-MYPY := DATABASE_URL=sqlite://:memory: $(BIN)/mypy
+# mypy's Django plugin loads the settings, the local ones (DJANGO_DEBUG); SQLite in memory keeps it off
+# any database server and off whatever DATABASE_URL the shell has. The same run is a pre-commit hook
+# (.pre-commit-config.yaml).
+MYPY := DJANGO_DEBUG=true DATABASE_URL=sqlite://:memory: $(BIN)/mypy
 
 .PHONY: run test venv lint typecheck check-migrations worker clean bench
 
@@ -22,6 +23,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(BIN)/.installed
 
+# Local mode: the embedded defaults, debug pages, no HTTPS and no second factor (production is the default).
+run: export DJANGO_DEBUG := true
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
@@ -30,7 +33,7 @@ run: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PORT=$(PORT) $(BIN)/honcho start
 
 test: venv
-	DATABASE_URL=sqlite://:memory: $(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_DEBUG=true DATABASE_URL=sqlite://:memory: $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/ruff check .
 	$(MYPY)
 	$(TEST_ENV) $(BIN)/python -m pytest

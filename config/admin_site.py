@@ -1,15 +1,72 @@
-"""The case workers' admin site, whose start page shows what needs attention today."""
+"""The case workers' admin site: its start page shows what needs attention today, and in production
+nobody gets past its login without a second factor (TRACKER_REQUIRE_2FA)."""
 
 from __future__ import annotations
 
-from typing import Any
+from base64 import b32encode
+from collections.abc import Callable
+from functools import update_wrapper
+from typing import Any, TypeVar, cast
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django_otp import login as otp_login
+from django_otp.admin import OTPAdminAuthenticationForm
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from core import two_factor
 
 START_PAGE_ROWS = 15
+# A view as AdminSite.admin_view takes and returns it.
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
+
+
+class TrackerAuthenticationForm(OTPAdminAuthenticationForm):
+    """django-otp's admin login form (password, then the device and its code), asking for the code only
+    when a second factor is required, and letting a staff user without any device in on the password
+    alone when self-enrolment is on: the site then sends them nowhere but to the enrolment page."""
+
+    otp_token = forms.CharField(required=False, widget=forms.TextInput(
+        attrs={"autocomplete": "one-time-code", "autocapitalize": "none", "spellcheck": "false"}))
+
+    no_device_message = ("This account has no second factor yet. Ask an administrator to run "
+                         "'manage.py create_totp_device' for it.")
+
+    def clean_otp_token(self) -> str:
+        # Recovery codes are stored in lower case; people copy them with spaces and in capitals.
+        return "".join(self.cleaned_data.get("otp_token", "").split()).lower()
+
+    def _chosen_device(self, user: Any) -> Any:
+        device = super()._chosen_device(user)
+        if device is None and not self.cleaned_data.get("otp_device"):
+            # The first form cannot list the user's devices (the user is not known yet), so a code typed
+            # there picks its own: six digits are the app's, anything else a recovery code. Only that
+            # device is tried, so a wrong code slows that one alone, as django-otp wants.
+            token = self.cleaned_data.get("otp_token") or ""
+            model = TOTPDevice if token.isdigit() else StaticDevice
+            device = model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
+        return device
+
+    def clean(self) -> dict[str, Any]:
+        # The password and the staff flag, as the admin's own form checks them (not yet the code).
+        cleaned = AdminAuthenticationForm.clean(self)
+        if not two_factor.two_factor_required():
+            return cleaned
+        user = self.get_user()
+        if two_factor.has_device(user):
+            self.clean_otp(user)
+        elif not settings.TRACKER_2FA_SELF_ENROL:
+            raise forms.ValidationError(self.no_device_message, code="no_device")
+        return cleaned
 
 
 class TrackerAdminSite(admin.AdminSite):
@@ -17,6 +74,8 @@ class TrackerAdminSite(admin.AdminSite):
     site_title = "Case tracker"
     index_title = "Needs attention"
     index_template = "admin/tracker_index.html"
+    login_form = TrackerAuthenticationForm
+    login_template = "admin/tracker_login.html"
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         from tracker import selectors
@@ -31,3 +90,89 @@ class TrackerAdminSite(admin.AdminSite):
             **(extra_context or {}),
         }
         return super().index(request, context)
+
+    # -----------------------------------------------------------------------------------------
+    # The second factor
+    # -----------------------------------------------------------------------------------------
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        """Staff, and (when required) verified by a second factor in this session: a password alone
+        opens nothing here (django-otp's OTPAdminSite rule, switchable)."""
+        if not super().has_permission(request):
+            return False
+        return not two_factor.two_factor_required() or two_factor.is_verified(request.user)
+
+    def awaits_second_factor(self, request: HttpRequest) -> bool:
+        user = request.user
+        return (two_factor.two_factor_required() and user.is_authenticated and user.is_active and user.is_staff
+                and not two_factor.is_verified(user))
+
+    def admin_view(self, view: View, cacheable: bool = False) -> View:
+        guarded = super().admin_view(view, cacheable)
+        # Logging out must work before the second factor too (the admin's own rule would send a user
+        # without permission from the logout to the index, and from there to the enrolment page).
+        unguarded = csrf_protect(never_cache(view))
+
+        def gate(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if self.awaits_second_factor(request):
+                if request.path == reverse("admin:logout", current_app=self.name):
+                    return unguarded(request, *args, **kwargs)
+                if two_factor.may_enrol(request.user):
+                    return HttpResponseRedirect(reverse("admin:two_factor", current_app=self.name))
+            return guarded(request, *args, **kwargs)
+
+        return cast(View, update_wrapper(gate, guarded))
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "GET" and self.awaits_second_factor(request) and two_factor.may_enrol(request.user):
+            return HttpResponseRedirect(reverse("admin:two_factor", current_app=self.name))
+        context = {"two_factor_required": two_factor.two_factor_required(), **(extra_context or {})}
+        return super().login(request, context)
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        return [
+            path("two-factor/", csrf_protect(never_cache(self.two_factor_view)), name="two_factor"),
+            *super().get_urls(),
+        ]
+
+    def two_factor_view(self, request: HttpRequest) -> HttpResponse:
+        """Set up an authenticator app: its QR code and key, a code from it to confirm, then the ten
+        recovery codes, shown this once. Confirming replaces any earlier device and codes."""
+        user = request.user
+        if not two_factor.may_enrol(user):
+            if user.is_authenticated and user.is_staff:
+                # Has a device but has not used it in this session: the login asks for its code.
+                return HttpResponseRedirect(reverse("admin:login", current_app=self.name))
+            from django.contrib.auth.views import redirect_to_login
+
+            return redirect_to_login(request.get_full_path(), reverse("admin:login", current_app=self.name))
+
+        device = two_factor.pending_app_device(user)
+        error = ""
+        if request.method == "POST":
+            enrolment = two_factor.app_device_confirm(device=device, token=request.POST.get("otp_token", ""))
+            if enrolment is not None:
+                # This session is now verified by the new device, as a login with it would be.
+                request.session.cycle_key()
+                otp_login(request, enrolment.device)
+                return TemplateResponse(request, "admin/two_factor_codes.html", {
+                    **self._bare_context(request, "Your recovery codes"),
+                    "recovery_codes": enrolment.recovery_codes,
+                })
+            error = "That code was not accepted. Check the phone's clock and enter the code now shown."
+
+        key = b32encode(device.bin_key).decode()
+        return TemplateResponse(request, "admin/two_factor_enrol.html", {
+            **self._bare_context(request, "Set up two-factor authentication"),
+            "config_url": device.config_url,
+            "qr_svg": two_factor.qr_svg(device.config_url),
+            "key_groups": [key[i:i + 4] for i in range(0, len(key), 4)],
+            "replaces": two_factor.has_device(user),
+            "error": error,
+        })
+
+    def _bare_context(self, request: HttpRequest, title: str) -> dict[str, Any]:
+        # No application list: before the second factor the user may open none of them. The user's
+        # links (the logout above all) are shown all the same.
+        return {**self.each_context(request), "title": title, "available_apps": [],
+                "is_nav_sidebar_enabled": False, "has_permission": True}

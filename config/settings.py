@@ -1,10 +1,12 @@
 """Settings for the case tracker, read from the environment with embedded local defaults.
 
-Locally nothing needs to be set: SQLite and a file-system Celery broker under ./var.
-In production DJANGO_DEBUG is off and SECRET_KEY, DATABASE_URL, CELERY_BROKER_URL and
-ALLOWED_HOSTS must be given, or start-up fails.
+Production is the default: DJANGO_DEBUG is off unless set, and then SECRET_KEY, DATABASE_URL,
+CELERY_BROKER_URL and ALLOWED_HOSTS must be given, or start-up fails. `make run` turns
+DJANGO_DEBUG on, and then nothing else needs to be set: SQLite and a file-system Celery broker
+under ./var.
 """
 
+import datetime
 from pathlib import Path
 
 import environ
@@ -19,7 +21,8 @@ if (BASE_DIR / ".env").exists():
 # Local state of the embedded defaults: the SQLite file, the file-system broker, the demo login.
 VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Off unless turned on: a production start that forgets the variable must not serve debug pages.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 # What a setting falls back to when its variable is unset: a value, or NOTSET for "required".
 _default_database: str | environ.NoValue
@@ -53,6 +56,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "pgtrigger",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "csp",
     "core",
     "cases",
     "tracker",
@@ -69,9 +77,21 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Which second factor, if any, verified this session (request.user.is_verified()).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "core.middleware.NoStoreMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lockout response.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out username and address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 if not DEBUG:
     # Each web process serves the static files collected into its image (the admin's styles and
@@ -195,10 +215,78 @@ else:
     EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="case-tracker@localhost")
 
+# Sessions last a working day: a case worker signs in in the morning and is asked again the next.
+SESSION_COOKIE_AGE = round(env.float("SESSION_HOURS", default=9) * 60 * 60)
+SESSION_COOKIE_HTTPONLY = True
+# No script of ours reads the CSRF cookie (the admin's forms and the browsable API carry the token
+# in the page), so scripts injected into a page cannot either.
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # A year of HTTPS-only once a browser has seen the site; SECURE_HSTS_SECONDS=300 while trying it out.
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 60 * 60)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    # Behind a proxy that ends TLS, the request reaches Django over plain HTTP; the proxy says it came
+    # over HTTPS in this header (value "https"). Only trust it when the proxy sets it and drops any a
+    # client sent; set it empty when Django faces the clients itself.
+    _proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto")
+    if _proxy_ssl_header:
+        SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+
+# Content Security Policy: scripts, styles, images and fonts from this site only, nothing inline,
+# no plugins, no framing. The API documentation pages loosen it for themselves (tracker/api/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+# Responses under these paths carry children's data (the admin, its exports, the API): never cached.
+NO_STORE_PATH_PREFIXES = ("/admin/", "/api/")
+
+# Failed logins (django-axes): after TRACKER_LOGIN_FAILURES wrong passwords for one username from one
+# address, that pair is refused until TRACKER_LOGIN_COOLOFF_MINUTES pass. Locking the pair, not the
+# username alone, keeps an attacker from locking every case worker out by guessing at their names.
+AXES_FAILURE_LIMIT = env.int("TRACKER_LOGIN_FAILURES", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.float("TRACKER_LOGIN_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# What a failed attempt records of the form, masked: a recovery code typed beside a wrong password
+# would otherwise sit readable in the attempts log.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]
+# Lockouts are still logged; this only drops the start-up banner from every command's output.
+AXES_VERBOSE = False
+# Behind proxies every request comes from the last proxy's address: read the client's from
+# X-Forwarded-For instead, counting TRUSTED_PROXY_COUNT proxies back from the right.
+AXES_CLIENT_IP_CALLABLE = "core.middleware.client_ip"
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Second factor (django-otp): the admin and the API's signed-in use need a verified authenticator
+# app or recovery code. On by default in production; off under DJANGO_DEBUG so `make run` needs no phone.
+TRACKER_REQUIRE_2FA = env.bool("TRACKER_REQUIRE_2FA", default=not DEBUG)
+# A staff user who has no device yet may enrol one after the password alone (and only then); off:
+# devices are made by `manage.py create_totp_device <username>` only.
+TRACKER_2FA_SELF_ENROL = env.bool("TRACKER_2FA_SELF_ENROL", default=True)
+# The issuer shown in the authenticator app beside the username.
+OTP_TOTP_ISSUER = env("TRACKER_2FA_ISSUER", default="Case tracker")
+# Device secrets and recovery codes are never shown in the admin's device pages, even to superusers.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Celery: JSON only, late acks with prefetch 1 so a killed worker's task is redelivered.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_default_broker)

@@ -33,6 +33,9 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
 os.environ["DATABASE_URL"] = DATABASE_URL
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Production mode: no debug bookkeeping in the requests measured. The settings then want these.
+# The test client speaks plain HTTP and signs in without a phone: no HTTPS redirect, no second factor.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("TRACKER_REQUIRE_2FA", "false")
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "benchmark-only-not-secret")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")

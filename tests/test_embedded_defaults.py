@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def embedded_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_", "CACHE_", "DJANGO_"))}
     env.update({
+        "DJANGO_DEBUG": "true",  # as `make run` sets it
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "CELERY_BROKER_URL": "filesystem://",
         "CELERY_BROKER_DIR": str(tmp_path / "broker"),

@@ -99,14 +99,38 @@ class ListShareAdmin(admin.ModelAdmin):
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    """The signing secret is write-only: the page never sends it back to the browser (not even as a
+    password field's value), and leaving it blank on a change keeps the one stored."""
+
     url = forms.URLField(max_length=500, assume_scheme="https")
+    secret = forms.CharField(
+        min_length=16, max_length=200, required=False, strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
     events = forms.MultipleChoiceField(choices=WebhookEndpoint.Event.choices, required=False,
                                        widget=forms.CheckboxSelectMultiple, help_text="None ticked: every event.")
 
     class Meta:
         model = WebhookEndpoint
         fields = ("organisation", "url", "secret", "events", "is_active")
-        widgets = {"secret": forms.PasswordInput(render_value=True)}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A form's initial value would be drawn into the page by any widget that shows values.
+        self.initial.pop("secret", None)
+        if self.instance.pk:
+            self.fields["secret"].help_text = ("Stored and never shown. Leave blank to keep it; type a new one "
+                                               "to replace it.")
+        else:
+            self.fields["secret"].required = True
+            self.fields["secret"].help_text = ("Shared with the partner for the X-Tracker-Signature HMAC; "
+                                               "not shown again.")
+
+    def clean_secret(self) -> str:
+        secret = self.cleaned_data.get("secret") or ""
+        if not secret and self.instance.pk:
+            return WebhookEndpoint.objects.only("secret").get(pk=self.instance.pk).secret
+        return secret
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]

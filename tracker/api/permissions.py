@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import permissions
 from rest_framework.request import Request
 
+from core.two_factor import is_verified, two_factor_required
 from tracker.models import ApiKey, ApiScope
 from tracker.selectors import Viewer
 
@@ -31,8 +32,9 @@ def staff_permissions_needed(request: Request, view: Any) -> tuple[str, ...] | N
 
 class PartnerOrStaff(permissions.BasePermission):
     """Partners: reads need the key's `read` scope, writes `contribute` (and what each may see is their
-    shares). Case workers signed in to the admin: staff, with the same model permissions of their role
-    that the admin asks for the same records; no blanket pass for being staff."""
+    shares). Case workers signed in to the admin: staff, whose session passed the second factor where
+    one is required, with the same model permissions of their role that the admin asks for the same
+    records; no blanket pass for being staff."""
 
     message = "This API key's scopes do not allow this request."
 
@@ -42,6 +44,10 @@ class PartnerOrStaff(permissions.BasePermission):
             return needed in request.auth.scopes
         user = request.user
         if not (user and user.is_authenticated and user.is_active and user.is_staff):
+            return False
+        # The session comes from the admin's login: a password alone must not open the API either.
+        if two_factor_required() and not is_verified(user):
+            self.message = "Sign in to the admin with your second factor first."
             return False
         wanted = staff_permissions_needed(request, view)
         if wanted is None:

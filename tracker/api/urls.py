@@ -1,7 +1,8 @@
 """/api/v1/: the partner API, its OpenAPI schema and its documentation pages."""
 
+from csp.decorators import csp_update
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from tracker.api import views
@@ -13,11 +14,25 @@ router.register("lists", views.HandoverListViewSet, basename="list")
 router.register("replies", views.ReplyViewSet, basename="reply")
 router.register("webhooks", views.WebhookEndpointViewSet, basename="webhook")
 
+# The documentation pages run Swagger UI and ReDoc from drf-spectacular-sidecar's static files.
+# Their scripts stay under the site's policy (script-src 'self': the split Swagger view serves its
+# start-up script as a file instead of inline); what they need beyond it is styles they write into
+# the page (Swagger's <style> block, ReDoc's generated styles), data: images in their CSS, and the
+# worker ReDoc starts from a blob: URL. Neither page shows a child's data.
+DOCS_POLICY = {
+    "style-src": ["'unsafe-inline'"],
+    "img-src": ["data:"],
+    "worker-src": ["'self'", "blob:"],
+}
+
 app_name = "api-v1"
 urlpatterns = [
     path("lists/<int:list_pk>/entries/", views.ListEntryViewSet.as_view({"get": "list"}), name="list-entries"),
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
-    path("schema/swagger/", SpectacularSwaggerView.as_view(url_name="api-v1:schema"), name="swagger"),
-    path("schema/redoc/", SpectacularRedocView.as_view(url_name="api-v1:schema"), name="redoc"),
+    path("schema/swagger/", csp_update(DOCS_POLICY)(SpectacularSwaggerSplitView.as_view(url_name="api-v1:schema")),
+         name="swagger"),
+    # The page's template without the web fonts drf-spectacular fetches from a CDN.
+    path("schema/redoc/", csp_update(DOCS_POLICY)(
+        SpectacularRedocView.as_view(url_name="api-v1:schema", template_name="api/redoc.html")), name="redoc"),
 ]
