@@ -22,6 +22,7 @@ from django.db import connection
 
 from tests.brokers import point_broker_at
 from tests.factories import OrganisationFactory
+from tests.waiting import wait_for
 from tracker import tasks
 from tracker.models import HandoverList, ImportBatch
 from tracker.services.imports import (
@@ -36,14 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BROKER = "redis://127.0.0.1:6379/7"
 ROWS = 3000
 
-
-def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.fixture
@@ -109,7 +102,7 @@ def test_a_worker_killed_in_the_middle_of_an_import_loses_nothing_and_the_import
     first = worker_factory()
     tasks.run_import.delay(batch.pk, None)
     # Killed while it writes: its transaction holds the batch's row lock, which the database shows.
-    assert _wait_for(lambda: _batch_locked(batch.pk), 60), "the import never started"
+    assert wait_for(lambda: _batch_locked(batch.pk), 60), "the import never started"
     time.sleep(0.5)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(10)
@@ -122,7 +115,7 @@ def test_a_worker_killed_in_the_middle_of_an_import_loses_nothing_and_the_import
     worker_factory()
     for batch_id, actor_id in stale.to_run:
         tasks.run_import.delay(batch_id, actor_id)
-    assert _wait_for(lambda: ImportBatch.objects.get(pk=batch.pk).status != ImportBatch.Status.IMPORTING, 120)
+    assert wait_for(lambda: ImportBatch.objects.get(pk=batch.pk).status != ImportBatch.Status.IMPORTING, 120)
 
     done = ImportBatch.objects.get(pk=batch.pk)
     assert done.status == ImportBatch.Status.DONE, done.errors
@@ -147,11 +140,11 @@ def _log(logs: Path) -> str:
 def test_a_worker_keeps_its_database_sessions_and_survives_the_database_dropping_them(worker_factory, worker_logs):
     worker_factory()
     tasks.resume_stale_imports.delay()
-    assert _wait_for(lambda: _log(worker_logs).count("succeeded") == 1, 60), _log(worker_logs)
+    assert wait_for(lambda: _log(worker_logs).count("succeeded") == 1, 60), _log(worker_logs)
     before = sessions()
     for _ in range(30):
         tasks.resume_stale_imports.delay()
-    assert _wait_for(lambda: _log(worker_logs).count("succeeded") == 31, 60), _log(worker_logs)
+    assert wait_for(lambda: _log(worker_logs).count("succeeded") == 31, 60), _log(worker_logs)
     opened = sessions() - before
     assert opened <= 2, f"30 tasks opened {opened} database sessions"
 
@@ -160,5 +153,5 @@ def test_a_worker_keeps_its_database_sessions_and_survives_the_database_dropping
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     for _ in range(3):
         tasks.resume_stale_imports.delay()
-    assert _wait_for(lambda: _log(worker_logs).count("succeeded") == 34, 60), _log(worker_logs)
+    assert wait_for(lambda: _log(worker_logs).count("succeeded") == 34, 60), _log(worker_logs)
     assert "raised unexpected" not in _log(worker_logs), "no task failed for the dropped sessions"

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from config.celery import app
 from core.beat import LeaderLock, SingleLeaderScheduler
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,14 +64,6 @@ def _start_beat(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
          "--pidfile", ""], cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.25)
-    return False
-
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
@@ -84,16 +76,16 @@ def test_of_two_beat_processes_one_leads_and_the_other_takes_over_when_it_is_kil
     logs = [tmp_path / "beat-1.log", tmp_path / "beat-2.log"]
     beats = [_start_beat(env, logs[0])]
     try:
-        assert _wait_for(lambda: "leading" in logs[0].read_text(), 60), logs[0].read_text()
+        assert wait_for(lambda: "leading" in logs[0].read_text(), 60), logs[0].read_text()
         beats.append(_start_beat(env, logs[1]))
-        assert _wait_for(lambda: "idle: another beat is the leader" in logs[1].read_text(), 60), logs[1].read_text()
+        assert wait_for(lambda: "idle: another beat is the leader" in logs[1].read_text(), 60), logs[1].read_text()
         time.sleep(2)
         assert "leading" not in logs[1].read_text()
 
         beats[0].send_signal(signal.SIGKILL)
         beats[0].wait(10)
         # The dead beat's connection closes with it, and the lock with it: the other takes over.
-        assert _wait_for(lambda: "leading" in logs[1].read_text(), 40), logs[1].read_text()
+        assert wait_for(lambda: "leading" in logs[1].read_text(), 40), logs[1].read_text()
     finally:
         for beat in beats:
             if beat.poll() is None:
