@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from rest_framework.test import APIClient
 
 from config.celery import app
 from tests.factories import CaseFactory, HandoverListFactory, OrganisationFactory
@@ -20,6 +23,7 @@ from tracker.models import CaseShare, Organisation, OutboxEvent, WebhookDelivery
 from tracker.services import webhooks
 from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, reply_record
 from tracker.services.flags import sweep_deadlines
+from tracker.services.partners import api_key_issue
 from tracker.services.webhooks import fan_out, record_status_events
 
 SECRET = "a-shared-secret-of-some-length"
@@ -29,7 +33,7 @@ DUE = datetime.date(2025, 7, 2)
 class Receiver:
     """A local HTTP server that records what it is sent and answers with a chosen status."""
 
-    def __init__(self, status: int = 204) -> None:
+    def __init__(self, status: int = 204, location: str = "") -> None:
         self.status = status
         self.received: list[dict] = []
         outer = self
@@ -39,6 +43,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.received.append({"headers": dict(self.headers), "body": body})
                 self.send_response(outer.status)
+                if location:
+                    self.send_header("Location", location)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -204,3 +210,69 @@ def test_the_dispatcher_drains_past_batches_no_one_may_hear_of_and_takes_endpoin
     assert not OutboxEvent.objects.filter(fanned_out_at__isnull=True).exists()
     endpoints = list(WebhookDelivery.objects.filter(pk__in=queued).order_by("id").values_list("endpoint_id", flat=True))
     assert sorted(endpoints) == sorted([first.pk, second.pk])
+
+
+# --- Targets inside our own networks ----------------------------------------------------------------
+
+
+INSIDE = ["https://127.0.0.1/hook", "https://169.254.169.254/latest/meta-data/", "https://10.0.0.1/hook",
+          "https://[::1]/hook", "https://localhost/hook", "https://192.168.1.20/hook", "https://metadata.internal/"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", INSIDE)
+def test_a_webhook_pointing_inside_our_networks_is_refused_at_registration(url, settings):
+    settings.WEBHOOK_ALLOW_HTTP = False
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    partner = OrganisationFactory(name="Gamma", kind=Organisation.Kind.PARTNER)
+    _, key = api_key_issue(organisation=partner, name="hooks", scopes=["read", "contribute"], actor=None)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    answer = client.post("/api/v1/webhooks/", {"url": url, "secret": "s" * 20}, format="json")
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["errors"][0]["field"] == "url"
+    assert not WebhookEndpoint.objects.exists()
+    assert client.post("/api/v1/webhooks/", {"url": "https://hooks.example.org/in", "secret": "s" * 20},
+                       format="json").status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_delivery_to_a_name_that_resolves_inside_is_not_sent_and_not_tried_again(partner_with_list, settings):
+    """A name registered when it pointed outside, pointing inside when the delivery goes: checked again
+    at each delivery, by what it resolves to then. Here the machine's own name, which resolves to an
+    inside address as a name a partner controls could."""
+    host = socket.gethostname()
+    inside = {str(info[4][0]) for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)}
+    if all(ipaddress.ip_address(address).is_global for address in inside):
+        pytest.skip(f"this machine's name ({host}) resolves to public addresses only")
+    partner, handover_list, _, _ = partner_with_list
+    endpoint = WebhookEndpoint.objects.create(organisation=partner, url=f"https://{host}:9/hook", secret=SECRET)
+    list_hand_over(handover_list=handover_list, handed_over_on=datetime.date(2025, 6, 2), response_due_on=DUE,
+                   actor=None)
+    delivery_id = fan_out().deliveries[0]
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+
+    assert webhooks.attempt_delivery(delivery_id) == "failed"
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    assert delivery.endpoint == endpoint and delivery.attempts == 1 and delivery.last_status_code is None
+    assert "not sent: the host resolves to" in delivery.last_error
+    assert any(str(address) in delivery.last_error for address in inside)
+
+
+@pytest.mark.django_db
+def test_a_redirect_is_not_followed(partner_with_list, receivers):
+    partner, handover_list, _, _ = partner_with_list
+    elsewhere = Receiver()
+    receivers.append(elsewhere)
+
+    first = Receiver(status=307, location=elsewhere.url)
+    receivers.append(first)
+    WebhookEndpoint.objects.create(organisation=partner, url=first.url, secret=SECRET)
+    list_hand_over(handover_list=handover_list, handed_over_on=datetime.date(2025, 6, 2), response_due_on=DUE,
+                   actor=None)
+
+    assert webhooks.attempt_delivery(fan_out().deliveries[0]) == "retry"
+    assert len(first.received) == 1 and elsewhere.received == [], "the redirect's target heard nothing"
+    assert WebhookDelivery.objects.get().last_status_code == 307
+

@@ -11,9 +11,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable
@@ -35,13 +38,56 @@ SIGNATURE_HEADER = "X-Tracker-Signature"
 FAN_OUT_BATCH = 500
 
 
+# Names that stand for this machine or a private network, whatever they resolve to.
+PRIVATE_NAMES = ("localhost", ".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+
+
 def url_problem(url: str) -> str | None:
-    """Why a webhook URL is refused, if it is: deliveries carry signed data and must go over https."""
-    if url.startswith("https://"):
+    """Why a webhook URL is refused, if it is: deliveries carry signed data and must go over https,
+    to a host on the public internet. An address inside our own networks (loopback, private ranges,
+    link-local such as a cloud's metadata service) would let a partner make the server call it."""
+    if not (url.startswith("https://") or (url.startswith("http://") and settings.WEBHOOK_ALLOW_HTTP)):
+        return "must be an https:// URL"
+    try:
+        host = urllib.parse.urlsplit(url).hostname or ""
+    except ValueError:
+        return "is not a URL"
+    if not host:
+        return "names no host"
+    if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         return None
-    if url.startswith("http://") and settings.WEBHOOK_ALLOW_HTTP:
+    if host == "localhost" or host.endswith(PRIVATE_NAMES):
+        return f"must be a public host, not {host}"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: its addresses are checked at each delivery (`target_problem`)
+    return None if address.is_global else f"must be a public address, not {address}"
+
+
+def target_problem(url: str) -> str | None:
+    """Why a delivery to `url` is refused now: what its name resolves to at the moment of sending, so
+    that a name pointed at an inside address after it was registered is caught too."""
+    problem = url_problem(url)
+    if problem or settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        return problem
+    parts = urllib.parse.urlsplit(url)
+    try:
+        found = socket.getaddrinfo(parts.hostname or "", parts.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError as error:
+        return f"the host does not resolve ({error})"
+    inside = sorted({str(info[4][0]) for info in found if not ipaddress.ip_address(info[4][0]).is_global})
+    return f"the host resolves to {', '.join(inside)}, inside our networks" if inside else None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A delivery goes where the endpoint says and nowhere else: a redirect is an answer, not a road."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
-    return "must be an https:// URL"
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
 
 
 def subscribed(event: str) -> bool:
@@ -191,7 +237,7 @@ def attempt_delivery(delivery_id: int) -> str:
         endpoint = delivery.endpoint
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         now = timezone.now()
-        request = urllib.request.Request(endpoint.url, data=body, method="POST", headers={  # noqa: S310 the URL was checked when the endpoint was saved (https only)
+        request = urllib.request.Request(endpoint.url, data=body, method="POST", headers={  # noqa: S310 scheme and host checked before sending
             "Content-Type": "application/json",
             "User-Agent": "case-tracker-webhooks/1",
             "X-Tracker-Event": str(delivery.payload.get("event", "")),
@@ -199,8 +245,12 @@ def attempt_delivery(delivery_id: int) -> str:
             SIGNATURE_HEADER: sign(endpoint.secret, int(now.timestamp()), body),
         })
         status_code, error = None, ""
+        # Refused by policy, not by chance: not tried again.
+        refused = target_problem(endpoint.url)
         try:
-            with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310 the URL was checked when the endpoint was saved (https only)
+            if refused:
+                raise urllib.error.URLError(f"not sent: {refused}")
+            with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
                 status_code = response.status
         except urllib.error.HTTPError as exc:
             status_code, error = exc.code, f"HTTP {exc.code}"
@@ -212,7 +262,7 @@ def attempt_delivery(delivery_id: int) -> str:
         delivery.last_error = error
         if status_code is not None and 200 <= status_code < 300:
             delivery.state, delivery.delivered_at, outcome = WebhookDelivery.State.DELIVERED, now, "delivered"
-        elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        elif refused or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
             delivery.state, outcome = WebhookDelivery.State.FAILED, "failed"
         else:
             outcome = "retry"
