@@ -277,6 +277,14 @@ def case_close(*, case: Case, actor: User | None, reason: str, note: str = "") -
     return case_change_status(case=case, to_status=Status.CLOSED, actor=actor, closing_reason=reason, note=note)
 
 
+def cases_add_events(*, lines: Iterable[tuple[int, str, dict[str, Any]]], kind: str, actor: User | None) -> int:
+    """`case_add_event` for many cases at once: timeline lines that change no status, each (case id,
+    message, data), written in one statement. Returns how many."""
+    now, actor_id = timezone.now(), actor.pk if actor is not None else None
+    return insert_rows(CaseEvent, EVENT_FIELDS, ((case_id, kind, "", "", actor_id, message, data, now)
+                                                 for case_id, message, data in lines))
+
+
 def case_add_event(
     *, case: Case, kind: str, actor: User | None, message: str = "", data: dict[str, Any] | None = None
 ) -> CaseEvent:
@@ -397,9 +405,8 @@ def child_merge(*, keep: Child, merge: Child, actor: User | None, note: str = ""
         Case.objects.filter(pk__in=keys_in(ids)).update(child=kept, updated_at=now)
         record_history(Case, ids, history_type=CHANGED, user=actor, reason=reason)
         told = [*theirs, *([live] if live is not None else [])]
-        insert_rows(CaseEvent, EVENT_FIELDS, [
-            (case.pk, CaseEvent.Kind.NOTE, "", "", actor.pk if actor is not None else None, said,
-             {"merged_child": duplicate.pk, "kept_child": kept.pk}, now) for case in told])
+        cases_add_events(lines=[(case.pk, said, {"merged_child": duplicate.pk, "kept_child": kept.pk})
+                                for case in told], kind=CaseEvent.Kind.NOTE, actor=actor)
 
         duplicate.merged_into = kept
         duplicate._change_reason = reason  # type: ignore[attr-defined]

@@ -41,9 +41,11 @@ def append_only_triggers() -> list[pgtrigger.Trigger]:
     ]
 
 
-def trigger_uris(name: str) -> list[str]:
-    """pgtrigger's URIs of the triggers called `name` on every model, for `pgtrigger.ignore`."""
-    return [trigger.get_uri(model) for model, trigger in pgtrigger.registered() if trigger.name == name]
+def trigger_uris(name: str, *, history_only: bool = False) -> list[str]:
+    """pgtrigger's URIs of the triggers called `name` on every model (or only on simple_history's
+    historical models), for `pgtrigger.ignore`."""
+    return [trigger.get_uri(model) for model, trigger in pgtrigger.registered() if trigger.name == name
+            and (not history_only or getattr(model, "instance_type", None) is not None)]
 
 
 class AppendOnlyHistory(HistoricalRecords):

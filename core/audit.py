@@ -13,18 +13,12 @@ from contextlib import contextmanager
 
 import pgtrigger
 
-APPEND_ONLY = "append_only"
-
-
-def history_triggers() -> list[str]:
-    """The URIs of the triggers that keep the history tables append-only."""
-    return [f"{model._meta.label}:{trigger.name}" for model, trigger in pgtrigger.registered()
-            if trigger.name == APPEND_ONLY and getattr(model, "instance_type", None) is not None]
+from core.append_only import APPEND_ONLY, trigger_uris
 
 
 @contextmanager
 def history_rewrite() -> Iterator[None]:
-    uris = history_triggers()
+    uris = trigger_uris(APPEND_ONLY, history_only=True)
     if not uris:
         # No append-only trigger on any history table (a database without them): nothing to lift.
         yield

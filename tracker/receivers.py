@@ -14,10 +14,10 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from cases.models import Case, CaseEvent, Child
-from cases.services import EVENT_FIELDS
+from cases.services import cases_add_events
 from cases.signals import case_status_changed, child_merged, children_anonymised
 from core.audit import history_rewrite
-from core.bulk import CHANGED, insert_rows, keys_in, record_history
+from core.bulk import CHANGED, keys_in, record_history
 from core.tasks import enqueue_on_commit
 from tracker.events import flags_swept, reply_recorded
 from tracker.models import (
@@ -59,13 +59,12 @@ def entries_follow_merged_child(sender: Any, keep: Child, merged: Child, actor: 
                        reason="A duplicate of the kept child's entry on the same list; withdrawn")
         Flag.objects.filter(entry_id__in=keys_in(withdrawn), resolved_at__isnull=True).update(
             resolved_at=now, resolution=Flag.Resolution.WITHDRAWN, resolved_by=actor)
-    actor_id = actor.pk if actor is not None else None
-    insert_rows(CaseEvent, EVENT_FIELDS, [
-        (entry.case_id, CaseEvent.Kind.NOTE, "", "", actor_id,
+    cases_add_events(lines=[
+        (entry.case_id,
          f"{entry.handover_list.reference} #{entry.position} was a duplicate of the kept child's entry on the same "
          f"list" + ("; withdrawn" if entry.pk in withdrawn else ""),
-         {"list": entry.handover_list.reference, "entry": entry.pk}, now)
-        for entry in staying])
+         {"list": entry.handover_list.reference, "entry": entry.pk})
+        for entry in staying], kind=CaseEvent.Kind.NOTE, actor=actor)
 
 
 def _dispatch_after_commit(written: int) -> None:

@@ -27,6 +27,7 @@ from cases.models import Case, Child
 from config.celery import app
 from tests.conftest import DUE, HANDED_OVER
 from tests.factories import ChildFactory, OrganisationFactory, UserFactory
+from tests.waiting import wait_for
 from tracker.models import HandoverList, ImportBatch, ImportRow, ListEntry
 from tracker.services.exchange import ExchangeError
 from tracker.services.imports import (
@@ -502,15 +503,12 @@ def test_a_large_file_is_checked_and_imported_by_a_celery_job(redis_worker, sett
 
 
 def _wait_for(batch: ImportBatch, statuses: set[str], timeout: float = 60) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def settled() -> bool:
         batch.refresh_from_db()
-        if batch.status in statuses:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"import {batch.pk} still {batch.status}")
+        return batch.status in statuses
+
+    if not wait_for(settled, timeout):
+        raise AssertionError(f"import {batch.pk} still {batch.status}")
 
 
 @pytest.mark.django_db
