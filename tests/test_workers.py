@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,7 +35,9 @@ from tracker.services.imports import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parent.parent
-BROKER = "redis://127.0.0.1:6379/7"
+# Database 7 of the suite's own Redis server: the same server as its broker, so that suites run side by
+# side against servers of their own keep apart.
+BROKER = re.sub(r"/\d*$", "", os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")) + "/7"
 ROWS = 3000
 
 
