@@ -49,7 +49,7 @@ def page_for(browser, live_server) -> Iterator[object]:
     contexts = []
 
     def open_page(*, locale: str = "uk-UA", width: int = 1280, height: int = 900):
-        context = browser.new_context(base_url=live_server.url, locale=locale,  # type: ignore[attr-defined]
+        context = browser.new_context(base_url=live_server.url, locale=locale,
                                       viewport={"width": width, "height": height})
         contexts.append(context)
         return context.new_page()
