@@ -100,7 +100,7 @@ def test_a_letter_with_mixed_outcomes_is_one_reply_with_locations_and_details(si
     assert response.status_code == 200
     reply = Reply.objects.get()
     assert (reply.reference, reply.notes, reply.recorded_by) == ("No. 14/2025", "By courier", worker)
-    assert reply.document.name.endswith(".pdf")
+    assert str(reply.document.name).endswith(".pdf")
     assert response.redirect_chain[-1][0] == reply_change_url(reply)
     claims = {o.entry.position: (o.outcome, o.reported_location, o.details)
               for o in reply.outcomes.select_related("entry")}
@@ -272,7 +272,7 @@ def test_disputing_the_latest_claim_reopens_the_follow_up(make_handed_over_list,
     assert (located.verification, located.verified_by) == ("disputed", case_worker)
     assert located.history.first().verification == "disputed"
 
-    counted = handover_lists_with_counts(HandoverList.objects.filter(pk=handover_list.pk), today=RECEIVED).get()
+    counted: Any = handover_lists_with_counts(HandoverList.objects.filter(pk=handover_list.pk), today=RECEIVED).get()
     assert (counted.n_claimed, counted.n_verified, counted.n_disputed, counted.n_awaiting) == (2, 0, 1, 1)
 
     # The new due date is watched like any other, and a further reply answers the dispute.
@@ -373,7 +373,7 @@ def test_a_case_worker_disputes_a_claim_with_evidence_and_sees_its_flag(signed_i
     assert response.status_code == 302, response.context and response.context["errors"]
     located.refresh_from_db()
     assert (located.verification, located.verified_by) == ("disputed", worker)
-    assert located.verification_evidence.name.endswith(".txt")
+    assert str(located.verification_evidence.name).endswith(".txt")
     other = reply.outcomes.exclude(pk=located.pk).get()
     assert other.verification == Verification.UNVERIFIED and other.verified_at is None, "an untouched row stays"
     flag = Flag.objects.get(kind=Flag.Kind.DISPUTED, resolved_at__isnull=True)

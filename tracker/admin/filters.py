@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 from cases.models import Case
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Outcome
@@ -21,7 +24,7 @@ class FlaggedFilter(admin.SimpleListFilter):
     parameter_name = "flag"
     subject = "case"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str | _StrPromise]]:
         return [("any", "Flagged"), ("overdue", "Overdue"), ("escalated", "Overdue, escalated"),
                 ("due_soon", "Due soon"), ("disputed", _("Claim disputed")), ("none", "Not flagged")]
 
