@@ -14,7 +14,7 @@ CASE_WORKER_PERMISSIONS = (
     ("tracker", "view_replyoutcome"), ("tracker", "change_replyoutcome"),
     ("tracker", "view_flag"), ("tracker", "add_flag"), ("tracker", "change_flag"),
     ("tracker", "view_organisation"),
-    ("cases", "view_case"), ("cases", "view_child"),
+    ("cases", "view_case"), ("cases", "change_case"), ("cases", "view_caseevent"), ("cases", "view_child"),
 )
 PASSWORD = "a case worker's passphrase"
 

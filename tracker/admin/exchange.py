@@ -88,8 +88,7 @@ ENTRY_TABLE_ROWS = 500
 @admin.register(HandoverList)
 class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin):
     list_display = ("reference", "sender", "recipient", "round", "status", "handed_over_on", "response_due_on",
-                    "entry_count", "answered_count", "awaiting_count", "overdue_count", "claimed_count",
-                    "verified_count", "disputed_count")
+                    "entry_count", "answered_count", "awaiting_count", "overdue_count", "claim_counts")
     list_filter = ("status", "sender", "recipient", "round")
     list_select_related = ("sender", "recipient", "round")
     search_fields = ("reference", "title")
@@ -124,17 +123,10 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
     def overdue_count(self, obj: CountedList) -> int:
         return obj.n_overdue
 
-    @admin.display(description=_("claimed"), ordering="n_claimed")
-    def claimed_count(self, obj: CountedList) -> int:
-        return obj.n_claimed
-
-    @admin.display(description=_("verified"), ordering="n_verified")
-    def verified_count(self, obj: CountedList) -> int:
-        return obj.n_verified
-
-    @admin.display(description=_("disputed"), ordering="n_disputed")
-    def disputed_count(self, obj: CountedList) -> int:
-        return obj.n_disputed
+    @admin.display(description=_("claimed / verified / disputed"), ordering="n_disputed")
+    def claim_counts(self, obj: CountedList) -> str:
+        # The entries claimed for, and the verdicts on their latest claims: one column, read together.
+        return f"{obj.n_claimed} / {obj.n_verified} / {obj.n_disputed}"
 
     @admin.display(description="Entries")
     def entries_overview(self, obj: CountedList) -> SafeString | str:
@@ -429,6 +421,7 @@ class VerificationForm(forms.ModelForm):
     class Meta:
         model = ReplyOutcome
         fields = ("verification", "verification_note", "verification_evidence")
+        widgets = {"verification_note": forms.Textarea(attrs={"rows": 2, "cols": 30})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
