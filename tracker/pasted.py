@@ -40,7 +40,7 @@ def parse_pasted_reply(text: str) -> PastedReply:
     """The rows of a reply pasted as text: every row checked, every problem reported with its row."""
     pasted = PastedReply()
     # Excel quotes a cell holding a line break or a tab; the csv reader takes such a cell whole.
-    rows = csv.reader(io.StringIO(text.strip("\n")), delimiter="\t")
+    rows = csv.reader(io.StringIO(text.replace("\r\n", "\n").strip("\n")), delimiter="\t")
     first = True
     for number, cells in enumerate(rows, start=1):
         cells = [cell.strip() for cell in cells]
@@ -55,7 +55,7 @@ def parse_pasted_reply(text: str) -> PastedReply:
         first = False
         if len(cells) < 2:
             pasted.problems.append((label, gettext(
-                "give the child's number or name, then the outcome, separated by a tab "
+                "the outcome is missing: give the child's number or name, then the outcome, separated by a tab "
                 "(copy the cells from the spreadsheet)")))
             continue
         who, said = cells[0], cells[1]

@@ -125,10 +125,24 @@ def test_a_letter_with_any_bad_row_records_nothing_and_names_each_row(signed_in,
     assert "Nothing was recorded" in page
     assert "row #2" in page and "choose the outcome claimed" in page
     assert "pasted row 1, outcome" in page and "“found maybe” is not a known outcome" in page
-    assert "pasted row 3" in page and "separated by a tab" in page
+    assert "pasted row 3" in page and "the outcome is missing" in page
     assert written() == before
     # What was typed stays on the page, to be corrected rather than typed again.
     assert 'value="Rostov"' in page
+
+
+def test_rows_pasted_from_excel_on_windows_keep_a_cell_of_several_lines(signed_in, make_handed_over_list):
+    handover_list = make_handed_over_list(2)
+    # Excel copies rows ending in CRLF, and quotes a cell that holds a line break.
+    pasted = ('No.\tOutcome\tLocation\tDetails\r\n'
+              '1\tзнайдено\tYeysk\t"Seen by a neighbour\r\nin March"\r\n'
+              '2\tвідмова\r\n')
+
+    response = signed_in.post(letter_url(handover_list), letter(handover_list, pasted=pasted), follow=True)
+
+    assert response.status_code == 200
+    claims = sorted(ReplyOutcome.objects.values_list("entry__position", "outcome", "reported_location", "details"))
+    assert claims == [(1, "located", "Yeysk", "Seen by a neighbour\nin March"), (2, "refused", "", "")]
 
 
 def test_a_row_the_list_does_not_hold_refuses_the_letter(signed_in, make_handed_over_list):
