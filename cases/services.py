@@ -33,7 +33,9 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     Status.ON_LIST: frozenset({Status.AWAITING_REPLY, Status.OPEN, Status.CLOSED}),
     Status.AWAITING_REPLY: frozenset({Status.REPLY_RECEIVED, Status.VERIFYING, Status.ON_LIST, Status.CLOSED}),
     Status.REPLY_RECEIVED: frozenset({Status.VERIFYING, Status.ON_LIST, Status.AWAITING_REPLY, Status.CLOSED}),
-    Status.VERIFYING: frozenset({Status.RETURN_IN_PROGRESS, Status.REPLY_RECEIVED, Status.ON_LIST, Status.CLOSED}),
+    # Back to awaiting a reply when the claim being verified is disputed.
+    Status.VERIFYING: frozenset({Status.RETURN_IN_PROGRESS, Status.REPLY_RECEIVED, Status.AWAITING_REPLY,
+                                 Status.ON_LIST, Status.CLOSED}),
     Status.RETURN_IN_PROGRESS: frozenset({Status.RETURNED, Status.VERIFYING, Status.CLOSED}),
     Status.RETURNED: frozenset({Status.CLOSED}),
     Status.CLOSED: frozenset({Status.OPEN}),

@@ -21,6 +21,7 @@ from django.db import connection, models
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from cases.models import Case, CaseEvent, Child, RecordAccess
 from cases.services import case_open
@@ -85,8 +86,8 @@ def change_form_data(response: Any) -> dict[str, Any]:
             data[f"{formset.prefix}-{index}-id"] = inline_form.instance.pk
             fk = formset.fk.name
             data[f"{formset.prefix}-{index}-{fk}"] = formset.instance.pk
-            for name in inline_form.fields:
-                if name in ("id", fk):
+            for name, inline_field in inline_form.fields.items():
+                if name in ("id", fk) or isinstance(inline_field, forms.FileField):
                     continue
                 value = inline_form.initial.get(name)
                 if value is not None:
@@ -439,7 +440,7 @@ def test_list_entries_name_the_outcome_claimed_in_words(admin_client, exchange):
 def test_start_page_tiles_lead_to_working_filters(admin_client, exchange):
     page = admin_client.get(reverse("admin:index")).content.decode()
     links = re.findall(r'class="tile" href="([^"]+)"', page)
-    assert len(links) == 4
+    assert len(links) == 5
     for link in links:
         # An unknown filter would redirect to "?e=1"; a working one draws the page.
         response = admin_client.get(link.replace("&amp;", "&"))
@@ -589,7 +590,8 @@ def test_dismiss_flags(admin_client, admin_user, exchange):
 def test_verifying_a_claim_on_the_reply_page(admin_client, admin_user, exchange):
     reply = exchange["reply"]
     data = change_form_data(admin_client.get(change_url(reply)))
-    data.update({"outcomes-0-verification": "disputed", "outcomes-0-verification_note": "Photo of another child"})
+    data.update({"outcomes-0-verification": "disputed", "outcomes-0-verification_note": "Photo of another child",
+                 "outcomes-0-follow_up_due_on": str(timezone.localdate())})
 
     response = admin_client.post(change_url(reply), data)
 
@@ -597,8 +599,10 @@ def test_verifying_a_claim_on_the_reply_page(admin_client, admin_user, exchange)
     outcome = reply.outcomes.get()
     assert (outcome.verification, outcome.verified_by) == ("disputed", admin_user)
     assert outcome.verification_note == "Photo of another child"
-    event = exchange["answered"].case.events.get(kind=CaseEvent.Kind.REPLY_VERIFIED)
+    # A dispute is said as one on the timeline, with the flag it raises; not as a verification.
+    event = exchange["answered"].case.events.get(kind=CaseEvent.Kind.FLAG_RAISED)
     assert event.actor == admin_user and "Photo of another child" in event.message
+    assert event.message.startswith("Claim disputed")
 
 
 def test_raise_a_flag_by_hand(admin_client, admin_user):

@@ -107,6 +107,30 @@ def test_recording_a_reply_costs_the_same_for_few_or_many_children(case_worker):
     assert OutboxEvent.objects.filter(event=WebhookEndpoint.Event.REPLY_RECORDED).count() == SMALL + LARGE
 
 
+def test_a_reply_naming_children_with_further_claims_costs_the_same_for_few_or_many(case_worker):
+    lists = [handed_over(size, case_worker) for size in (SMALL, LARGE)]
+    named: dict[int, list[OutcomeInput]] = {}
+    for handover_list in lists:
+        reply_record(handover_list=handover_list, received_on=RECEIVED, actor=case_worker,
+                     outcomes=[OutcomeInput(position=entry.position, outcome=Outcome.NOT_FOUND)
+                               for entry in handover_list.entries.all()])
+        # The second letter names each child (Latin, given name first) instead of numbering it.
+        named[handover_list.pk] = [
+            OutcomeInput(name=f"{entry.child.given_name_latin} {entry.child.family_name_latin}",
+                         outcome=Outcome.LOCATED) for entry in handover_list.entries.select_related("child")]
+
+    def reply(handover_list: HandoverList) -> None:
+        recorded = reply_record(handover_list=handover_list, received_on=RECEIVED, actor=case_worker,
+                                outcomes=named[handover_list.pk])
+        assert len(recorded.further_claims) == len(named[handover_list.pk])
+
+    counts = [statements(partial(reply, h)) for h in lists]
+    # The reply's statements, plus one: the list's children read by name.
+    assert counts[0] == counts[1] <= 41, counts
+    assert set(ListEntry.objects.filter(handover_list=lists[1]).values_list("claim_count", "last_outcome")) == {
+        (2, Outcome.LOCATED)}
+
+
 def test_moving_cases_costs_the_same_for_one_or_many(case_worker):
     groups = [[CaseFactory() for _ in range(size)] for size in (1, LARGE)]
     closing = StatusStep(Case.Status.CLOSED, message="closed in bulk", closing_reason=Case.ClosingReason.OTHER)

@@ -10,7 +10,17 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet,
 from django.db.models.functions import Coalesce
 
 from cases.models import Case
-from tracker.models import ApiKey, CaseShare, Flag, HandoverList, ListEntry, ListShare, Organisation, Reply
+from tracker.models import (
+    ApiKey,
+    CaseShare,
+    Flag,
+    HandoverList,
+    ListEntry,
+    ListShare,
+    Organisation,
+    Reply,
+    Verification,
+)
 
 
 def open_flag_level() -> Coalesce:
@@ -50,16 +60,23 @@ class ListCounts(TypedDict):
     n_answered: int
     n_awaiting: int
     n_overdue: int
+    n_claimed: int
+    n_verified: int
+    n_disputed: int
 
 
 def handover_lists_with_counts(queryset: QuerySet[HandoverList], *, today: datetime.date) -> QuerySet[HandoverList]:
-    """Lists with their entry counts by reply state, in the one query that lists them."""
+    """Lists with their entry counts by reply state, and by the verdict on each entry's latest claim
+    (claimed at all, verified, disputed), in the one query that lists them."""
     awaiting = Q(entries__reply_state=ListEntry.ReplyState.AWAITING)
     return queryset.annotate(
         n_entries=Count("entries"),
         n_answered=Count("entries", filter=Q(entries__reply_state=ListEntry.ReplyState.ANSWERED)),
         n_awaiting=Count("entries", filter=awaiting),
         n_overdue=Count("entries", filter=entry_past_due(today, "entries__")),
+        n_claimed=Count("entries", filter=Q(entries__claim_count__gt=0)),
+        n_verified=Count("entries", filter=Q(entries__claim_verification=Verification.VERIFIED)),
+        n_disputed=Count("entries", filter=Q(entries__claim_verification=Verification.DISPUTED)),
     )
 
 
@@ -75,7 +92,7 @@ def overdue_entries(*, limit: int) -> QuerySet[Flag]:
 def open_flag_counts() -> dict[str, int]:
     """How many open flags there are of each kind and level, for the start page's summary."""
     rows = Flag.objects.filter(resolved_at__isnull=True).values("kind", "level").annotate(n=Count("id"))
-    counts: dict[str, int] = {"overdue": 0, "escalated": 0, "due_soon": 0, "manual": 0}
+    counts: dict[str, int] = {"overdue": 0, "escalated": 0, "due_soon": 0, "manual": 0, "disputed": 0}
     for row in rows:
         counts[row["kind"]] += row["n"]
         if row["kind"] == Flag.Kind.OVERDUE and row["level"] > 1:

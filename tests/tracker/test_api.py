@@ -245,6 +245,18 @@ def test_a_partner_posts_a_reply_and_the_case_and_flags_move(alpha):
     assert event.actor == alpha.organisation.service_user, "the timeline says which partner answered"
 
 
+def test_a_partners_further_claim_is_numbered_and_counted(alpha):
+    assert post_reply(alpha, [{"position": 1, "outcome": "not_found"}]).status_code == 201
+    response = post_reply(alpha, [{"position": 1, "outcome": "located"}], received_on="2025-07-20")
+    assert response.status_code == 201, response.json()
+    assert [(o["position"], o["claim_number"]) for o in response.json()["outcomes"]] == [(1, 2)]
+    entries = alpha.client.get(f"/api/v1/lists/{alpha.handover_list.pk}/entries/").json()["results"]
+    assert {(e["position"], e["last_outcome"], e["claim_count"]) for e in entries if e["claim_count"]} == {
+        (1, "located", 2)}
+    listed = alpha.client.get("/api/v1/lists/").json()["results"]
+    assert [item["claimed"] for item in listed if item["id"] == alpha.handover_list.pk] == [1]
+
+
 @pytest.mark.parametrize(("outcomes", "received_on", "field"), [
     ([{"position": 1, "outcome": "located"}, {"position": 42, "outcome": "located"}], "2025-07-10", "outcomes[1]"),
     ([{"position": 1, "outcome": "teleported"}], "2025-07-10", "outcomes[0].outcome"),

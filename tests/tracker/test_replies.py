@@ -155,10 +155,12 @@ def test_verification_is_kept_apart_from_the_claim(make_handed_over_list, case_w
                           outcomes=[OutcomeInput(position=1, outcome=Outcome.RETURNED)])
     outcome = result.outcomes[0]
     outcome_verify(outcome=outcome, verification=Verification.DISPUTED, actor=case_worker,
-                   note="Mother says the child is still held")
+                   note="Mother says the child is still held", follow_up_due_on=timezone.localdate())
     outcome.refresh_from_db()
     assert (outcome.outcome, outcome.verification, outcome.verified_by) == ("returned", "disputed", case_worker)
-    assert outcome.entry.case.events.filter(kind=CaseEvent.Kind.REPLY_VERIFIED).exists()
+    assert not outcome.entry.case.events.filter(kind=CaseEvent.Kind.REPLY_VERIFIED).exists()
+    line = outcome.entry.case.events.get(kind=CaseEvent.Kind.FLAG_RAISED)
+    assert line.message.startswith("Claim disputed: “Returned”")
 
 
 @pytest.mark.parametrize("outcome", Outcome.values)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 from cases.models import Case
 from tracker.models import Flag, HandoverList, ListEntry, Organisation, Outcome
@@ -20,9 +24,9 @@ class FlaggedFilter(admin.SimpleListFilter):
     parameter_name = "flag"
     subject = "case"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str | _StrPromise]]:
         return [("any", "Flagged"), ("overdue", "Overdue"), ("escalated", "Overdue, escalated"),
-                ("due_soon", "Due soon"), ("none", "Not flagged")]
+                ("due_soon", "Due soon"), ("disputed", _("Claim disputed")), ("none", "Not flagged")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         value = self.value()
@@ -30,7 +34,8 @@ class FlaggedFilter(admin.SimpleListFilter):
             return None
         conditions: dict[str, dict[str, Any]] = {"overdue": {"kind": Flag.Kind.OVERDUE},
                                                  "escalated": {"kind": Flag.Kind.OVERDUE, "level__gt": 1},
-                                                 "due_soon": {"kind": Flag.Kind.DUE_SOON}}
+                                                 "due_soon": {"kind": Flag.Kind.DUE_SOON},
+                                                 "disputed": {"kind": Flag.Kind.DISPUTED}}
         flagged = open_flag(self.subject, **conditions.get(value, {}))
         return queryset.filter(~flagged if value == "none" else flagged)
 

@@ -145,8 +145,8 @@ class ListEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ListEntry
-        fields = ("id", "position", "due_on", "reply_state", "last_outcome", "answered_on", "age_at_listing",
-                  "updated_at", "child", "case")
+        fields = ("id", "position", "due_on", "reply_state", "last_outcome", "answered_on", "claim_count",
+                  "age_at_listing", "updated_at", "child", "case")
 
     def get_case(self, entry: ListEntry) -> int | None:
         return entry.case_id if getattr(entry, "case_shared", False) else None
@@ -161,11 +161,13 @@ class HandoverListSerializer(serializers.ModelSerializer):
     replied = serializers.IntegerField(source="n_answered", read_only=True)
     awaiting = serializers.IntegerField(source="n_awaiting", read_only=True)
     overdue = serializers.IntegerField(source="n_overdue", read_only=True)
+    claimed = serializers.IntegerField(source="n_claimed", read_only=True,
+                                       help_text="Children with at least one claim in a reply.")
 
     class Meta:
         model = HandoverList
         fields = ("id", "reference", "title", "sender", "recipient", "round", "status", "handed_over_on",
-                  "response_due_on", "children", "replied", "awaiting", "overdue", "updated_at")
+                  "response_due_on", "children", "replied", "awaiting", "overdue", "claimed", "updated_at")
 
 
 class ReplyOutcomeSerializer(serializers.ModelSerializer):
@@ -173,7 +175,8 @@ class ReplyOutcomeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReplyOutcome
-        fields = ("entry", "position", "outcome", "details", "reported_location")
+        # claim_number: 1 for the entry's first claim, more for a further claim about a child answered before.
+        fields = ("entry", "position", "outcome", "details", "reported_location", "claim_number")
 
 
 class ReplySerializer(serializers.ModelSerializer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case, Child
 from core.append_only import AppendOnlyHistory
@@ -134,6 +135,12 @@ class HandoverList(TimeStampedModel):
 
 
 
+class Verification(models.TextChoices):
+    UNVERIFIED = "unverified", _("Unverified")
+    VERIFIED = "verified", _("Verified")
+    DISPUTED = "disputed", _("Disputed")
+
+
 class ReplyState(models.TextChoices):
     NOT_SENT = "not_sent", "Not yet handed over"
     AWAITING = "awaiting", "Awaiting reply"
@@ -157,6 +164,11 @@ class ListEntry(TimeStampedModel):
     # As long as the reply's own outcome column: "more_information_requested" is 26 characters.
     last_outcome = models.CharField(max_length=28, blank=True)
     answered_on = models.DateField(null=True, blank=True)
+    # How many claims replies have made for this entry, and the case worker's verdict on the latest:
+    # the list's "claimed / verified / disputed" counts and the entry's page read these, with no join.
+    claim_count = models.PositiveSmallIntegerField(_("claims"), default=0)
+    claim_verification = models.CharField(_("latest claim"), max_length=10, blank=True,
+                                          choices=[("", _("No claim yet")), *Verification.choices])
 
     history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()
@@ -169,6 +181,11 @@ class ListEntry(TimeStampedModel):
             models.UniqueConstraint(fields=["handover_list", "child"], name="entry_child_once_per_list"),
             models.UniqueConstraint(fields=["handover_list", "position"], name="entry_position_once_per_list"),
             models.CheckConstraint(condition=Q(reply_state__in=ReplyState.values), name="entry_reply_state_valid"),
+            models.CheckConstraint(condition=Q(claim_verification__in=["", *Verification.values]),
+                                   name="entry_claim_verification_valid"),
+            # The verdict is on a claim: none before the first.
+            models.CheckConstraint(condition=Q(claim_count__gt=0) | Q(claim_verification=""),
+                                   name="entry_claim_verification_has_claim"),
             models.CheckConstraint(condition=Q(position__gte=1), name="entry_position_positive"),
             models.CheckConstraint(
                 condition=Q(reply_state="answered", answered_on__isnull=False)
@@ -198,12 +215,6 @@ class Outcome(models.TextChoices):
     REFUSED = "refused", "Refused"
     MORE_INFORMATION_REQUESTED = "more_information_requested", "More information requested"
     NO_INFORMATION = "no_information", "No information"
-
-
-class Verification(models.TextChoices):
-    UNVERIFIED = "unverified", "Unverified"
-    VERIFIED = "verified", "Verified"
-    DISPUTED = "disputed", "Disputed"
 
 
 class Reply(TimeStampedModel):
@@ -245,6 +256,14 @@ class ReplyOutcome(TimeStampedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     verified_at = models.DateTimeField(null=True, blank=True)
+    verification_evidence = models.FileField(
+        _("evidence"), upload_to="verification/%Y/", blank=True,
+        help_text=_("What the verification rests on: a photo, a letter, a call's notes."))
+    # 1 for the entry's first claim; a further claim for an entry already answered counts on.
+    claim_number = models.PositiveSmallIntegerField(_("claim"), default=1)
+    # Why the claim looked doubtful when it was recorded (an adult who is not yet 18, a return the
+    # case does not show); empty when nothing did.
+    doubt = models.TextField(_("doubtful because"), blank=True)
 
     history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()
@@ -255,6 +274,7 @@ class ReplyOutcome(TimeStampedModel):
             models.UniqueConstraint(fields=["reply", "entry"], name="outcome_entry_once_per_reply"),
             models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="outcome_valid"),
             models.CheckConstraint(condition=Q(verification__in=Verification.values), name="verification_valid"),
+            models.CheckConstraint(condition=Q(claim_number__gte=1), name="outcome_claim_number_positive"),
         ]
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case
 from core.models import UndeletableQuerySet
@@ -16,6 +17,8 @@ class FlagKind(models.TextChoices):
     OVERDUE = "overdue", "Overdue, no reply"
     DUE_SOON = "due_soon", "Reply due soon"
     MANUAL = "manual", "Raised by a case worker"
+    # A claim the case worker disputed: the entry awaits a further reply by the flag's date.
+    DISPUTED = "disputed", _("Claim disputed")
 
 
 
@@ -25,6 +28,8 @@ class FlagResolution(models.TextChoices):
     DEADLINE_CHANGED = "deadline_changed", "Deadline changed"
     WITHDRAWN = "withdrawn", "Entry withdrawn"
     DISMISSED = "dismissed", "Dismissed by a case worker"
+    # The dispute was taken back: the claim was marked verified or unverified again.
+    UNDISPUTED = "undisputed", _("Claim no longer disputed")
 
 
 class Flag(models.Model):

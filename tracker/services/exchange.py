@@ -7,15 +7,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
+from django.core.files import File
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
+from cases.matching.names import latin_key
 from cases.models import Case, CaseEvent, Child, age_on
 from cases.services import (
     StatusStep,
     can_transition,
-    case_add_event,
     cases_move,
 )
 from core.bulk import (
@@ -46,6 +48,12 @@ OUTCOME_MOVES_CASE_TO: dict[str, str] = {
     Outcome.RETURNED: CaseStatus.VERIFYING,
 }
 WAITING_STATUSES = frozenset({CaseStatus.ON_LIST, CaseStatus.AWAITING_REPLY})
+# Where a case stands when a disputed claim re-opens its follow-up: it awaits a further reply again.
+# A case further along (a return under way, closed) keeps its status and gets the line alone.
+REOPENED_BY_DISPUTE = frozenset({CaseStatus.REPLY_RECEIVED, CaseStatus.VERIFYING})
+# What a case shows of a return: a claim of "returned" for any other case is doubtful.
+RETURN_STATUSES = frozenset({CaseStatus.RETURN_IN_PROGRESS, CaseStatus.RETURNED})
+ADULT_AGE = 18
 
 
 class ExchangeError(Exception):
@@ -198,13 +206,17 @@ def list_hand_over(
 
 @dataclass(frozen=True)
 class OutcomeInput:
-    """One child's answer as given to `reply_record`: the entry by id or by its number on the list."""
+    """One child's answer as given to `reply_record`: the entry by id, by its number on the list, or
+    by the child's name as on the list (in any script). `label` says where the answer came from (a
+    pasted line, a row of the page) in the problems reported about it."""
 
     outcome: str
     entry_id: int | None = None
     position: int | None = None
+    name: str = ""
     details: str = ""
     reported_location: str = ""
+    label: str = ""
 
 
 @dataclass
@@ -213,6 +225,15 @@ class RecordedReply:
     outcomes: list[ReplyOutcome] = field(default_factory=list)
     flags_resolved: int = 0
     cases_moved: int = 0
+
+    @property
+    def further_claims(self) -> list[ReplyOutcome]:
+        """The outcomes that are a further claim for an entry an earlier reply had answered."""
+        return [outcome for outcome in self.outcomes if outcome.claim_number > 1]
+
+    @property
+    def doubtful(self) -> list[ReplyOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.doubt]
 
 
 def reply_record(
@@ -224,8 +245,14 @@ def reply_record(
     received_from: Organisation | None = None,
     reference: str = "",
     notes: str = "",
+    document: File | None = None,
 ) -> RecordedReply:
     """Record a reply to a list: each named entry is answered, its flags resolved, its case moved.
+
+    One letter is one reply, whatever mix of outcomes it holds. An entry answered before gets a
+    further claim, numbered after the earlier ones and kept beside them; the entry shows the latest.
+    A claim that the case's own record makes doubtful (an adult not yet 18 on the reply's date, a
+    return the case does not show) is marked so as it is recorded.
 
     All of it happens in one transaction, and nothing is written when any part is wrong: every
     problem is reported at once, each naming the entry (by its number on the list) or the field.
@@ -243,12 +270,14 @@ def reply_record(
             reference=reference,
             notes=notes,
             recorded_by=actor,
+            document=document or "",
         )
         result = RecordedReply(reply=reply)
         said = f"Reply of {received_on} to {locked.reference}"
         result.outcomes = insert_recorded([
             ReplyOutcome(reply=reply, entry=entry, outcome=item.outcome, details=item.details,
-                         reported_location=item.reported_location)
+                         reported_location=item.reported_location, claim_number=entry.claim_count + 1,
+                         doubt=_claim_doubt(entry, item.outcome, received_on))
             for entry, item in resolved
         ], ReplyOutcome, user=actor, reason=said)
         answered = [entry for entry, _ in resolved]
@@ -256,12 +285,16 @@ def reply_record(
             entry.reply_state = ListEntry.ReplyState.ANSWERED
             entry.last_outcome = item.outcome
             entry.answered_on = received_on
+            entry.claim_count += 1
+            entry.claim_verification = Verification.UNVERIFIED
             entry.updated_at = now
-        update_instances(answered, ListEntry, ["reply_state", "last_outcome", "answered_on", "updated_at"])
+        update_instances(answered, ListEntry, ["reply_state", "last_outcome", "answered_on", "claim_count",
+                                               "claim_verification", "updated_at"])
         record_history(ListEntry, [entry.pk for entry in answered], history_type=CHANGED, user=actor, reason=said)
+        # A disputed claim's flag is answered too: the further reply it waited for has come.
         result.flags_resolved = Flag.objects.filter(
             entry_id__in=keys_in(entry.pk for entry in answered), resolved_at__isnull=True,
-            kind__in=[Flag.Kind.OVERDUE, Flag.Kind.DUE_SOON],
+            kind__in=[Flag.Kind.OVERDUE, Flag.Kind.DUE_SOON, Flag.Kind.DISPUTED],
         ).update(resolved_at=now, resolution=Flag.Resolution.ANSWERED, resolved_by=actor)
 
         claims = {entry.case_id: (entry, item) for entry, item in resolved}
@@ -274,6 +307,8 @@ def reply_record(
             if case.status not in WAITING_STATUSES or not can_transition(case.status, target):
                 target = case.status
             message = f"{said} #{entry.position}: {Outcome(item.outcome).label}"
+            if entry.claim_count > 1:
+                message += gettext(" (claim %(number)s for this entry)") % {"number": entry.claim_count}
             return [StatusStep(target, CaseEvent.Kind.REPLY_RECORDED, message,
                                data={"outcome": item.outcome, "reply": reply.pk})]
 
@@ -289,9 +324,18 @@ def reply_record(
     return result
 
 
+# What a reply reads of each entry, its case and its child, for the road and the claims' doubts.
+ENTRY_FIELDS_READ = (
+    "pk", "position", "reply_state", "case_id", "child_id", "handover_list_id", "claim_count",
+    "case__id", "case__status", "case__child_id", "case__closing_reason",
+    "child__id", "child__birth_date", "child__birth_date_precision",
+)
+CHILD_NAME_FIELDS = ("family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin", "aliases")
+
+
 def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
                       outcomes: Sequence[OutcomeInput]) -> list[tuple[ListEntry, OutcomeInput]]:
-    """Each outcome's entry on the (locked) list, by id or by number; every problem at once, or none."""
+    """Each outcome's entry on the (locked) list, by id, number or name; every problem at once, or none."""
     problems: list[tuple[str, str]] = []
     if handover_list.status == HandoverList.Status.DRAFT:
         problems.append(("handover_list", f"{handover_list.reference} has not been handed over yet"))
@@ -303,20 +347,26 @@ def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
         problems.append(("outcomes", "a reply needs at least one child's outcome"))
 
     # What the reply and the road read of each entry and its case, in one query per way of naming them.
-    entries = handover_list.entries.select_related("case").only(
-        "pk", "position", "reply_state", "case_id", "child_id", "handover_list_id",
-        "case__id", "case__status", "case__child_id")
+    entries = handover_list.entries.select_related("case", "child").only(*ENTRY_FIELDS_READ)
     by_id = {e.id: e for e in entries.filter(id__in=keys_in(o.entry_id for o in outcomes if o.entry_id is not None))}
     by_position = {e.position: e for e in entries.filter(
         position__in=keys_in(o.position for o in outcomes if o.position is not None and o.entry_id is None))}
+    named = [o for o in outcomes if o.entry_id is None and o.position is None and o.name]
+    by_name = _entries_by_name(entries) if named else {}
     resolved: list[tuple[ListEntry, OutcomeInput]] = []
     seen: set[int] = set()
     for index, item in enumerate(outcomes):
-        where = f"outcomes[{index}]"
-        entry = by_id.get(item.entry_id) if item.entry_id is not None else by_position.get(item.position or -1)
+        where = item.label or f"outcomes[{index}]"
+        if item.entry_id is not None:
+            entry = by_id.get(item.entry_id)
+            missing = f"entry {item.entry_id} is not on list {handover_list.reference}"
+        elif item.position is not None:
+            entry = by_position.get(item.position)
+            missing = f"number {item.position} is not on list {handover_list.reference}"
+        else:
+            entry, missing = _entry_named(by_name, item.name, handover_list.reference)
         if entry is None:
-            named = f"entry {item.entry_id}" if item.entry_id is not None else f"number {item.position}"
-            problems.append((where, f"{named} is not on list {handover_list.reference}"))
+            problems.append((where, missing))
             continue
         where = f"{where} (#{entry.position})"
         if item.outcome not in Outcome.values:
@@ -332,22 +382,158 @@ def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
     return resolved
 
 
+def _entries_by_name(entries: QuerySet[ListEntry]) -> dict[str, list[ListEntry]]:
+    """The list's entries by each spelling of their child's name folded to one key (family and
+    given name, either way round, with or without the patronymic, and every alias), so that a name
+    written in Cyrillic or Latin finds its child; in one query, asked only when a name is given."""
+    found: dict[str, list[ListEntry]] = {}
+    for entry in entries.only(*ENTRY_FIELDS_READ, *(f"child__{name}" for name in CHILD_NAME_FIELDS)):
+        child = entry.child
+        spellings = {
+            (child.family_name, child.given_name), (child.given_name, child.family_name),
+            (child.family_name, child.given_name, child.patronymic),
+            (child.family_name_latin, child.given_name_latin), (child.given_name_latin, child.family_name_latin),
+            *((str(alias),) for alias in child.aliases or []),
+        }
+        for key in {latin_key(" ".join(part for part in words if part)) for words in spellings} - {""}:
+            found.setdefault(key, []).append(entry)
+    return found
+
+
+def _entry_named(by_name: dict[str, list[ListEntry]], name: str, reference: str) -> tuple[ListEntry | None, str]:
+    """The one entry whose child has this name, or None and why not."""
+    if not name.strip():
+        return None, gettext("give the child's number on the list or name")
+    found = by_name.get(latin_key(name), [])
+    if len(found) == 1:
+        return found[0], ""
+    if found:
+        return None, gettext("more than one child on list %(list)s is named “%(name)s”: give the number") % {
+            "list": reference, "name": name}
+    return None, gettext("no child on list %(list)s is named “%(name)s”: give the number") % {
+        "list": reference, "name": name}
+
+
+def _claim_doubt(entry: ListEntry, outcome: str, received_on: datetime.date) -> str:
+    """Why the case's own record makes a claim doubtful, in words; empty when it does not."""
+    if outcome == Outcome.NOW_ADULT:
+        # With a year or a month only, the age counted is the highest the child may have: doubtful
+        # only when the child cannot have been 18 yet.
+        age = age_on(entry.child.birth_date, entry.child.birth_date_precision, received_on)
+        if age is not None and age < ADULT_AGE:
+            return gettext("claimed to be an adult, but the child was %(age)s on the reply's date (%(date)s)") % {
+                "age": age, "date": received_on}
+    if outcome == Outcome.RETURNED and entry.case.status not in RETURN_STATUSES and not (
+            entry.case.status == CaseStatus.CLOSED and entry.case.closing_reason == Case.ClosingReason.REUNIFIED):
+        return gettext("claimed to be returned, but the case shows no return (it is “%(status)s”)") % {
+            "status": CaseStatus(entry.case.status).label}
+    return ""
+
+
 def outcome_verify(
-    *, outcome: ReplyOutcome, verification: str, note: str, actor: User | None
+    *,
+    outcome: ReplyOutcome,
+    verification: str,
+    note: str,
+    actor: User | None,
+    evidence: File | None = None,
+    follow_up_due_on: datetime.date | None = None,
 ) -> ReplyOutcome:
-    """The case worker's judgement of a claim, kept beside it and written to the case's timeline."""
+    """The case worker's judgement of a claim: unverified, verified or disputed, with who, when, a
+    note and the evidence, kept beside the claim and written to the case's timeline.
+
+    Disputing an entry's latest claim re-opens its follow-up: the entry awaits a further reply by
+    `follow_up_due_on` (required then, not in the past), a flag of the kind "claim disputed" is
+    raised, and a case that had moved on with the claim goes back to awaiting a reply. Taking the
+    dispute back (verified or unverified again, before any further claim) answers the entry with the
+    claim once more and resolves the flag. A claim an entry's later claim has replaced is judged
+    alone: the later claim is the one the entry stands on.
+    """
     if verification not in Verification.values:
-        raise ExchangeError([("verification", f"“{verification}” is not one of {', '.join(Verification.values)}")])
+        raise ExchangeError([("verification", gettext("“%(value)s” is not one of %(choices)s") % {
+            "value": verification, "choices": ", ".join(Verification.values)})])
     with transaction.atomic():
-        outcome.verification = verification
-        outcome.verification_note = note
-        outcome.verified_by = actor
-        outcome.verified_at = timezone.now()
-        outcome.save(update_fields=["verification", "verification_note", "verified_by", "verified_at", "updated_at"])
-        case_add_event(
-            case=outcome.entry.case, kind=CaseEvent.Kind.REPLY_VERIFIED, actor=actor,
-            message=f"Claim “{outcome.get_outcome_display()}” marked {Verification(verification).label.lower()}"
-                    + (f": {note}" if note else ""),
-            data={"outcome": outcome.pk, "verification": verification},
-        )
+        # The list first, as a reply locks it: a reply and a verdict on one list's entries take turns.
+        list_id = ListEntry.objects.filter(pk=outcome.entry_id).values_list("handover_list_id", flat=True).get()
+        handover_list = HandoverList.objects.select_for_update().get(pk=list_id)
+        entry = ListEntry.objects.select_for_update().select_related("case").get(pk=outcome.entry_id)
+        claim = ReplyOutcome.objects.select_for_update().select_related("reply").get(pk=outcome.pk)
+        previous = claim.verification
+        latest = claim.claim_number == entry.claim_count
+        reopens = (verification == Verification.DISPUTED and previous != Verification.DISPUTED and latest
+                   and entry.reply_state == ListEntry.ReplyState.ANSWERED)
+        takes_back = (previous == Verification.DISPUTED and verification != Verification.DISPUTED and latest
+                      and entry.reply_state == ListEntry.ReplyState.AWAITING)
+        if reopens:
+            _check_follow_up(follow_up_due_on)
+        now = timezone.now()
+        claim.verification, claim.verification_note = verification, note
+        claim.verified_by, claim.verified_at = actor, now
+        if evidence is not None:
+            claim.verification_evidence = evidence
+        claimed = gettext("“%(outcome)s” in the reply of %(date)s (#%(position)s)") % {
+            "outcome": claim.get_outcome_display(), "date": claim.reply.received_on, "position": entry.position}
+        said = {
+            Verification.VERIFIED: gettext("Claim verified: %(claim)s"),
+            Verification.UNVERIFIED: gettext("Claim marked unverified: %(claim)s"),
+            Verification.DISPUTED: gettext("Claim disputed: %(claim)s"),
+        }[Verification(verification)] % {"claim": claimed} + (f": {note}" if note else "")
+        claim._change_reason = said[:100]  # type: ignore[attr-defined]
+        claim.save(update_fields=["verification", "verification_note", "verified_by", "verified_at",
+                                  "verification_evidence", "updated_at"])
+
+        kind: str = CaseEvent.Kind.REPLY_VERIFIED if verification != Verification.DISPUTED else CaseEvent.Kind.NOTE
+        to_status = entry.case.status
+        if latest:
+            entry.claim_verification = verification
+        if reopens:
+            assert follow_up_due_on is not None  # noqa: S101 checked above, for the type checker
+            entry.reply_state, entry.answered_on, entry.due_on = ListEntry.ReplyState.AWAITING, None, follow_up_due_on
+            flag = Flag.objects.create(kind=Flag.Kind.DISPUTED, entry=entry, case_id=entry.case_id,
+                                       due_on=follow_up_due_on, note=said, raised_by=actor, raised_at=now)
+            said += gettext(". A further reply is due by %(date)s.") % {"date": follow_up_due_on}
+            # The line says the claim is disputed and that a flag is up; the move rides on it.
+            kind = CaseEvent.Kind.FLAG_RAISED
+            if entry.case.status in REOPENED_BY_DISPUTE:
+                to_status = CaseStatus.AWAITING_REPLY
+        elif takes_back:
+            entry.reply_state, entry.answered_on = ListEntry.ReplyState.ANSWERED, claim.reply.received_on
+            Flag.objects.filter(entry=entry, kind=Flag.Kind.DISPUTED, resolved_at__isnull=True).update(
+                resolved_at=now, resolution=Flag.Resolution.UNDISPUTED, resolved_by=actor)
+            said += gettext("; no longer disputed, the entry is answered by this claim again")
+            target = OUTCOME_MOVES_CASE_TO.get(claim.outcome, CaseStatus.REPLY_RECEIVED)
+            if entry.case.status == CaseStatus.AWAITING_REPLY and can_transition(entry.case.status, target):
+                to_status = target
+        if latest:
+            entry._change_reason = said[:100]  # type: ignore[attr-defined]
+            entry.save(update_fields=["claim_verification", "reply_state", "answered_on", "due_on", "updated_at"])
+        data: dict[str, object] = {"outcome": claim.pk, "verification": verification}
+        if reopens:
+            data["flag"] = flag.pk
+        cases_move(cases=[entry.case], steps=lambda case: [StatusStep(
+            to_status if can_transition(case.status, to_status) else case.status, kind, said, data=data)],
+            actor=actor, data={"list": handover_list.reference}, reason=said[:100])
+        if reopens or takes_back:
+            _list_status_follows_entries(handover_list)
+    outcome.refresh_from_db()
     return outcome
+
+
+def _check_follow_up(follow_up_due_on: datetime.date | None) -> None:
+    if follow_up_due_on is None:
+        raise ExchangeError([("follow_up_due_on", gettext(
+            "a disputed claim re-opens the follow-up: give the date a further reply is due"))])
+    if follow_up_due_on < timezone.localdate():
+        raise ExchangeError([("follow_up_due_on", gettext("%(date)s is in the past") % {"date": follow_up_due_on})])
+
+
+def _list_status_follows_entries(handover_list: HandoverList) -> None:
+    """An answered list with an entry awaiting again is partially answered, and back when none is."""
+    if handover_list.status not in (HandoverList.Status.ANSWERED, HandoverList.Status.PARTIALLY_ANSWERED):
+        return
+    waiting = handover_list.entries.filter(reply_state=ListEntry.ReplyState.AWAITING).exists()
+    status = HandoverList.Status.PARTIALLY_ANSWERED if waiting else HandoverList.Status.ANSWERED
+    if status != handover_list.status:
+        handover_list.status = status
+        handover_list._change_reason = gettext("Entries awaiting again after a dispute")  # type: ignore[attr-defined]
+        handover_list.save(update_fields=["status", "updated_at"])

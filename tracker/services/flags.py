@@ -83,20 +83,22 @@ def sweep_deadlines(
         resolved = 0
         # Clear what no longer needs attention. The reply service clears its own flags; this
         # catches entries answered or withdrawn by any other path, and changed deadlines.
-        for resolution, condition, params in (
-            (R.ANSWERED, "e.reply_state = %s", ["answered"]),
-            (R.WITHDRAWN, "e.reply_state = %s", ["withdrawn"]),
-            (R.DEADLINE_CHANGED, f"(e.due_on IS NULL OR e.due_on <> {flag_t}.due_on)", []),
-            (R.SUPERSEDED, f"{flag_t}.kind = %s AND e.due_on < %s", [due_soon, today]),
+        # A disputed claim's flag waits for a further reply, whatever its entry's deadline does.
+        waiting_kinds = [overdue, due_soon, Flag.Kind.DISPUTED]
+        for resolution, kinds, condition, params in (
+            (R.ANSWERED, waiting_kinds, "e.reply_state = %s", ["answered"]),
+            (R.WITHDRAWN, waiting_kinds, "e.reply_state = %s", ["withdrawn"]),
+            (R.DEADLINE_CHANGED, [overdue, due_soon], f"(e.due_on IS NULL OR e.due_on <> {flag_t}.due_on)", []),
+            (R.SUPERSEDED, [overdue, due_soon], f"{flag_t}.kind = %s AND e.due_on < %s", [due_soon, today]),
         ):
             cursor.execute(
                 f"""
                 UPDATE {flag_t} SET resolved_at = %s, resolution = %s
-                WHERE resolved_at IS NULL AND kind IN (%s, %s) AND EXISTS (
+                WHERE resolved_at IS NULL AND kind IN ({", ".join(["%s"] * len(kinds))}) AND EXISTS (
                     SELECT 1 FROM {entry_t} e WHERE e.id = {flag_t}.entry_id AND {condition}
                 )
                 """,  # noqa: S608 identifiers from the models' own _meta, quoted; every value is a parameter
-                [now, resolution, overdue, due_soon, *params],
+                [now, resolution, *kinds, *params],
             )
             resolved += cursor.rowcount
 

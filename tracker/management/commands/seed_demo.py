@@ -28,7 +28,7 @@ from tracker.models import (
     Round,
     Verification,
 )
-from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, reply_record
+from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, outcome_verify, reply_record
 from tracker.tasks import sweep_deadlines
 
 ISTANBUL_LIST = "UA-RU-2025-06-02/1"
@@ -152,12 +152,13 @@ class Command(BaseCommand):
         recorded = reply_record(handover_list=first, received_on=datetime.date(2025, 7, 28), outcomes=answers,
                                 actor=workers[1], reference="Reply No. 1 (partial)",
                                 notes="Partial answer covering part of the list, received after the deadline.")
-        # Two claims did not hold up when checked: case workers dispute them.
+        # Two claims did not hold up when checked: case workers dispute them, which asks the other
+        # side again (the entries await a further reply, with a flag of their own).
         for claim in ReplyOutcome.objects.filter(reply=recorded.reply, outcome__in=[Outcome.RETURNED,
                                                                                     Outcome.NOW_ADULT])[:2]:
-            claim.verification = Verification.DISPUTED
-            claim.verification_note = "Family reports the child is still held; birth record shows age 14."
-            claim.save(update_fields=["verification", "verification_note"])
+            outcome_verify(outcome=claim, verification=Verification.DISPUTED, actor=workers[1],
+                           note="Family reports the child is still held; birth record shows age 14.",
+                           follow_up_due_on=today + datetime.timedelta(days=21))
 
         second = new_list(f"UA-RU-{today - datetime.timedelta(days=25):%Y-%m-%d}/QA",
                           "Follow-up list through the Qatari mediator", channel)
