@@ -142,6 +142,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from core.warmup import warm_and_freeze
     from scripts import bench_fill, bench_reads
     from scripts.bench_sql import Raw
 
@@ -151,6 +152,8 @@ def main() -> None:
         print(f"\n== the API at {size:,} children ==", flush=True)
         bench_fill.ensure_filled(url, size=size, entries_per_child=args.entries_per_child, seed=args.seed,
                                  keep=args.keep)
+        # As a web worker is made ready (config/wsgi.py): the views imported, start-up objects frozen.
+        print(f"  {warm_and_freeze():,} start-up objects frozen, as config/wsgi.py does in each web worker", flush=True)
         raw = Raw(url)
         results = Results()
         key = bench_reads.measure_api(results, raw, args.runs)
