@@ -13,7 +13,7 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 # (.pre-commit-config.yaml).
 MYPY := DJANGO_DEBUG=true DATABASE_URL=sqlite://:memory: $(BIN)/mypy
 
-.PHONY: run test venv lint typecheck check-migrations worker clean bench
+.PHONY: run test venv lint typecheck check-migrations worker clean bench bench-api
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ BENCH_ENV := BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0
 
 bench: venv
 	$(BENCH_ENV) $(BIN)/python scripts/benchmark.py $(BENCH_ARGS)
+
+# The partner API: a page in process beside raw SQL, then 8 clients against gunicorn on loopback.
+bench-api: venv
+	$(BENCH_ENV) $(BIN)/python scripts/bench_api.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

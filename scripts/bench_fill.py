@@ -538,6 +538,36 @@ def meta_read(url: str) -> dict[str, Any] | None:
                     strict=True))
 
 
+def ensure_filled(url: str, *, size: int, entries_per_child: int, seed: int,
+                  keep: bool) -> tuple[Population, list[dict[str, object]]]:
+    """The benchmark's database with `size` children, migrated: reused when `keep` and the last fill was
+    of this size, filled anew otherwise. Returns the population to draw new names from and a sample of
+    stored children."""
+    from django.core.management import call_command
+    from django.db import connections
+    from django.utils import timezone
+
+    name = url.rsplit("/", 1)[1]
+    meta = meta_read(url) if keep else None
+    if meta and meta["children"] == size and meta["entries_per_child"] == entries_per_child:
+        print(f"  reusing {name}: filled {meta['filled_at']:%Y-%m-%d %H:%M} UTC with {meta['children']:,} "
+              f"children, {meta['entries']:,} entries, {meta['lists']:,} lists", flush=True)
+        call_command("migrate", verbosity=0)
+        stored, sample = stored_sample()
+        return Population(seed=seed + stored), sample
+    connections.close_all()
+    make_database(url, recreate=True)
+    call_command("migrate", verbosity=0)
+    population = Population(seed=seed)
+    today = timezone.localdate()
+    filled = fill(url, population, size=size, entries_per_child=entries_per_child, seed=seed, today=today)
+    meta_write(url, filled, entries_per_child=entries_per_child, seed=seed, today=today)
+    print(f"  filled: {filled.children:,} children, {filled.match_keys:,} match keys, {filled.lists:,} "
+          f"lists, {filled.entries:,} entries, {filled.replies:,} replies, {filled.outcomes:,} outcomes, "
+          f"{filled.shares:,} case shares, {filled.history:,} history rows", flush=True)
+    return population, filled.sample
+
+
 # --- For the measurements: an account, and lists of a given length ---------------------------------
 
 

@@ -48,17 +48,24 @@ def page_queries(client: Any, url: str, headers: dict[str, str] | None = None) -
 
 def page_row(results: Results, raw: Raw, what: str, product: Spread, baseline: Spread, queries: Captured,
              small_queries: list[dict[str, str]] | None, sizes: str,
-             again: Callable[[], object] | None = None) -> None:
+             again: Callable[[], object] | None = None, times_raw: float | None = None) -> None:
+    """One page's row; its target is TARGET_PAGE_MS, or with `times_raw`, a median within that many
+    times the raw baseline's."""
     took, sql = slowest(queries)
     in_sql = queries.seconds * 1000
-    met = product.median <= TARGET_PAGE_MS and product.p95 <= TARGET_PAGE_MS
+    if times_raw is None:
+        met = product.median <= TARGET_PAGE_MS and product.p95 <= TARGET_PAGE_MS
+        target = f"median and p95 ≤ {TARGET_PAGE_MS:.0f} ms"
+    else:
+        met = product.median <= times_raw * baseline.median
+        target = f"median ≤ {times_raw:g}× raw"
     counts = f"{len(queries)}" + (f" ({sizes}: {len(small_queries)} vs {len(queries)})" if small_queries is not None
                                   else "")
     print(f"  {what}\n      product {product}; raw SQL main query {baseline}; {counts} queries taking "
           f"{fmt_ms(in_sql)} in all (the rest of the request is Python); slowest {fmt_ms(took)}: "
           f"{short_sql(sql, 150)}", flush=True)
     results.add(Row(what, str(product), str(baseline), f"{product.median / baseline.median:.1f}×", counts,
-                    f"median and p95 ≤ {TARGET_PAGE_MS:.0f} ms", met,
+                    target, met,
                     f"SQL {fmt_ms(in_sql)} of the request, slowest query {fmt_ms(took)}"))
     if not met:
         report_problem(results, raw, f"{what}: median {fmt_ms(product.median)}, p95 {fmt_ms(product.p95)}; its "
@@ -194,7 +201,9 @@ def measure_admin(results: Results, raw: Raw, sample: list[dict[str, object]], r
 # --- The API ---------------------------------------------------------------------------------------
 
 
-def measure_api(results: Results, raw: Raw, runs: int) -> None:
+def measure_api(results: Results, raw: Raw, runs: int) -> str:
+    """The page of 100 cases in this process beside one raw query and json.dumps of the same rows;
+    returns the key it issued, for whatever measures next."""
     from django.test import Client
 
     from tracker.models import Organisation
@@ -260,4 +269,6 @@ def measure_api(results: Results, raw: Raw, runs: int) -> None:
     with_lists = sum(1 for r in served if r["lists"])
     page_row(results, raw, f"API: GET /api/v1/cases/?page_size=100 with a partner key ({with_lists} of the 100 cases "
              f"show lists; raw = one SQL + json.dumps{'' if same else ', DIFFERENT rows'})",
-             product, baseline, queries, small, "page of 20 vs 100", again=lambda: get_page(client, url, headers))
+             product, baseline, queries, small, "page of 20 vs 100", again=lambda: get_page(client, url, headers),
+             times_raw=2.0)
+    return key

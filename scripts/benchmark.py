@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # First: it sets the environment Django reads when it is set up.
 from scripts import bench_common
-from scripts.bench_common import Phases, Population, Results, Row, machine
+from scripts.bench_common import Phases, Results, Row, machine
 
 
 def main() -> None:
@@ -64,8 +64,6 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
-    from django.db import connections
     from django.utils import timezone
 
     from scripts import bench_fill, bench_reads, bench_sweep, bench_writes
@@ -79,27 +77,8 @@ def main() -> None:
         print(f"\n== {size:,} children, {size * args.entries_per_child:,} list entries "
               f"({name}, {started:%Y-%m-%d %H:%M} UTC) ==", flush=True)
         with phases.phase("database"):
-            meta = bench_fill.meta_read(url) if args.keep else None
-            if meta and meta["children"] == size and meta["entries_per_child"] == args.entries_per_child:
-                print(f"  reusing {name}: filled {meta['filled_at']:%Y-%m-%d %H:%M} UTC with {meta['children']:,} "
-                      f"children, {meta['entries']:,} entries, {meta['lists']:,} lists", flush=True)
-                call_command("migrate", verbosity=0)
-                stored, sample = bench_fill.stored_sample()
-                population = Population(seed=args.seed + stored)
-            else:
-                connections.close_all()
-                bench_fill.make_database(url, recreate=True)
-                call_command("migrate", verbosity=0)
-                population = Population(seed=args.seed)
-                today = timezone.localdate()
-                filled = bench_fill.fill(url, population, size=size, entries_per_child=args.entries_per_child,
-                                         seed=args.seed, today=today)
-                bench_fill.meta_write(url, filled, entries_per_child=args.entries_per_child, seed=args.seed,
-                                      today=today)
-                sample = filled.sample
-                print(f"  filled: {filled.children:,} children, {filled.match_keys:,} match keys, {filled.lists:,} "
-                      f"lists, {filled.entries:,} entries, {filled.replies:,} replies, {filled.outcomes:,} outcomes, "
-                      f"{filled.shares:,} case shares, {filled.history:,} history rows", flush=True)
+            population, sample = bench_fill.ensure_filled(url, size=size, entries_per_child=args.entries_per_child,
+                                                          seed=args.seed, keep=args.keep)
         raw = Raw(url)
 
         def activity(raw: Raw = raw) -> str:

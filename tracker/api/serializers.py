@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from cases.models import Case, CaseEvent, Child
 from core.users import signed_in_user
+from tracker.api.representation import PlannedRepresentation
 from tracker.models import (
     Flag,
     HandoverList,
@@ -31,13 +32,18 @@ HANDOVER_CHILD_FIELDS: tuple[str, ...] = (
 )
 
 
-class OrganisationSerializer(serializers.ModelSerializer):
+class ModelSerializer(PlannedRepresentation, serializers.ModelSerializer):
+    """DRF's model serializer, writing its output by a plan made once per serializer
+    (`tracker.api.representation`): the same JSON, a fraction of the calls."""
+
+
+class OrganisationSerializer(ModelSerializer):
     class Meta:
         model = Organisation
         fields = ("id", "name", "short_name", "kind", "country", "updated_at")
 
 
-class ChildSerializer(serializers.ModelSerializer):
+class ChildSerializer(ModelSerializer):
     """A child as handed over on a list: identity and circumstances, nothing restricted."""
 
     birth_date = serializers.SerializerMethodField(help_text="YYYY, YYYY-MM or YYYY-MM-DD, as precise as known.")
@@ -58,7 +64,7 @@ class RestrictedChildSerializer(ChildSerializer):
         fields = (*HANDOVER_CHILD_FIELDS, *Child.RESTRICTED_FIELDS)
 
 
-class CaseEntrySerializer(serializers.ModelSerializer):
+class CaseEntrySerializer(ModelSerializer):
     list = serializers.IntegerField(source="handover_list_id")
     list_reference = serializers.CharField(source="handover_list.reference")
 
@@ -68,13 +74,13 @@ class CaseEntrySerializer(serializers.ModelSerializer):
                   "answered_on", "age_at_listing")
 
 
-class FlagSerializer(serializers.ModelSerializer):
+class FlagSerializer(ModelSerializer):
     class Meta:
         model = Flag
         fields = ("id", "kind", "level", "entry", "due_on", "raised_at", "escalated_at", "resolved_at", "resolution")
 
 
-class CaseSerializer(serializers.ModelSerializer):
+class CaseSerializer(ModelSerializer):
     child = serializers.SerializerMethodField()
     lists = CaseEntrySerializer(source="visible_entries", many=True, read_only=True)
     open_flags = FlagSerializer(many=True, read_only=True)
@@ -115,7 +121,7 @@ class CaseUpdateSerializer(serializers.Serializer):
         return attrs
 
 
-class TimelineEventSerializer(serializers.ModelSerializer):
+class TimelineEventSerializer(ModelSerializer):
     actor_kind = serializers.SerializerMethodField()
     message = serializers.SerializerMethodField()
 
@@ -139,7 +145,7 @@ class EntryChildSerializer(ChildSerializer):
                   "patronymic_latin", "birth_date", "birth_date_precision", "sex", "home_settlement", "home_oblast")
 
 
-class ListEntrySerializer(serializers.ModelSerializer):
+class ListEntrySerializer(ModelSerializer):
     child = EntryChildSerializer(read_only=True)
     case = serializers.SerializerMethodField(help_text="The case's id, where the case is shared with you.")
 
@@ -152,7 +158,7 @@ class ListEntrySerializer(serializers.ModelSerializer):
         return entry.case_id if getattr(entry, "case_shared", False) else None
 
 
-class HandoverListSerializer(serializers.ModelSerializer):
+class HandoverListSerializer(ModelSerializer):
     sender: serializers.PrimaryKeyRelatedField[Organisation] = serializers.PrimaryKeyRelatedField(read_only=True)
     recipient: serializers.PrimaryKeyRelatedField[Organisation] = serializers.PrimaryKeyRelatedField(read_only=True)
     round: serializers.SlugRelatedField[Round] = serializers.SlugRelatedField(
@@ -170,7 +176,7 @@ class HandoverListSerializer(serializers.ModelSerializer):
                   "response_due_on", "children", "replied", "awaiting", "overdue", "claimed", "updated_at")
 
 
-class ReplyOutcomeSerializer(serializers.ModelSerializer):
+class ReplyOutcomeSerializer(ModelSerializer):
     position = serializers.IntegerField(source="entry.position")
 
     class Meta:
@@ -179,7 +185,7 @@ class ReplyOutcomeSerializer(serializers.ModelSerializer):
         fields = ("entry", "position", "outcome", "details", "reported_location", "claim_number")
 
 
-class ReplySerializer(serializers.ModelSerializer):
+class ReplySerializer(ModelSerializer):
     list = serializers.IntegerField(source="handover_list_id")
     outcomes = ReplyOutcomeSerializer(many=True, read_only=True)
 
@@ -214,7 +220,7 @@ class ReplyCreateSerializer(serializers.Serializer):
         return value
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
+class WebhookEndpointSerializer(ModelSerializer):
     secret = serializers.CharField(write_only=True, min_length=16, max_length=200,
                                    help_text="Shared secret for the X-Tracker-Signature HMAC; never shown again.")
     events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEndpoint.Event.choices),

@@ -21,6 +21,7 @@ from rest_framework.serializers import BaseSerializer
 
 from cases.models import Case, CaseEvent, RecordAccess
 from cases.services import child_update_last_known, log_child_reads
+from core.bulk import keys_in
 from core.users import signed_in_user
 from tracker.api import serializers as s
 from tracker.api.errors import PreconditionFailed, PreconditionRequired
@@ -97,24 +98,41 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
         else:
             granted = live_shares(viewer).filter(case=OuterRef("pk"), include_restricted=True)
             cases = cases.annotate(restricted_shared=Exists(granted))
-        entries = ListEntry.objects.filter(handover_list__in=visible_lists(viewer)).select_related("handover_list")
-        flags = Flag.objects.filter(resolved_at__isnull=True).order_by("-level", "id")
-        return cases.prefetch_related(
-            Prefetch("list_entries", queryset=entries.order_by("handover_list__handed_over_on", "id"),
-                     to_attr="visible_entries"),
-            Prefetch("flags", queryset=flags, to_attr="open_flags"),
-        )
+        return cases
+
+    def visible_entries(self) -> QuerySet[ListEntry]:
+        return ListEntry.objects.filter(handover_list__in=visible_lists(self.viewer)).select_related(
+            "handover_list").order_by("handover_list__handed_over_on", "id")
+
+    def open_flags(self) -> QuerySet[Flag]:
+        return Flag.objects.filter(resolved_at__isnull=True).order_by("-level", "id")
+
+    def with_related(self, cases: list[Case]) -> list[Case]:
+        """Each case's entries on lists the caller may see and its open flags, in two queries for the
+        page (the keys travel as one parameter; a prefetch prepared each key on its own)."""
+        ids = [case.pk for case in cases]
+        entries: dict[int, list[ListEntry]] = {pk: [] for pk in ids}
+        flags: dict[int, list[Flag]] = {pk: [] for pk in ids}
+        if ids:
+            for entry in self.visible_entries().filter(case_id__in=keys_in(ids)):
+                entries[entry.case_id].append(entry)
+            for flag in self.open_flags().filter(case_id__in=keys_in(ids)):
+                flags[flag.case_id].append(flag)
+        for case in cases:
+            case.visible_entries = entries[case.pk]  # type: ignore[attr-defined]
+            case.open_flags = flags[case.pk]  # type: ignore[attr-defined]
+        return cases
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
-        rows = page if page is not None else list(queryset)
+        rows = self.with_related(list(page if page is not None else queryset))
         self.log_reads([case.child_id for case in rows])
         data = self.get_serializer(rows, many=True).data
         return self.get_paginated_response(data) if page is not None else Response(data)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        case = self.get_object()
+        case = self.with_related([self.get_object()])[0]
         self.log_reads([case.child_id])
         return Response(self.get_serializer(case).data, headers={"ETag": case_etag(case)})
 
@@ -140,7 +158,7 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
         source = str(viewer.organisation) if viewer.organisation else "a case worker"
         child_update_last_known(child=case.child, actor=signed_in_user(request), source=source,
                                 expected_updated_at=case.child.updated_at, **update.validated_data)
-        case = self.get_queryset().get(pk=case.pk)
+        case = self.with_related([self.get_queryset().get(pk=case.pk)])[0]
         self.log_reads([case.child_id])
         return Response(self.get_serializer(case).data, headers={"ETag": case_etag(case)})
 
@@ -183,7 +201,10 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
             log_child_reads([case.child_id for case in chunk], channel=RecordAccess.Channel.EXPORT, path=path,
                             user=signed_in_user(request), **viewer.read_log_fields())
 
-        cases = in_chunks(self.filter_queryset(self.get_queryset()), log_exported)
+        cases = in_chunks(self.filter_queryset(self.get_queryset()).prefetch_related(
+            Prefetch("list_entries", queryset=self.visible_entries(), to_attr="visible_entries"),
+            Prefetch("flags", queryset=self.open_flags(), to_attr="open_flags"),
+        ), log_exported)
         filename = f"cases-{timezone.localdate():%Y-%m-%d}"
         if request.accepted_renderer.format == "xlsx":
             return HttpResponse(cases_xlsx(cases, include_restricted=include_restricted),
