@@ -8,12 +8,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
 from cases.admin import NoDeleteMixin
 from core.users import signed_in_user
 from tracker.models import ApiKey, ApiScope, CaseShare, ListShare, WebhookDelivery, WebhookEndpoint
-from tracker.services.partners import api_key_issue, api_key_revoke
+from tracker.services.partners import api_key_issue, api_key_revoke, case_share_grant, case_shares_revoke
 from tracker.services.webhooks import url_problem
 
 
@@ -72,17 +71,28 @@ class CaseShareAdmin(NoDeleteMixin, admin.ModelAdmin):
     list_select_related = ("case__child", "organisation")
     autocomplete_fields = ("case",)
     fields = ("case", "organisation", "include_restricted", "can_contribute", "shared_by", "revoked_at")
-    readonly_fields = ("shared_by",)
+    # Revoking is the action's (a share event tells the partner's sync); a revoked share stays as it was.
+    readonly_fields = ("shared_by", "revoked_at")
     actions = ["revoke"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: CaseShare | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("shared_by", "revoked_at")
+        if obj.revoked_at is not None:
+            return ("case", "organisation", "include_restricted", "can_contribute", "shared_by", "revoked_at")
+        return ("case", "organisation", "shared_by", "revoked_at")
+
     def save_model(self, request: HttpRequest, obj: CaseShare, form: forms.ModelForm, change: bool) -> None:
-        if not change:
-            obj.shared_by = signed_in_user(request)
-        super().save_model(request, obj, form, change)
+        # Through the one road for shares, which records what the partner gained or lost.
+        share = case_share_grant(case=obj.case, organisation=obj.organisation,
+                                 include_restricted=obj.include_restricted, can_contribute=obj.can_contribute,
+                                 actor=signed_in_user(request))
+        obj.pk = share.pk
 
     @admin.action(description="Stop sharing the selected cases")
     def revoke(self, request: HttpRequest, queryset: QuerySet[CaseShare]) -> None:
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = case_shares_revoke(share_ids=list(queryset.values_list("pk", flat=True)),
+                                   actor=signed_in_user(request))
         self.message_user(request, f"Stopped {count} share(s).", messages.SUCCESS)
 
 

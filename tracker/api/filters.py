@@ -13,7 +13,16 @@ from rest_framework.request import Request
 from cases.models import Case, Child, Oblast
 from cases.selectors import search_by_name
 from tracker.api.permissions import viewer_of
-from tracker.models import HandoverList, ListEntry, Organisation, Reply
+from tracker.models import (
+    Flag,
+    HandoverList,
+    ListEntry,
+    ListShare,
+    Organisation,
+    Reply,
+    ShareEvent,
+    WebhookDelivery,
+)
 from tracker.selectors import case_overdue, entry_past_due, open_flag, visible_lists
 
 
@@ -87,10 +96,36 @@ class CaseFilter(django_filters.FilterSet):
         return search_by_name(queryset, "child__search_names", value)
 
     def filter_updated_since(self, queryset: QuerySet, name: str, value: datetime.datetime | None) -> QuerySet:
+        """Every case whose record as this caller sees it may have changed since `value`: the case or
+        its child, its entries on lists the caller reads, its flags, a list shared with the caller
+        since, and for a partner its own share of the case (new, widened or narrowed). Each part is a
+        set of case ids read through its own index. What the caller may no longer see is listed by
+        `/cases/removed/`."""
         if value is None:
             return queryset
         value = in_utc(value)
-        return queryset.filter(Q(updated_at__gte=value) | Q(child__updated_at__gte=value))
+        viewer = viewer_of(self.request) if isinstance(self.request, Request) else None
+        lists = _visible_lists(self.request)
+        changed = Q(updated_at__gte=value) | Q(child__updated_at__gte=value) | Q(
+            pk__in=ListEntry.objects.filter(updated_at__gte=value, handover_list__in=lists).values("case_id"))
+        for moment in ("raised_at", "escalated_at", "resolved_at"):  # one index each
+            changed |= Q(pk__in=Flag.objects.filter(**{f"{moment}__gte": value}).values("case_id"))
+        if viewer is not None and viewer.organisation is not None:
+            newly_shown = ListShare.objects.filter(organisation=viewer.organisation, created_at__gte=value)
+            changed |= Q(pk__in=ListEntry.objects.filter(handover_list__in=newly_shown.values("handover_list_id"))
+                         .values("case_id"))
+            changed |= Q(pk__in=ShareEvent.objects.filter(organisation=viewer.organisation, occurred_at__gte=value)
+                         .values("case_id"))
+        return queryset.filter(changed)
+
+
+class RemovedCaseFilter(django_filters.FilterSet):
+    since = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte", required=True,
+                              label="Removed at or after (ISO 8601)")
+
+    class Meta:
+        model = ShareEvent
+        fields: list[str] = []
 
 
 class HandoverListFilter(django_filters.FilterSet):
@@ -147,4 +182,14 @@ class ReplyFilter(django_filters.FilterSet):
 
     class Meta:
         model = Reply
+        fields: list[str] = []
+
+
+class WebhookDeliveryFilter(django_filters.FilterSet):
+    endpoint = django_filters.NumberFilter(field_name="endpoint_id", label="The endpoint's id")
+    state = django_filters.MultipleChoiceFilter(choices=WebhookDelivery.State.choices)
+    event = django_filters.CharFilter(field_name="outbox_event__event", label="The event's name")
+
+    class Meta:
+        model = WebhookDelivery
         fields: list[str] = []
