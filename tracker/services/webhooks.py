@@ -51,6 +51,12 @@ FAN_OUT_BATCH = 500
 PRIVATE_NAMES = ("localhost", ".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
 
 
+def is_inside(address: str) -> bool:
+    """Whether an IP address is one of ours or nobody's: loopback, private, link-local, reserved,
+    anything not on the public internet."""
+    return not ipaddress.ip_address(address.split("%")[0]).is_global
+
+
 def url_problem(url: str) -> str | None:
     """Why a webhook URL is refused, if it is: deliveries carry signed data and must go over https,
     to a host on the public internet. An address inside our own networks (loopback, private ranges,
@@ -71,7 +77,7 @@ def url_problem(url: str) -> str | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None  # a name: its addresses are checked at each delivery (`target_problem`)
-    return None if address.is_global else f"must be a public address, not {address}"
+    return f"must be a public address, not {address}" if is_inside(host) else None
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ def resolve_target(url: str) -> Target:
     if not addresses:
         return Target(unresolved="the host resolves to no address")
     if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
-        inside = sorted({a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global})
+        inside = sorted({address for address in addresses if is_inside(address)})
         if inside:
             return Target(refused=f"the host resolves to {', '.join(inside)}, inside our networks")
     return Target(address=addresses[0])
