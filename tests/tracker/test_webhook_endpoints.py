@@ -7,7 +7,10 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -288,3 +291,50 @@ def test_the_connection_goes_to_the_address_checked_not_to_a_second_answer(recei
     assert attempt_delivery(delivery_id) == "delivered"
     assert len(allowed.received) == 1 and inside.received == []
     assert allowed.received[0]["headers"]["Host"] == f"hooks.rebinding.test:{port}", "the name, not the address"
+
+
+def make_certificates(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throwaway authority and a certificate it signed for `name`, made by the openssl tool."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *curve, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Test authority")
+    run("req", *curve, "-keyout", "host.key", "-out", "host.csr", "-subj", f"/CN={name}")
+    (folder / "san.cnf").write_text(f"subjectAltName=DNS:{name}\n")
+    run("x509", "-req", "-in", "host.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+        "host.pem", "-days", "2", "-extfile", "san.cnf")
+    return folder / "ca.pem", folder / "host.pem", folder / "host.key"
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl tool to make certificates")
+@pytest.mark.parametrize(("certified", "outcome"), [("hooks.pinned.test", "delivered"),
+                                                   ("elsewhere.test", "retry")])
+def test_a_pinned_https_connection_still_verifies_the_certificate_for_the_name(
+        certified, outcome, receivers, monkeypatch, settings, tmp_path):  # noqa: F811
+    """Connected to the address checked, TLS still sends the name (SNI) and checks the certificate
+    against it: a certificate for another name is refused."""
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    authority, certificate, key = make_certificates(tmp_path, certified)
+    hook = Receiver()
+    receivers.append(hook)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(certificate, key)
+    hook.server.socket = served.wrap_socket(hook.server.socket, server_side=True)
+    trusting = ssl.create_default_context(cafile=str(authority))
+    monkeypatch.setattr(webhooks.ssl, "create_default_context", lambda: trusting)
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: real(
+        "127.0.0.1" if host == "hooks.pinned.test" else host, *args, **kwargs))
+    organisation, _ = partner("Pinned Tracing")
+    WebhookEndpoint.objects.create(organisation=organisation, secret=SECRET,
+                                   url=f"https://hooks.pinned.test:{hook.server.server_port}/hook")
+    [delivery_id] = status_event(organisation)
+
+    assert attempt_delivery(delivery_id) == outcome
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    if outcome == "delivered":
+        assert len(hook.received) == 1
+    else:
+        assert hook.received == [] and "CERTIFICATE_VERIFY_FAILED" in delivery.last_error

@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
 
 from cases.admin import NoDeleteMixin
+from core.tasks import enqueue_on_commit
 from core.users import signed_in_user
-from tracker.models import ApiKey, ApiScope, CaseShare, ListShare, WebhookDelivery, WebhookEndpoint
+from tracker.models import ApiKey, ApiScope, CaseShare, ListShare, Organisation, WebhookDelivery, WebhookEndpoint
 from tracker.services.partners import api_key_issue, api_key_revoke, case_share_grant, case_shares_revoke
-from tracker.services.webhooks import url_problem
+from tracker.services.webhooks import EndpointRefused, url_problem, webhook_endpoint_register
+from tracker.tasks import deliver_webhook
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -149,13 +153,49 @@ class WebhookEndpointForm(forms.ModelForm):
             raise forms.ValidationError(problem)
         return url
 
+    def clean_organisation(self) -> Organisation:
+        organisation = self.cleaned_data["organisation"]
+        limit = settings.WEBHOOK_MAX_ENDPOINTS_PER_ORGANISATION
+        if self.instance.pk is None and WebhookEndpoint.objects.filter(
+                organisation=organisation, deleted_at__isnull=True).count() >= limit:
+            raise forms.ValidationError(gettext("This organisation already has %(limit)d webhook endpoints, the "
+                                                "most it may have.") % {"limit": limit})
+        return organisation
+
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(NoDeleteMixin, admin.ModelAdmin):
     form = WebhookEndpointForm
-    list_display = ("organisation", "url", "events", "is_active", "created_at")
+    list_display = ("organisation", "url", "events", "is_active", "created_at", "deleted_at")
     list_filter = ("organisation", "is_active")
     list_select_related = ("organisation",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> tuple[str, ...]:
+        # A deleted endpoint stays as it was, for the record.
+        if obj is not None and obj.deleted_at is not None:
+            return ("organisation", "url", "events", "is_active", "deleted_at")
+        return ()
+
+    def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> Any:
+        if obj is not None and obj.deleted_at is not None:
+            return self.get_readonly_fields(request, obj)
+        return super().get_fields(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            obj._history_user = signed_in_user(request)  # type: ignore[attr-defined]
+            super().save_model(request, obj, form, change)
+            return
+        # Registered as through the API: within the organisation's limit, and pinged.
+        try:
+            endpoint, ping = webhook_endpoint_register(
+                organisation=obj.organisation, url=obj.url, secret=obj.secret, events=obj.events,
+                actor=signed_in_user(request))
+        except EndpointRefused as refused:
+            self.message_user(request, str(refused), messages.ERROR)
+            raise
+        obj.pk = endpoint.pk
+        enqueue_on_commit(deliver_webhook, ping.pk)
 
 
 @admin.register(WebhookDelivery)

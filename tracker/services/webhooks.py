@@ -492,7 +492,7 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
         locked = WebhookDelivery.objects.select_for_update().select_related("endpoint").get(pk=delivery.pk)
         if not locked.endpoint.is_active:
             raise EndpointRefused(gettext("the endpoint is not active"))
-        if locked.state == WebhookDelivery.State.PENDING and locked.claimed_until is not None:
+        if locked.claimed_until is not None and locked.claimed_until > timezone.now():
             raise EndpointRefused(gettext("the delivery is being sent now"))
         locked.state, locked.attempts, locked.delivered_at, locked.claimed_until = (
             WebhookDelivery.State.PENDING, 0, None, None)
