@@ -4,9 +4,12 @@ stays exactly what the partner may see, through shares made, widened, narrowed a
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -171,3 +174,28 @@ def test_share_webhooks_go_to_that_partner_alone(partner):
     ]
     assert [t[1] for t in told if t[0] == other.pk] == ["case.shared"], "only its own share's event"
     assert OutboxEvent.objects.filter(event__startswith="case.").exclude(organisation=None).count() == 4
+
+
+def queries(run: Callable[[], object]) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        run()
+    return len(captured)
+
+
+def test_revoking_shares_and_reading_removals_cost_the_same_for_few_as_for_many(partner):
+    organisation, client = partner
+    WebhookEndpoint.objects.create(organisation=organisation, url="http://127.0.0.1:9/hook", secret="s" * 20)
+    shares = [case_share_grant(case=CaseFactory(), organisation=organisation, actor=None) for _ in range(33)]
+    mark = timezone.now().isoformat()
+    # Lock the shares; write them; their history; the share events; is anyone listening; the outbox rows.
+    few = queries(lambda: case_shares_revoke(share_ids=[s.pk for s in shares[:3]], actor=None))
+    many = queries(lambda: case_shares_revoke(share_ids=[s.pk for s in shares[3:]], actor=None))
+    assert few == many
+    client.get("/api/v1/organisations/")  # the key's last-used time is written once a minute, not below
+    # The key; the page of removals.
+    assert queries(lambda: client.get("/api/v1/cases/removed/", {"since": mark, "page_size": "3"})) == queries(
+        lambda: client.get("/api/v1/cases/removed/", {"since": mark, "page_size": "30"})) == 2
+    # The key; the page of deliveries with their events.
+    fan_out()
+    assert queries(lambda: client.get("/api/v1/webhook-deliveries/", {"page_size": "3"})) == queries(
+        lambda: client.get("/api/v1/webhook-deliveries/", {"page_size": "30"})) == 2
