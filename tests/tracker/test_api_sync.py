@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from cases.models import Case
 from tests.factories import CaseFactory, ChildFactory, HandoverListFactory, OrganisationFactory, UserFactory
-from tracker.models import Organisation, OutboxEvent, ShareEvent, WebhookDelivery, WebhookEndpoint
+from tracker.models import ListShare, Organisation, OutboxEvent, ShareEvent, WebhookDelivery, WebhookEndpoint
 from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, reply_record
 from tracker.services.flags import sweep_deadlines
 from tracker.services.partners import api_key_issue, case_share_grant, case_shares_revoke
@@ -199,3 +199,22 @@ def test_revoking_shares_and_reading_removals_cost_the_same_for_few_as_for_many(
     fan_out()
     assert queries(lambda: client.get("/api/v1/webhook-deliveries/", {"page_size": "3"})) == queries(
         lambda: client.get("/api/v1/webhook-deliveries/", {"page_size": "30"})) == 2
+
+
+def test_a_list_shown_to_the_partner_comes_with_the_next_sync_with_its_replies_and_cases(partner):
+    organisation, client = partner
+    case = CaseFactory()
+    case_share_grant(case=case, organisation=organisation, actor=None)
+    elsewhere = HandoverListFactory()
+    list_add_cases(handover_list=elsewhere, cases=[case], actor=None)
+    list_hand_over(handover_list=elsewhere, handed_over_on=HANDED_OVER, response_due_on=DUE, actor=None)
+    reply = reply_record(handover_list=elsewhere, received_on=DUE, actor=None,
+                         outcomes=[OutcomeInput(position=1, outcome="located")]).reply
+    mark = timezone.now().isoformat()
+    assert walk(client, "/api/v1/lists/", {"updated_since": mark}) == []
+
+    ListShare.objects.create(handover_list=elsewhere, organisation=organisation)
+    assert [row["id"] for row in walk(client, "/api/v1/lists/", {"updated_since": mark})] == [elsewhere.pk]
+    assert [row["id"] for row in walk(client, "/api/v1/replies/", {"updated_since": mark})] == [reply.pk]
+    [synced] = walk(client, "/api/v1/cases/", {"updated_since": mark})
+    assert synced["id"] == case.pk and [entry["list"] for entry in synced["lists"]] == [elsewhere.pk]

@@ -111,9 +111,8 @@ class CaseFilter(django_filters.FilterSet):
         for moment in ("raised_at", "escalated_at", "resolved_at"):  # one index each
             changed |= Q(pk__in=Flag.objects.filter(**{f"{moment}__gte": value}).values("case_id"))
         if viewer is not None and viewer.organisation is not None:
-            newly_shown = ListShare.objects.filter(organisation=viewer.organisation, created_at__gte=value)
-            changed |= Q(pk__in=ListEntry.objects.filter(handover_list__in=newly_shown.values("handover_list_id"))
-                         .values("case_id"))
+            newly_shown = shown_since(self.request, value).values("handover_list_id")
+            changed |= Q(pk__in=ListEntry.objects.filter(handover_list__in=newly_shown).values("case_id"))
             changed |= Q(pk__in=ShareEvent.objects.filter(organisation=viewer.organisation, occurred_at__gte=value)
                          .values("case_id"))
         return queryset.filter(changed)
@@ -128,12 +127,21 @@ class RemovedCaseFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
+def shown_since(request: HttpRequest | Request | None, value: datetime.datetime) -> QuerySet[ListShare]:
+    """The lists shown to the calling partner (`ListShare`) at or after `value`: new to it, whatever
+    their own times say."""
+    viewer = viewer_of(request) if isinstance(request, Request) else None
+    if viewer is None or viewer.organisation is None:
+        return ListShare.objects.none()
+    return ListShare.objects.filter(organisation=viewer.organisation, created_at__gte=in_utc(value))
+
+
 class HandoverListFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=HandoverList.Status.choices)
     organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
                                                     label="Sent or received by this organisation")
     overdue = django_filters.BooleanFilter(method="filter_overdue", label="Has entries past due with no reply")
-    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcDateTimeFilter(method="filter_updated_since", label="Changed, or shown to you, at or after")
 
     class Meta:
         model = HandoverList
@@ -147,6 +155,12 @@ class HandoverListFilter(django_filters.FilterSet):
             return queryset
         late = Exists(ListEntry.objects.filter(entry_past_due(timezone.localdate()), handover_list=OuterRef("pk")))
         return queryset.filter(late if value else ~late)
+
+    def filter_updated_since(self, queryset: QuerySet, name: str, value: datetime.datetime | None) -> QuerySet:
+        if value is None:
+            return queryset
+        shown = shown_since(self.request, value).values("handover_list_id")
+        return queryset.filter(Q(updated_at__gte=in_utc(value)) | Q(pk__in=shown))
 
 
 class ListEntryFilter(django_filters.FilterSet):
@@ -178,11 +192,18 @@ class ListEntryFilter(django_filters.FilterSet):
 
 class ReplyFilter(django_filters.FilterSet):
     list = django_filters.ModelChoiceFilter(field_name="handover_list", queryset=_visible_lists)  # type: ignore[arg-type]
-    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcDateTimeFilter(method="filter_updated_since",
+                                      label="Changed, or its list shown to you, at or after")
 
     class Meta:
         model = Reply
         fields: list[str] = []
+
+    def filter_updated_since(self, queryset: QuerySet, name: str, value: datetime.datetime | None) -> QuerySet:
+        if value is None:
+            return queryset
+        shown = shown_since(self.request, value).values("handover_list_id")
+        return queryset.filter(Q(updated_at__gte=in_utc(value)) | Q(handover_list_id__in=shown))
 
 
 class WebhookDeliveryFilter(django_filters.FilterSet):
