@@ -210,6 +210,10 @@ WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
 # Deliveries to loopback, private and link-local addresses (a partner's receiver on this machine while
 # developing); refused in production, where such a target would be a door into our own networks.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=DEBUG)
+# How many endpoints one organisation may have registered (deleted ones do not count).
+WEBHOOK_MAX_ENDPOINTS_PER_ORGANISATION = env.int("WEBHOOK_MAX_ENDPOINTS_PER_ORGANISATION", default=5)
+# After a secret is rotated, the old one signs too for this long, so receivers can switch over.
+WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default=24.0)
 
 # Email: console locally, SMTP when EMAIL_URL is set (smtp+tls://user:pass@host:587).
 if "EMAIL_URL" in env:

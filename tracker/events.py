@@ -12,3 +12,7 @@ reply_recorded = Signal()
 # The deadline sweep raised or escalated flags. Arguments: raised_at, escalated_at (the sweep's
 # moment, which every flag it raised or escalated carries in that column).
 flags_swept = Signal()
+
+# Shares of cases with partner organisations began, changed or ended. Arguments: events (the
+# `ShareEvent` rows just written).
+shares_changed = Signal()

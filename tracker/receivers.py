@@ -1,7 +1,7 @@
 """Receivers of the signals other modules send; connected when the app is ready (`TrackerConfig.ready`).
 
 The exchange and the cases app raise domain events without knowing who listens; here the list
-entries follow a merged child, and the partners' outbox hears of status changes, replies and flags.
+entries follow a merged child, and the partners' outbox hears of status changes, replies, flags and shares.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from cases.signals import case_status_changed, child_merged, children_anonymised
 from core.audit import history_rewrite
 from core.bulk import CHANGED, keys_in, record_history
 from core.tasks import enqueue_on_commit
-from tracker.events import flags_swept, reply_recorded
+from tracker.events import flags_swept, reply_recorded, shares_changed
 from tracker.models import (
     Flag,
     ImportRow,
     ListEntry,
     ReplyOutcome,
+    ShareEvent,
 )
 from tracker.services import webhooks
 from tracker.tasks import dispatch_outbox
@@ -86,6 +87,11 @@ def outbox_hears_replies(sender: Any, reply_id: int, answered: list[tuple[int, i
 def outbox_hears_flags(sender: Any, raised_at: datetime.datetime, escalated_at: datetime.datetime,
                        **kwargs: Any) -> None:
     _dispatch_after_commit(webhooks.record_flag_events(raised_at=raised_at, escalated_at=escalated_at))
+
+
+@receiver(shares_changed)
+def outbox_hears_shares(sender: Any, events: list[ShareEvent], **kwargs: Any) -> None:
+    _dispatch_after_commit(webhooks.record_share_events(events))
 
 
 @receiver(children_anonymised)

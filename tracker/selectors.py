@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from cases.models import Case
@@ -156,6 +156,14 @@ def visible_cases(viewer: Viewer) -> QuerySet[Case]:
     if viewer.is_staff:
         return cases
     return cases.filter(Exists(live_shares(viewer).filter(case=OuterRef("pk"))))
+
+
+def visible_flags(viewer: Viewer) -> QuerySet[Flag]:
+    """Flags with `entry_seen`: whether the viewer may read the list of the flag's entry. A partner is
+    shown a flag on a case shared with it, but not the entry, list or due date of a list it cannot read."""
+    if viewer.is_staff:
+        return Flag.objects.annotate(entry_seen=Value(True))
+    return Flag.objects.annotate(entry_seen=Exists(visible_lists(viewer).filter(pk=OuterRef("entry__handover_list"))))
 
 
 def visible_lists(viewer: Viewer) -> QuerySet[HandoverList]:

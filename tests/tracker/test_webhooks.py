@@ -10,7 +10,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -33,7 +33,8 @@ DUE = datetime.date(2025, 7, 2)
 class Receiver:
     """A local HTTP server that records what it is sent and answers with a chosen status."""
 
-    def __init__(self, status: int = 204, location: str = "") -> None:
+    def __init__(self, status: int = 204, location: str = "", *, host: str = "127.0.0.1", port: int = 0,
+                 on_post: Callable[[dict], None] | None = None) -> None:
         self.status = status
         self.received: list[dict] = []
         outer = self
@@ -42,6 +43,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.received.append({"headers": dict(self.headers), "body": body})
+                if on_post is not None:
+                    on_post(outer.received[-1])
                 self.send_response(outer.status)
                 if location:
                     self.send_header("Location", location)
@@ -50,8 +53,8 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.url = f"http://{host}:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def events(self) -> list[dict]:

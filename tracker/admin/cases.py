@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
@@ -20,6 +22,7 @@ from tracker.services.exchange import (
     ExchangeError,
     list_add_cases,
 )
+from tracker.services.partners import case_share_grant
 
 
 class ListEntryOfCaseInline(ReadOnlyInline):
@@ -53,7 +56,8 @@ class CaseShareOfCaseInline(admin.TabularInline):
     verbose_name_plural = "shared with partner organisations"
     extra = 0
     fields = ("organisation", "include_restricted", "can_contribute", "created_at", "revoked_at")
-    readonly_fields = ("created_at",)
+    # Shares are stopped from the case shares page's action, which the partner's sync hears of.
+    readonly_fields = ("created_at", "revoked_at")
     can_delete = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaseShare]:
@@ -87,6 +91,17 @@ class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
         return super().get_queryset(request).annotate(
             open_flag_level=Coalesce(Subquery(top_level[:1], output_field=IntegerField()), 0)
         )
+
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        if formset.model is not CaseShare:
+            super().save_formset(request, form, formset, change)
+            return
+        # Through the one road for shares, which records what each partner gained or lost.
+        for share in formset.save(commit=False):
+            if share.revoked_at is None:
+                case_share_grant(case=form.instance, organisation=share.organisation,
+                                 include_restricted=share.include_restricted, can_contribute=share.can_contribute,
+                                 actor=signed_in_user(request))
 
     @admin.display(description="flag", ordering="open_flag_level")
     def open_flag(self, case: Case) -> str:

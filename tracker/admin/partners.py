@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
+from django.utils.translation import gettext
 
 from cases.admin import NoDeleteMixin
+from core.tasks import enqueue_on_commit
 from core.users import signed_in_user
-from tracker.models import ApiKey, ApiScope, CaseShare, ListShare, WebhookDelivery, WebhookEndpoint
-from tracker.services.partners import api_key_issue, api_key_revoke
-from tracker.services.webhooks import url_problem
+from tracker.models import ApiKey, ApiScope, CaseShare, ListShare, Organisation, WebhookDelivery, WebhookEndpoint
+from tracker.services.partners import api_key_issue, api_key_revoke, case_share_grant, case_shares_revoke
+from tracker.services.webhooks import EndpointRefused, url_problem, webhook_endpoint_register
+from tracker.tasks import deliver_webhook
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -72,17 +75,28 @@ class CaseShareAdmin(NoDeleteMixin, admin.ModelAdmin):
     list_select_related = ("case__child", "organisation")
     autocomplete_fields = ("case",)
     fields = ("case", "organisation", "include_restricted", "can_contribute", "shared_by", "revoked_at")
-    readonly_fields = ("shared_by",)
+    # Revoking is the action's (a share event tells the partner's sync); a revoked share stays as it was.
+    readonly_fields = ("shared_by", "revoked_at")
     actions = ["revoke"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: CaseShare | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("shared_by", "revoked_at")
+        if obj.revoked_at is not None:
+            return ("case", "organisation", "include_restricted", "can_contribute", "shared_by", "revoked_at")
+        return ("case", "organisation", "shared_by", "revoked_at")
+
     def save_model(self, request: HttpRequest, obj: CaseShare, form: forms.ModelForm, change: bool) -> None:
-        if not change:
-            obj.shared_by = signed_in_user(request)
-        super().save_model(request, obj, form, change)
+        # Through the one road for shares, which records what the partner gained or lost.
+        share = case_share_grant(case=obj.case, organisation=obj.organisation,
+                                 include_restricted=obj.include_restricted, can_contribute=obj.can_contribute,
+                                 actor=signed_in_user(request))
+        obj.pk = share.pk
 
     @admin.action(description="Stop sharing the selected cases")
     def revoke(self, request: HttpRequest, queryset: QuerySet[CaseShare]) -> None:
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = case_shares_revoke(share_ids=list(queryset.values_list("pk", flat=True)),
+                                   actor=signed_in_user(request))
         self.message_user(request, f"Stopped {count} share(s).", messages.SUCCESS)
 
 
@@ -139,13 +153,49 @@ class WebhookEndpointForm(forms.ModelForm):
             raise forms.ValidationError(problem)
         return url
 
+    def clean_organisation(self) -> Organisation:
+        organisation = self.cleaned_data["organisation"]
+        limit = settings.WEBHOOK_MAX_ENDPOINTS_PER_ORGANISATION
+        if self.instance.pk is None and WebhookEndpoint.objects.filter(
+                organisation=organisation, deleted_at__isnull=True).count() >= limit:
+            raise forms.ValidationError(gettext("This organisation already has %(limit)d webhook endpoints, the "
+                                                "most it may have.") % {"limit": limit})
+        return organisation
+
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(NoDeleteMixin, admin.ModelAdmin):
     form = WebhookEndpointForm
-    list_display = ("organisation", "url", "events", "is_active", "created_at")
+    list_display = ("organisation", "url", "events", "is_active", "created_at", "deleted_at")
     list_filter = ("organisation", "is_active")
     list_select_related = ("organisation",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> tuple[str, ...]:
+        # A deleted endpoint stays as it was, for the record.
+        if obj is not None and obj.deleted_at is not None:
+            return ("organisation", "url", "events", "is_active", "deleted_at")
+        return ()
+
+    def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> Any:
+        if obj is not None and obj.deleted_at is not None:
+            return self.get_readonly_fields(request, obj)
+        return super().get_fields(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            obj._history_user = signed_in_user(request)  # type: ignore[attr-defined]
+            super().save_model(request, obj, form, change)
+            return
+        # Registered as through the API: within the organisation's limit, and pinged.
+        try:
+            endpoint, ping = webhook_endpoint_register(
+                organisation=obj.organisation, url=obj.url, secret=obj.secret, events=obj.events,
+                actor=signed_in_user(request))
+        except EndpointRefused as refused:
+            self.message_user(request, str(refused), messages.ERROR)
+            raise
+        obj.pk = endpoint.pk
+        enqueue_on_commit(deliver_webhook, ping.pk)
 
 
 @admin.register(WebhookDelivery)

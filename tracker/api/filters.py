@@ -13,7 +13,16 @@ from rest_framework.request import Request
 from cases.models import Case, Child, Oblast
 from cases.selectors import search_by_name
 from tracker.api.permissions import viewer_of
-from tracker.models import HandoverList, ListEntry, Organisation, Reply
+from tracker.models import (
+    Flag,
+    HandoverList,
+    ListEntry,
+    ListShare,
+    Organisation,
+    Reply,
+    ShareEvent,
+    WebhookDelivery,
+)
 from tracker.selectors import case_overdue, entry_past_due, open_flag, visible_lists
 
 
@@ -87,10 +96,44 @@ class CaseFilter(django_filters.FilterSet):
         return search_by_name(queryset, "child__search_names", value)
 
     def filter_updated_since(self, queryset: QuerySet, name: str, value: datetime.datetime | None) -> QuerySet:
+        """Every case whose record as this caller sees it may have changed since `value`: the case or
+        its child, its entries on lists the caller reads, its flags, a list shared with the caller
+        since, and for a partner its own share of the case (new, widened or narrowed). Each part is a
+        set of case ids read through its own index. What the caller may no longer see is listed by
+        `/cases/removed/`."""
         if value is None:
             return queryset
         value = in_utc(value)
-        return queryset.filter(Q(updated_at__gte=value) | Q(child__updated_at__gte=value))
+        viewer = viewer_of(self.request) if isinstance(self.request, Request) else None
+        lists = _visible_lists(self.request)
+        changed = Q(updated_at__gte=value) | Q(child__updated_at__gte=value) | Q(
+            pk__in=ListEntry.objects.filter(updated_at__gte=value, handover_list__in=lists).values("case_id"))
+        for moment in ("raised_at", "escalated_at", "resolved_at"):  # one index each
+            changed |= Q(pk__in=Flag.objects.filter(**{f"{moment}__gte": value}).values("case_id"))
+        if viewer is not None and viewer.organisation is not None:
+            newly_shown = shown_since(self.request, value).values("handover_list_id")
+            changed |= Q(pk__in=ListEntry.objects.filter(handover_list__in=newly_shown).values("case_id"))
+            changed |= Q(pk__in=ShareEvent.objects.filter(organisation=viewer.organisation, occurred_at__gte=value)
+                         .values("case_id"))
+        return queryset.filter(changed)
+
+
+class RemovedCaseFilter(django_filters.FilterSet):
+    since = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte", required=True,
+                              label="Removed at or after (ISO 8601)")
+
+    class Meta:
+        model = ShareEvent
+        fields: list[str] = []
+
+
+def shown_since(request: HttpRequest | Request | None, value: datetime.datetime) -> QuerySet[ListShare]:
+    """The lists shown to the calling partner (`ListShare`) at or after `value`: new to it, whatever
+    their own times say."""
+    viewer = viewer_of(request) if isinstance(request, Request) else None
+    if viewer is None or viewer.organisation is None:
+        return ListShare.objects.none()
+    return ListShare.objects.filter(organisation=viewer.organisation, created_at__gte=in_utc(value))
 
 
 class HandoverListFilter(django_filters.FilterSet):
@@ -98,7 +141,7 @@ class HandoverListFilter(django_filters.FilterSet):
     organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
                                                     label="Sent or received by this organisation")
     overdue = django_filters.BooleanFilter(method="filter_overdue", label="Has entries past due with no reply")
-    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcDateTimeFilter(method="filter_updated_since", label="Changed, or shown to you, at or after")
 
     class Meta:
         model = HandoverList
@@ -112,6 +155,12 @@ class HandoverListFilter(django_filters.FilterSet):
             return queryset
         late = Exists(ListEntry.objects.filter(entry_past_due(timezone.localdate()), handover_list=OuterRef("pk")))
         return queryset.filter(late if value else ~late)
+
+    def filter_updated_since(self, queryset: QuerySet, name: str, value: datetime.datetime | None) -> QuerySet:
+        if value is None:
+            return queryset
+        shown = shown_since(self.request, value).values("handover_list_id")
+        return queryset.filter(Q(updated_at__gte=in_utc(value)) | Q(pk__in=shown))
 
 
 class ListEntryFilter(django_filters.FilterSet):
@@ -143,8 +192,25 @@ class ListEntryFilter(django_filters.FilterSet):
 
 class ReplyFilter(django_filters.FilterSet):
     list = django_filters.ModelChoiceFilter(field_name="handover_list", queryset=_visible_lists)  # type: ignore[arg-type]
-    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcDateTimeFilter(method="filter_updated_since",
+                                      label="Changed, or its list shown to you, at or after")
 
     class Meta:
         model = Reply
+        fields: list[str] = []
+
+    def filter_updated_since(self, queryset: QuerySet, name: str, value: datetime.datetime | None) -> QuerySet:
+        if value is None:
+            return queryset
+        shown = shown_since(self.request, value).values("handover_list_id")
+        return queryset.filter(Q(updated_at__gte=in_utc(value)) | Q(handover_list_id__in=shown))
+
+
+class WebhookDeliveryFilter(django_filters.FilterSet):
+    endpoint = django_filters.NumberFilter(field_name="endpoint_id", label="The endpoint's id")
+    state = django_filters.MultipleChoiceFilter(choices=WebhookDelivery.State.choices)
+    event = django_filters.CharFilter(field_name="outbox_event__event", label="The event's name")
+
+    class Meta:
+        model = WebhookDelivery
         fields: list[str] = []

@@ -6,6 +6,7 @@ import datetime
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -21,6 +22,7 @@ from tracker.models import (
     Reply,
     ReplyOutcome,
     Round,
+    WebhookDelivery,
     WebhookEndpoint,
 )
 from tracker.services.webhooks import url_problem
@@ -79,6 +81,13 @@ class FlagSerializer(ModelSerializer):
         model = Flag
         fields = ("id", "kind", "level", "entry", "due_on", "raised_at", "escalated_at", "resolved_at", "resolution")
 
+    def to_representation(self, flag: Flag) -> dict[str, Any]:
+        shown = super().to_representation(flag)
+        # A flag on an entry of a list the partner cannot read: the flag, not where it came from.
+        if not getattr(flag, "entry_seen", True):
+            shown.update(entry=None, due_on=None)
+        return shown
+
 
 class CaseSerializer(ModelSerializer):
     child = serializers.SerializerMethodField()
@@ -136,7 +145,20 @@ class TimelineEventSerializer(ModelSerializer):
 
     def get_message(self, event: CaseEvent) -> str | None:
         # Case workers' notes may name relatives or places: only for shares that grant restricted fields.
-        return event.message if self.context.get("restricted_shared") else None
+        if not self.context.get("restricted_shared"):
+            return None
+        organisation_id = self.context.get("organisation_id")
+        if organisation_id is None:
+            return event.message
+        data = event.data or {}
+        # A line about a list the partner cannot read would name it.
+        if data.get("list") and data["list"] not in self.context.get("readable_lists", ()):
+            return None
+        # Another partner's contribution is told, not who made it.
+        author = getattr(event.actor, "partner_organisation", None)
+        if author is not None and author.pk != organisation_id and data.get("source"):
+            return event.message.replace(str(data["source"]), gettext("another organisation"))
+        return event.message
 
 
 class EntryChildSerializer(ChildSerializer):
@@ -239,12 +261,29 @@ class WebhookEndpointSerializer(ModelSerializer):
 
     # Each change is kept in the endpoint's history with who made it: the key's organisation or a
     # case worker. The request's own user is the one the API authenticated, not the session's.
-    def create(self, validated_data: dict[str, Any]) -> WebhookEndpoint:
-        endpoint = WebhookEndpoint(**validated_data)
-        endpoint._history_user = signed_in_user(self.context["request"])  # type: ignore[attr-defined]
-        endpoint.save()
-        return endpoint
-
+    # (Registering goes through `webhook_endpoint_register`, which the view calls.)
     def update(self, instance: WebhookEndpoint, validated_data: dict[str, Any]) -> WebhookEndpoint:
         instance._history_user = signed_in_user(self.context["request"])  # type: ignore[attr-defined]
         return super().update(instance, validated_data)
+
+
+class WebhookSecretRotationSerializer(serializers.Serializer):
+    secret = serializers.CharField(write_only=True, min_length=16, max_length=200,
+                                   help_text="The new shared secret; never shown again.")
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    event = serializers.CharField(source="outbox_event.event", read_only=True)
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ("id", "endpoint", "event", "payload", "state", "attempts", "last_attempt_at", "last_status_code",
+                  "last_error", "delivered_at", "created_at")
+        read_only_fields = fields
+
+
+class RemovedCaseSerializer(serializers.Serializer):
+    """A case the caller may no longer see: its id and when, nothing else."""
+
+    id = serializers.IntegerField(source="case_id", read_only=True)
+    removed_at = serializers.DateTimeField(source="occurred_at", read_only=True)

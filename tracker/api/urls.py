@@ -13,6 +13,7 @@ router.register("cases", views.CaseViewSet, basename="case")
 router.register("lists", views.HandoverListViewSet, basename="list")
 router.register("replies", views.ReplyViewSet, basename="reply")
 router.register("webhooks", views.WebhookEndpointViewSet, basename="webhook")
+router.register("webhook-deliveries", views.WebhookDeliveryViewSet, basename="webhook-delivery")
 
 # The documentation pages run Swagger UI and ReDoc from drf-spectacular-sidecar's static files.
 # Their scripts stay under the site's policy (script-src 'self': the split Swagger view serves its

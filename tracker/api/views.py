@@ -9,11 +9,12 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Value
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,18 +23,46 @@ from rest_framework.serializers import BaseSerializer
 from cases.models import Case, CaseEvent, RecordAccess
 from cases.services import child_update_last_known, log_child_reads
 from core.bulk import keys_in
+from core.tasks import enqueue_on_commit
 from core.users import signed_in_user
 from tracker.api import serializers as s
 from tracker.api.errors import PreconditionFailed, PreconditionRequired
-from tracker.api.filters import CaseFilter, HandoverListFilter, ListEntryFilter, ReplyFilter
+from tracker.api.filters import (
+    CaseFilter,
+    HandoverListFilter,
+    ListEntryFilter,
+    RemovedCaseFilter,
+    ReplyFilter,
+    WebhookDeliveryFilter,
+)
 from tracker.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tracker.api.idempotency import idempotent
+from tracker.api.pagination import DeliveryCursorPagination, RemovalCursorPagination
 from tracker.api.permissions import may_see_restricted_fields, viewer_of
 from tracker.api.renderers import CSVRenderer, XLSXRenderer
-from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply, ReplyOutcome, WebhookEndpoint
-from tracker.selectors import Viewer, handover_lists_with_counts, live_shares, visible_cases, visible_lists
+from tracker.models import (
+    Flag,
+    HandoverList,
+    ListEntry,
+    Organisation,
+    Reply,
+    ReplyOutcome,
+    ShareEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from tracker.selectors import (
+    Viewer,
+    handover_lists_with_counts,
+    live_shares,
+    visible_cases,
+    visible_flags,
+    visible_lists,
+)
+from tracker.services import webhooks
 from tracker.services.exchange import OutcomeInput, reply_record
 from tracker.services.exports import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, attachment, cases_csv, cases_xlsx, in_chunks
+from tracker.tasks import deliver_webhook
 
 ORDERING = ["updated_at", "id"]
 
@@ -105,7 +134,7 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
             "handover_list").order_by("handover_list__handed_over_on", "id")
 
     def open_flags(self) -> QuerySet[Flag]:
-        return Flag.objects.filter(resolved_at__isnull=True).order_by("-level", "id")
+        return visible_flags(self.viewer).filter(resolved_at__isnull=True).order_by("-level", "id")
 
     def with_related(self, cases: list[Case]) -> list[Case]:
         """Each case's entries on lists the caller may see and its open flags, in two queries for the
@@ -166,17 +195,51 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def timeline(self, request: Request, pk: str | None = None) -> Response:
         case = self.get_object()
-        events = CaseEvent.objects.filter(case=case).select_related("actor__partner_organisation")
+        events = list(CaseEvent.objects.filter(case=case).select_related("actor__partner_organisation")
+                      .order_by("happened_at", "id"))
         context = {**self.get_serializer_context(), "restricted_shared": case.restricted_shared}
+        viewer = self.viewer
+        if viewer.organisation is not None:
+            named = {str(event.data["list"]) for event in events if (event.data or {}).get("list")}
+            context.update(organisation_id=viewer.organisation.pk, readable_lists=set(
+                visible_lists(viewer).filter(reference__in=named).values_list("reference", flat=True)))
         self.log_reads([case.child_id])
-        return Response(s.TimelineEventSerializer(events.order_by("happened_at", "id"), many=True,
-                                                  context=context).data)
+        return Response(s.TimelineEventSerializer(events, many=True, context=context).data)
 
     @extend_schema(summary="The case's flags, open and resolved", responses=s.FlagSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def flags(self, request: Request, pk: str | None = None) -> Response:
         case = self.get_object()
-        return Response(s.FlagSerializer(Flag.objects.filter(case=case).order_by("raised_at", "id"), many=True).data)
+        flags = visible_flags(self.viewer).filter(case=case).order_by("raised_at", "id")
+        return Response(s.FlagSerializer(flags, many=True).data)
+
+    @extend_schema(
+        summary="Cases you may no longer see, since a time",
+        description=(
+            "The other half of incremental sync: each case whose share with you was revoked at or after "
+            "`since` and is not shared with you now, by id and the time it was removed, nothing else. "
+            "Delete them from your copy; what was added or changed comes from `updated_since` "
+            "(docs/api-sync.md)."
+        ),
+        parameters=[OpenApiParameter("since", OpenApiTypes.DATETIME, required=True,
+                                     description="Removed at or after (ISO 8601)")],
+        responses=s.RemovedCaseSerializer(many=True),
+    )
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=RemovalCursorPagination,
+            serializer_class=s.RemovedCaseSerializer)
+    def removed(self, request: Request) -> Response:
+        viewer = self.viewer
+        if viewer.organisation is None:
+            removals = ShareEvent.objects.none()  # a case worker sees every case: nothing is ever removed
+        else:
+            removals = ShareEvent.objects.filter(organisation=viewer.organisation, kind=ShareEvent.Kind.REVOKED)
+            removals = removals.exclude(case_id__in=live_shares(viewer).values("case_id"))
+        since = RemovedCaseFilter(request.query_params, queryset=removals.only("id", "case_id", "occurred_at"),
+                                  request=request)
+        if not since.is_valid():
+            raise ValidationError(since.errors)
+        page = self.paginate_queryset(since.qs)
+        return self.get_paginated_response(s.RemovedCaseSerializer(page, many=True).data)
 
     @extend_schema(
         summary="Export the cases shared with you, as CSV or XLSX",
@@ -307,24 +370,85 @@ class ReplyViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMi
 
 @extend_schema_view(
     list=extend_schema(summary="Your webhook endpoints"),
-    create=extend_schema(summary="Register a webhook endpoint"),
+    create=extend_schema(summary="Register a webhook endpoint (a webhook.ping is sent to it at once)"),
     retrieve=extend_schema(summary="A webhook endpoint"),
     partial_update=extend_schema(summary="Change a webhook endpoint (url, events, active)"),
+    destroy=extend_schema(summary="Delete a webhook endpoint: it sends nothing more, and is kept in the history"),
 )
 class WebhookEndpointViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                             mixins.CreateModelMixin, mixins.UpdateModelMixin):
+                             mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin):
     serializer_class = s.WebhookEndpointSerializer
-    http_method_names = ["get", "post", "patch", "head", "options"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     # Where partners' deliveries go is an administrator's matter.
     staff_permissions = {"read": ("tracker.view_webhookendpoint",), "write": ("tracker.change_webhookendpoint",)}
 
     def get_queryset(self) -> QuerySet[WebhookEndpoint]:
         viewer = self.viewer
-        endpoints = WebhookEndpoint.objects.all()
+        endpoints = WebhookEndpoint.objects.filter(deleted_at__isnull=True)
         return endpoints if viewer.is_staff else endpoints.filter(organisation=viewer.organisation)
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         organisation = self.viewer.organisation
         if organisation is None:
             raise PermissionDenied("Case workers register webhooks for a partner in the admin.")
-        serializer.save(organisation=organisation)
+        data = serializer.validated_data
+        try:
+            endpoint, ping = webhooks.webhook_endpoint_register(
+                organisation=organisation, url=data["url"], secret=data["secret"], events=data.get("events", []),
+                actor=signed_in_user(self.request))
+        except webhooks.EndpointRefused as refused:
+            raise ValidationError(str(refused)) from refused
+        serializer.instance = endpoint
+        enqueue_on_commit(deliver_webhook, ping.pk)
+
+    def perform_destroy(self, instance: WebhookEndpoint) -> None:
+        webhooks.webhook_endpoint_delete(endpoint=instance, actor=signed_in_user(self.request))
+
+    @extend_schema(
+        summary="Rotate the signing secret",
+        description=("The new secret signs every delivery from now on; the old one signs beside it for "
+                     "WEBHOOK_SECRET_OVERLAP_HOURS (two `v1=` in X-Tracker-Signature), so that the receiver "
+                     "can switch over without losing a delivery."),
+        request=s.WebhookSecretRotationSerializer,
+        responses=s.WebhookEndpointSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret", filter_backends=[], pagination_class=None)
+    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+        endpoint = self.get_object()
+        payload = s.WebhookSecretRotationSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            endpoint = webhooks.webhook_secret_rotate(endpoint=endpoint, secret=payload.validated_data["secret"],
+                                                      actor=signed_in_user(request))
+        except webhooks.EndpointRefused as refused:
+            raise ValidationError({"secret": [str(refused)]}) from refused
+        return Response(s.WebhookEndpointSerializer(endpoint).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Deliveries to your webhook endpoints, newest first"),
+    retrieve=extend_schema(summary="A delivery: what was sent, each attempt's outcome"),
+)
+class WebhookDeliveryViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    serializer_class = s.WebhookDeliverySerializer
+    filterset_class = WebhookDeliveryFilter
+    pagination_class = DeliveryCursorPagination
+    filter_backends = [DjangoFilterBackend]
+    staff_permissions = {"read": ("tracker.view_webhookdelivery",),
+                         "write": ("tracker.view_webhookdelivery", "tracker.change_webhookendpoint")}
+
+    def get_queryset(self) -> QuerySet[WebhookDelivery]:
+        viewer = self.viewer
+        deliveries = WebhookDelivery.objects.select_related("outbox_event")
+        return deliveries if viewer.is_staff else deliveries.filter(endpoint__organisation=viewer.organisation)
+
+    @extend_schema(summary="Send a delivery again", request=None, responses={202: s.WebhookDeliverySerializer})
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def redeliver(self, request: Request, pk: str | None = None) -> Response:
+        delivery = self.get_object()
+        try:
+            delivery = webhooks.webhook_delivery_redeliver(delivery=delivery)
+        except webhooks.EndpointRefused as refused:
+            raise ValidationError(str(refused)) from refused
+        enqueue_on_commit(deliver_webhook, delivery.pk)
+        return Response(s.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -35,6 +35,7 @@ from tracker.models.partners import (
     IdempotencyRecord,
     ListShare,
     OutboxEvent,
+    ShareEvent,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "RoundKind",
     "RowDecision",
     "RowVerdict",
+    "ShareEvent",
     "Verification",
     "WebhookDelivery",
     "WebhookEndpoint",

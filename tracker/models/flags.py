@@ -94,6 +94,8 @@ class Flag(models.Model):
             # The sweep's outbox rows: the flags this run raised or escalated.
             models.Index(fields=["raised_at"], name="flag_raised_idx"),
             models.Index(fields=["escalated_at"], name="flag_escalated_idx", condition=Q(escalated_at__isnull=False)),
+            # Partners' incremental sync: the flags resolved since a time.
+            models.Index(fields=["resolved_at"], name="flag_resolved_idx", condition=Q(resolved_at__isnull=False)),
             # The sweep's "was this entry already flagged for this deadline" probe.
             models.Index(fields=["entry", "kind", "due_on"], name="flag_entry_kind_due_idx"),
             # The digest's "not yet told" scan.

@@ -8,9 +8,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case
-from core.append_only import AppendOnlyHistory
+from core.append_only import AppendOnlyHistory, append_only_triggers
 from core.models import TimeStampedModel
 from tracker.models.exchange import HandoverList, ListEntry, Organisation, Reply
 
@@ -44,6 +45,44 @@ class CaseShare(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.case} → {self.organisation}"
+
+
+class ShareEvent(models.Model):
+    """A case's share with an organisation began, changed or ended, written with the change
+    (`tracker.services.partners`). Incremental sync reads it to tell a partner what it gained (a new
+    or widened share) and what it lost (a revoked one), which the case's own times do not show."""
+
+    class Kind(models.TextChoices):
+        SHARED = "shared", _("Shared")
+        CHANGED = "changed", _("Access changed")
+        REVOKED = "revoked", _("Revoked")
+
+    share = models.ForeignKey(CaseShare, on_delete=models.PROTECT, related_name="events")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # The access the share gives from this moment on (nothing, once revoked).
+    include_restricted = models.BooleanField(default=False)
+    can_contribute = models.BooleanField(default=False)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="+")
+
+    class Meta:
+        indexes = [
+            # Sync: "what changed in this organisation's shares since", and per case within it.
+            models.Index(fields=["organisation", "occurred_at"], name="share_event_org_time_idx"),
+            models.Index(fields=["organisation", "case", "occurred_at"], name="share_event_org_case_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=["shared", "changed", "revoked"]),
+                                   name="share_event_kind_valid"),
+        ]
+        # A record of what was shared when: never changed or removed.
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"{self.case} → {self.organisation}: {self.kind}"
 
 
 class ListShare(TimeStampedModel):
@@ -104,18 +143,31 @@ class WebhookEndpoint(TimeStampedModel):
         ENTRY_FLAGGED = "entry.flagged", "entry.flagged"
         ENTRY_ESCALATED = "entry.escalated", "entry.escalated"
         REPLY_RECORDED = "reply.recorded", "reply.recorded"
+        CASE_SHARED = "case.shared", "case.shared"
+        CASE_UNSHARED = "case.unshared", "case.unshared"
+        # Sent to an endpoint alone when it is registered, whatever events it chose.
+        PING = "webhook.ping", "webhook.ping"
 
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="webhooks")
     url = models.URLField(max_length=500)
     # Kept as given: signing needs the secret itself, not a hash of it.
     secret = models.CharField(max_length=200)
+    # During a rotation the old secret signs too, until `previous_secret_until`.
+    previous_secret = models.CharField(max_length=200, blank=True)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
     events = models.JSONField(default=list, help_text="Event names; empty means every event.")
     is_active = models.BooleanField(default=True)
-    # Who pointed deliveries where, and when; the secret itself is never copied into the history.
-    history = AppendOnlyHistory(excluded_fields=["secret"])
+    # Deleted through the API: sends nothing more, kept with its deliveries and history.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Who pointed deliveries where, and when; the secrets themselves are never copied into the history.
+    history = AppendOnlyHistory(excluded_fields=["secret", "previous_secret"])
 
     class Meta:
         indexes = [models.Index(fields=["organisation"], name="webhook_org_idx", condition=Q(is_active=True))]
+        constraints = [
+            models.CheckConstraint(condition=Q(deleted_at__isnull=True) | Q(is_active=False),
+                                   name="webhook_deleted_is_inactive"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.organisation} → {self.url}"
@@ -123,12 +175,24 @@ class WebhookEndpoint(TimeStampedModel):
     def wants(self, event: str) -> bool:
         return not self.events or event in self.events
 
+    def signing_secrets(self, now: datetime.datetime) -> list[str]:
+        """The secrets a delivery is signed with now: the current one, and the one it replaced while
+        the rotation's overlap lasts, so that a receiver may switch at its own pace."""
+        secrets = [self.secret]
+        if self.previous_secret and self.previous_secret_until and self.previous_secret_until > now:
+            secrets.append(self.previous_secret)
+        return secrets
+
 
 class OutboxEvent(models.Model):
     """A change partners may need to hear of, written in the same transaction as the change itself."""
 
     event = models.CharField(max_length=32, choices=WebhookEndpoint.Event.choices)
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
+    # None for an event about no case (a ping).
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # An event for one organisation only (a share of its own began or ended); None: whoever may see it.
+    organisation = models.ForeignKey(Organisation, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
     entry = models.ForeignKey(ListEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     reply = models.ForeignKey(Reply, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     data = models.JSONField(default=dict, blank=True)
@@ -164,6 +228,8 @@ class WebhookDelivery(TimeStampedModel):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Set while one worker is sending it; past this time a worker that died is presumed gone.
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "webhook deliveries"

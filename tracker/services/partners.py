@@ -1,4 +1,4 @@
-"""Partner organisations' keys: issued, checked, revoked."""
+"""Partner organisations' keys (issued, checked, revoked) and the shares of cases with them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from tracker.models import ApiKey, ApiScope, Organisation
+from cases.models import Case
+from core.bulk import CHANGED, record_history, update_instances
+from tracker.events import shares_changed
+from tracker.models import ApiKey, ApiScope, CaseShare, Organisation, ShareEvent
 
 KEY_PREFIX = "ctk"
 # last_used_at is written at most this often per key, so that reads do not each cost a write.
@@ -87,3 +90,67 @@ def api_key_authenticate(raw: str, *, now: datetime.datetime | None = None) -> A
 
 def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+# --- Shares of cases ------------------------------------------------------------------------------
+# The one road for sharing a case with a partner, changing what a share grants, and ending it: each
+# writes a `ShareEvent` in the same transaction, which the partner's incremental sync reads (a new
+# or widened share brings the case into `updated_since`, a revoked one lists it as removed) and
+# which its webhooks hear of (`case.shared`, `case.unshared`).
+
+
+def _record_share_events(shares: list[CaseShare], kind: str, actor: User | None) -> list[ShareEvent]:
+    now = timezone.now()
+    events = ShareEvent.objects.bulk_create([
+        ShareEvent(share=share, case_id=share.case_id, organisation_id=share.organisation_id, kind=kind,
+                   include_restricted=share.include_restricted and kind != ShareEvent.Kind.REVOKED,
+                   can_contribute=share.can_contribute and kind != ShareEvent.Kind.REVOKED,
+                   occurred_at=now, actor=actor)
+        for share in shares
+    ])
+    shares_changed.send(sender=ShareEvent, events=events)
+    return events
+
+
+def case_share_grant(
+    *,
+    case: Case,
+    organisation: Organisation,
+    actor: User | None,
+    include_restricted: bool = False,
+    can_contribute: bool = False,
+) -> CaseShare:
+    """Share a case with an organisation, or change what its live share grants (the restricted fields,
+    contributing). Granting what is already granted changes nothing and tells no one."""
+    with transaction.atomic():
+        share = (CaseShare.objects.select_for_update()
+                 .filter(case=case, organisation=organisation, revoked_at__isnull=True).first())
+        if share is None:
+            share = CaseShare(case=case, organisation=organisation, shared_by=actor)
+            kind = ShareEvent.Kind.SHARED
+        elif (share.include_restricted, share.can_contribute) == (include_restricted, can_contribute):
+            return share
+        else:
+            kind = ShareEvent.Kind.CHANGED
+        share.include_restricted, share.can_contribute = include_restricted, can_contribute
+        share._history_user = actor  # type: ignore[attr-defined]
+        share.save()
+        _record_share_events([share], kind, actor)
+    return share
+
+
+def case_shares_revoke(*, share_ids: Iterable[int], actor: User | None) -> int:
+    """Stop sharing: the shares stay as a record, revoked now. Returns how many were live."""
+    with transaction.atomic():
+        shares = list(CaseShare.objects.select_for_update().filter(pk__in=list(share_ids), revoked_at__isnull=True)
+                      .order_by("pk"))
+        if not shares:
+            return 0
+        now = timezone.now()
+        for share in shares:
+            share.revoked_at = share.updated_at = now
+        update_instances(shares, CaseShare, ["revoked_at", "updated_at"])
+        record_history(CaseShare, [share.pk for share in shares], history_type=CHANGED, user=actor,
+                       reason="Share revoked")
+        _record_share_events(shares, ShareEvent.Kind.REVOKED, actor)
+    return len(shares)

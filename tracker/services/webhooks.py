@@ -1,9 +1,15 @@
 """Webhooks: events written to an outbox with the change, fanned out per endpoint, delivered signed.
 
 Events are thin: ids, states and outcomes, never a child's name or a restricted field. A partner
-is told of an event only when it may see the case or the list the event is about, and the case's
-id is left out where the case is not shared with it. Details are read through the API, where each
-read is logged.
+is told of a case's event only when the case is shared with it, and of an entry's event (flagged,
+escalated, answered) only when it may read the entry's list; the case's id is left out where the
+case is not shared with it. A share's own events (`case.shared`, `case.unshared`) go to the
+organisation it is with, and to no one else. Details are read through the API, where each read is
+logged.
+
+A delivery is claimed in one short transaction, sent with no transaction open, and its result
+written in another (`attempt_delivery`): a slow receiver holds no lock and no database connection's
+transaction, and a worker killed mid-call leaves a claim that runs out.
 """
 
 from __future__ import annotations
@@ -11,13 +17,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import socket
-import urllib.error
+import ssl
 import urllib.parse
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,11 +31,14 @@ from itertools import zip_longest
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from cases.models import Case
-from tracker.models import Flag, Organisation, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from tracker.models import Flag, Organisation, OutboxEvent, ShareEvent, WebhookDelivery, WebhookEndpoint
 from tracker.selectors import Viewer, live_shares, visible_lists
 
 log = logging.getLogger(__name__)
@@ -40,6 +49,12 @@ FAN_OUT_BATCH = 500
 
 # Names that stand for this machine or a private network, whatever they resolve to.
 PRIVATE_NAMES = ("localhost", ".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+
+
+def is_inside(address: str) -> bool:
+    """Whether an IP address is one of ours or nobody's: loopback, private, link-local, reserved,
+    anything not on the public internet."""
+    return not ipaddress.ip_address(address.split("%")[0]).is_global
 
 
 def url_problem(url: str) -> str | None:
@@ -62,32 +77,88 @@ def url_problem(url: str) -> str | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None  # a name: its addresses are checked at each delivery (`target_problem`)
-    return None if address.is_global else f"must be a public address, not {address}"
+    return f"must be a public address, not {address}" if is_inside(host) else None
 
 
-def target_problem(url: str) -> str | None:
-    """Why a delivery to `url` is refused now: what its name resolves to at the moment of sending, so
-    that a name pointed at an inside address after it was registered is caught too."""
+@dataclass(frozen=True)
+class Target:
+    """Where a delivery may go now: the address its name resolves to, checked; or why not."""
+
+    address: str | None = None
+    # Refused by policy (a scheme, an inside address): not tried again.
+    refused: str | None = None
+    # Could not be resolved just now (a DNS failure): tried again later.
+    unresolved: str | None = None
+
+
+def resolve_target(url: str) -> Target:
+    """What `url`'s host resolves to at the moment of sending, checked: a name pointed at an inside
+    address after it was registered is caught too. The delivery then connects to the address checked
+    here and to no other (`_post`): connecting by name would resolve it again, and a name that answers
+    with a public address to the check and an inside one to the connection would get through."""
     problem = url_problem(url)
-    if problem or settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
-        return problem
+    if problem:
+        return Target(refused=problem)
     parts = urllib.parse.urlsplit(url)
     try:
         found = socket.getaddrinfo(parts.hostname or "", parts.port or 443, proto=socket.IPPROTO_TCP)
     except OSError as error:
-        return f"the host does not resolve ({error})"
-    inside = sorted({str(info[4][0]) for info in found if not ipaddress.ip_address(info[4][0]).is_global})
-    return f"the host resolves to {', '.join(inside)}, inside our networks" if inside else None
+        return Target(unresolved=f"the host does not resolve ({error})")
+    addresses = [str(info[4][0]) for info in found]
+    if not addresses:
+        return Target(unresolved="the host resolves to no address")
+    if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        inside = sorted({address for address in addresses if is_inside(address)})
+        if inside:
+            return Target(refused=f"the host resolves to {', '.join(inside)}, inside our networks")
+    return Target(address=addresses[0])
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A delivery goes where the endpoint says and nowhere else: a redirect is an answer, not a road."""
+def target_problem(url: str) -> str | None:
+    """Why a delivery to `url` cannot go now, if it cannot."""
+    target = resolve_target(url)
+    return target.refused or target.unresolved
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address checked, not to whatever the name resolves to by then."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.pinned_address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.pinned_address, self.port), self.timeout)
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """The same over TLS: the certificate is still verified for the host's name, which SNI sends."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        self.tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self.tls)
+        self.pinned_address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.pinned_address, self.port), self.timeout)
+        self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+
+
+def _post(url: str, address: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST `body` to `url` through `address`; the answer's status. No redirect is followed: a
+    redirect is an answer (not 2xx), not a road to somewhere else."""
+    parts = urllib.parse.urlsplit(url)
+    kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    conn = kind(parts.hostname or "", port, address=address, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
+    try:
+        conn.request("POST", urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")), body=body,
+                     headers=headers)
+        response = conn.getresponse()
+        response.read(65536)
+        return response.status
+    finally:
+        conn.close()
 
 
 def subscribed(event: str) -> bool:
@@ -144,32 +215,67 @@ def record_status_events(changes: Iterable[tuple[Case, str, str]]) -> int:
     return len(made)
 
 
+def record_share_events(events: Iterable[ShareEvent]) -> int:
+    """One case.shared (a share begun or changed, with what it now grants) or case.unshared per share
+    event, addressed to the share's organisation alone, in the caller's transaction."""
+    wanted = {kind for kind in (Event.CASE_SHARED, Event.CASE_UNSHARED) if subscribed(kind)}
+    rows = []
+    for share_event in events:
+        revoked = share_event.kind == ShareEvent.Kind.REVOKED
+        event = Event.CASE_UNSHARED if revoked else Event.CASE_SHARED
+        if event in wanted:
+            data = {} if revoked else {"restricted_fields_shared": share_event.include_restricted,
+                                       "can_contribute": share_event.can_contribute}
+            rows.append(OutboxEvent(event=event, case_id=share_event.case_id,
+                                    organisation_id=share_event.organisation_id, data=data,
+                                    occurred_at=share_event.occurred_at))
+    return len(OutboxEvent.objects.bulk_create(rows, batch_size=2000))
+
+
 def _visibility(organisation: Organisation, events: list[OutboxEvent]) -> tuple[set[int], set[int]]:
     """The cases shared with the organisation and the lists it may see, among those the events name:
     by the API's own rules, so that a webhook never tells what a read would not show."""
     viewer = Viewer(organisation=organisation)
-    case_ids = {e.case_id for e in events}
+    case_ids = {e.case_id for e in events if e.case_id is not None}
     list_ids = {e.entry.handover_list_id for e in events if e.entry is not None}
     shared = set(live_shares(viewer).filter(case_id__in=case_ids).values_list("case_id", flat=True))
     seen = set(visible_lists(viewer).filter(pk__in=list_ids).values_list("pk", flat=True))
     return shared, seen
 
 
-def payload_for(event: OutboxEvent, *, case_shared: bool) -> dict[str, Any]:
+def payload_for(event: OutboxEvent, *, case_shared: bool, list_seen: bool) -> dict[str, Any]:
+    """What one organisation is told of an event: only what it may read through the API."""
     data: dict[str, Any] = {}
     if case_shared:
         data["case"] = event.case_id
     if event.event == Event.CASE_STATUS_CHANGED:
         data.update(from_status=event.data.get("from_status"), to_status=event.data.get("to_status"))
     entry = event.entry
-    if entry is not None:
+    if entry is not None and list_seen:
         data.update(entry=entry.pk, list=entry.handover_list_id, list_reference=entry.handover_list.reference,
                     position=entry.position, due_on=entry.due_on.isoformat() if entry.due_on else None)
     if event.event in (Event.ENTRY_FLAGGED, Event.ENTRY_ESCALATED):
         data["level"] = event.data.get("level")
     if event.event == Event.REPLY_RECORDED:
         data.update(reply=event.reply_id, outcome=event.data.get("outcome"))
+    if event.event in (Event.CASE_SHARED, Event.CASE_UNSHARED, Event.PING):
+        data.update(event.data)
     return {"id": event.pk, "event": event.event, "occurred_at": event.occurred_at.isoformat(), "data": data}
+
+
+def _told(event: OutboxEvent, organisation_id: int, shared: set[int], seen: set[int]) -> dict[str, bool] | None:
+    """Whether an organisation hears of an event, and what of it: None when it does not."""
+    if event.organisation_id is not None:
+        # A share's own event: for the organisation the share is (or was) with, about that case alone.
+        if event.organisation_id != organisation_id:
+            return None
+        return {"case_shared": True, "list_seen": False}
+    if event.entry is not None:
+        # An entry's event (flagged, escalated, answered) is about a list: only for those who may read it.
+        if event.entry.handover_list_id not in seen:
+            return None
+        return {"case_shared": event.case_id in shared, "list_seen": True}
+    return {"case_shared": True, "list_seen": False} if event.case_id in shared else None
 
 
 @dataclass(frozen=True)
@@ -202,13 +308,10 @@ def fan_out(*, batch: int = FAN_OUT_BATCH) -> FannedOut:
             shared, seen = _visibility(organisation, events)
             for endpoint in (e for e in endpoints if e.organisation_id == organisation.pk):
                 for event in events:
-                    if not endpoint.wants(event.event):
-                        continue
-                    case_shared = event.case_id in shared
-                    list_seen = event.entry is not None and event.entry.handover_list_id in seen
-                    if case_shared or (list_seen and event.event != Event.CASE_STATUS_CHANGED):
+                    told = _told(event, organisation.pk, shared, seen) if endpoint.wants(event.event) else None
+                    if told is not None:
                         deliveries.append(WebhookDelivery(endpoint=endpoint, outbox_event=event,
-                                                          payload=payload_for(event, case_shared=case_shared)))
+                                                          payload=payload_for(event, **told)))
         WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).update(fanned_out_at=timezone.now())
         made = WebhookDelivery.objects.filter(outbox_event__in=events, state=WebhookDelivery.State.PENDING).order_by(
@@ -221,53 +324,83 @@ def fan_out(*, batch: int = FAN_OUT_BATCH) -> FannedOut:
     return FannedOut(events=len(events), deliveries=in_turn)
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: the time is signed so a replay can be refused."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+def sign(secrets: str | list[str], timestamp: int, body: bytes) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, one v1 per secret (two during a rotation):
+    the time is signed so that a receiver can refuse a replay (docs/webhooks.md)."""
+    signed = f"{timestamp}.".encode() + body
+    digests = [hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+               for secret in ([secrets] if isinstance(secrets, str) else secrets)]
+    return ",".join([f"t={timestamp}", *(f"v1={digest}" for digest in digests)])
+
+
+def _claim(delivery_id: int) -> tuple[WebhookDelivery, datetime.datetime] | None:
+    """Take a pending delivery for one attempt, in a short transaction of its own; None when it is
+    not pending or another worker holds it. The claim outlasts the call and then runs out, so a
+    worker killed mid-call holds it back only until then."""
+    with transaction.atomic(durable=True):
+        now = timezone.now()
+        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("endpoint").filter(pk=delivery_id, state=WebhookDelivery.State.PENDING)
+                    .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)).first())
+        if delivery is None:
+            return None
+        until = now + datetime.timedelta(seconds=2 * settings.WEBHOOK_TIMEOUT_SECONDS + 60)
+        delivery.claimed_until = until
+        delivery.save(update_fields=["claimed_until", "updated_at"])
+    return delivery, until
 
 
 def attempt_delivery(delivery_id: int) -> str:
-    """One attempt to deliver; returns "delivered", "retry", "failed" or "skipped" (not pending, or busy)."""
-    with transaction.atomic():
-        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-                    .select_related("endpoint").filter(pk=delivery_id).first())
-        if delivery is None or delivery.state != WebhookDelivery.State.PENDING:
+    """One attempt to deliver; returns "delivered", "retry", "failed" or "skipped" (not pending, or
+    another worker has it). Must run outside any transaction: the receiver is called with none open
+    (the durable blocks below refuse to nest)."""
+    claimed = _claim(delivery_id)
+    if claimed is None:
+        return "skipped"
+    delivery, until = claimed
+    endpoint = delivery.endpoint
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    now = timezone.now()
+    status_code, error, refused = None, "", None
+    if not endpoint.is_active:
+        refused = gettext("the endpoint was deactivated")
+        error = f"not sent: {refused}"
+    else:
+        target = resolve_target(endpoint.url)
+        refused = target.refused
+        if target.address is None:
+            error = f"not sent: {target.refused or target.unresolved}"
+        else:
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "case-tracker-webhooks/1",
+                "X-Tracker-Event": str(delivery.payload.get("event", "")),
+                "X-Tracker-Delivery": str(delivery.pk),
+                SIGNATURE_HEADER: sign(endpoint.signing_secrets(now), int(now.timestamp()), body),
+            }
+            try:
+                status_code = _post(endpoint.url, target.address, body, headers)
+            except (OSError, http.client.HTTPException) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:1000]
+            if status_code is not None and not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+    with transaction.atomic(durable=True):
+        current = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+        if current.state != WebhookDelivery.State.PENDING or current.claimed_until != until:
+            # Our claim ran out and another worker took the delivery over: its result stands.
             return "skipped"
-        endpoint = delivery.endpoint
-        body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-        now = timezone.now()
-        request = urllib.request.Request(endpoint.url, data=body, method="POST", headers={  # noqa: S310 scheme and host checked before sending
-            "Content-Type": "application/json",
-            "User-Agent": "case-tracker-webhooks/1",
-            "X-Tracker-Event": str(delivery.payload.get("event", "")),
-            "X-Tracker-Delivery": str(delivery.pk),
-            SIGNATURE_HEADER: sign(endpoint.secret, int(now.timestamp()), body),
-        })
-        status_code, error = None, ""
-        # Refused by policy, not by chance: not tried again.
-        refused = target_problem(endpoint.url)
-        try:
-            if refused:
-                raise urllib.error.URLError(f"not sent: {refused}")
-            with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
-                status_code = response.status
-        except urllib.error.HTTPError as exc:
-            status_code, error = exc.code, f"HTTP {exc.code}"
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:1000]
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        delivery.last_status_code = status_code
-        delivery.last_error = error
+        current.attempts += 1
+        current.last_attempt_at, current.last_status_code, current.last_error = now, status_code, error
+        current.claimed_until = None
         if status_code is not None and 200 <= status_code < 300:
-            delivery.state, delivery.delivered_at, outcome = WebhookDelivery.State.DELIVERED, now, "delivered"
-        elif refused or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-            delivery.state, outcome = WebhookDelivery.State.FAILED, "failed"
+            current.state, current.delivered_at, outcome = WebhookDelivery.State.DELIVERED, now, "delivered"
+        elif refused or current.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            # Refused by policy, not by chance: not tried again.
+            current.state, outcome = WebhookDelivery.State.FAILED, "failed"
         else:
             outcome = "retry"
-        delivery.save(update_fields=["attempts", "last_attempt_at", "last_status_code", "last_error", "state",
-                                     "delivered_at", "updated_at"])
+        current.save(update_fields=["attempts", "last_attempt_at", "last_status_code", "last_error", "state",
+                                    "delivered_at", "claimed_until", "updated_at"])
     if outcome != "delivered":
         log.warning("webhook delivery %s to %s: %s (%s)", delivery_id, endpoint.url, outcome, error)
     return outcome
@@ -282,3 +415,86 @@ def stale_pending_deliveries(*, older_than: datetime.timedelta, limit: int = 100
     cutoff = timezone.now() - older_than
     return list(WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING, updated_at__lt=cutoff)
                 .order_by("id").values_list("pk", flat=True)[:limit])
+
+
+# --- Endpoints: registered, deleted, their secrets rotated, their deliveries sent again ----------
+
+
+class EndpointRefused(Exception):
+    """A change to a partner's endpoints that is not allowed; the message is safe to show."""
+
+
+def _ping(endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """A webhook.ping for this endpoint alone, so that a partner sees at once that deliveries reach
+    it and that it verifies their signature."""
+    event = OutboxEvent.objects.create(event=Event.PING, organisation_id=endpoint.organisation_id,
+                                       data={"endpoint": endpoint.pk}, fanned_out_at=timezone.now())
+    payload = payload_for(event, case_shared=False, list_seen=False)
+    return WebhookDelivery.objects.create(endpoint=endpoint, outbox_event=event, payload=payload)
+
+
+def webhook_endpoint_register(
+    *, organisation: Organisation, url: str, secret: str, events: list[str], actor: User | None,
+) -> tuple[WebhookEndpoint, WebhookDelivery]:
+    """Register an endpoint for an organisation, within its limit
+    (WEBHOOK_MAX_ENDPOINTS_PER_ORGANISATION), with the ping delivery it is to be sent."""
+    problem = url_problem(url)
+    if problem:
+        raise EndpointRefused(problem)
+    with transaction.atomic():
+        # The organisation's row is the lock: two registrations at once cannot both pass the count.
+        Organisation.objects.select_for_update().get(pk=organisation.pk)
+        limit = settings.WEBHOOK_MAX_ENDPOINTS_PER_ORGANISATION
+        if WebhookEndpoint.objects.filter(organisation=organisation, deleted_at__isnull=True).count() >= limit:
+            raise EndpointRefused(gettext(
+                "an organisation may have at most %(limit)d webhook endpoints; delete one before adding another"
+            ) % {"limit": limit})
+        endpoint = WebhookEndpoint(organisation=organisation, url=url, secret=secret, events=events)
+        endpoint._history_user = actor  # type: ignore[attr-defined]
+        endpoint.save()
+        ping = _ping(endpoint)
+    return endpoint, ping
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: User | None) -> None:
+    """Delete an endpoint the only way anything is deleted here: it sends nothing more and stays,
+    with its deliveries and its history."""
+    with transaction.atomic():
+        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if locked.deleted_at is not None:
+            return
+        locked.is_active, locked.deleted_at = False, timezone.now()
+        locked._history_user = actor  # type: ignore[attr-defined]
+        locked._change_reason = "Deleted"  # type: ignore[attr-defined]
+        locked.save(update_fields=["is_active", "deleted_at", "updated_at"])
+
+
+def webhook_secret_rotate(*, endpoint: WebhookEndpoint, secret: str, actor: User | None) -> WebhookEndpoint:
+    """A new signing secret. The one it replaces keeps signing beside it for
+    WEBHOOK_SECRET_OVERLAP_HOURS: each delivery carries both signatures until then."""
+    with transaction.atomic():
+        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if secret == locked.secret:
+            raise EndpointRefused(gettext("the new secret must differ from the current one"))
+        locked.previous_secret, locked.secret = locked.secret, secret
+        locked.previous_secret_until = timezone.now() + datetime.timedelta(
+            hours=settings.WEBHOOK_SECRET_OVERLAP_HOURS)
+        locked._history_user = actor  # type: ignore[attr-defined]
+        locked._change_reason = "Secret rotated"  # type: ignore[attr-defined]
+        locked.save(update_fields=["secret", "previous_secret", "previous_secret_until", "updated_at"])
+    return locked
+
+
+def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a delivery again, as it was first signed up for, with its attempts counted afresh; the
+    caller queues it. Its endpoint must still be active."""
+    with transaction.atomic():
+        locked = WebhookDelivery.objects.select_for_update().select_related("endpoint").get(pk=delivery.pk)
+        if not locked.endpoint.is_active:
+            raise EndpointRefused(gettext("the endpoint is not active"))
+        if locked.claimed_until is not None and locked.claimed_until > timezone.now():
+            raise EndpointRefused(gettext("the delivery is being sent now"))
+        locked.state, locked.attempts, locked.delivered_at, locked.claimed_until = (
+            WebhookDelivery.State.PENDING, 0, None, None)
+        locked.save(update_fields=["state", "attempts", "delivered_at", "claimed_until", "updated_at"])
+    return locked

@@ -19,7 +19,6 @@ from cases.models import Case, Child, Oblast
 from cases.services import case_open
 from core.tasks import enqueue_on_commit
 from tracker.models import (
-    CaseShare,
     HandoverList,
     ListShare,
     Organisation,
@@ -29,6 +28,7 @@ from tracker.models import (
     Verification,
 )
 from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, outcome_verify, reply_record
+from tracker.services.partners import case_share_grant
 from tracker.tasks import sweep_deadlines
 
 ISTANBUL_LIST = "UA-RU-2025-06-02/1"
@@ -179,8 +179,8 @@ class Command(BaseCommand):
         # list, and 25 of its cases are shared with it, 5 of them with the restricted fields.
         ListShare.objects.create(handover_list=first, organisation=tracing, shared_by=workers[0])
         for index, entry in enumerate(first.entries.order_by("position")[:25]):
-            CaseShare.objects.create(case_id=entry.case_id, organisation=tracing, include_restricted=index < 5,
-                                     can_contribute=True, shared_by=workers[0])
+            case_share_grant(case=entry.case, organisation=tracing, include_restricted=index < 5,
+                             can_contribute=True, actor=workers[0])
 
         return (f"Seeded {Child.objects.count()} synthetic children, {HandoverList.objects.count()} lists, "
                 f"{len(answers)} answers in the Istanbul reply.")
