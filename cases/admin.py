@@ -292,7 +292,7 @@ class CaseForm(forms.ModelForm):
         labels: dict[str, str] = {}
         if not self.may_close:
             labels[Case.Status.CLOSED] = gettext("Closed (asks a supervisor's approval)")
-        if self.pending_closing is not None:
+        if self.pending_closing is not None and not self.may_close:
             allowed = [s for s in allowed if s != Case.Status.CLOSED]
         next_status = self.fields["next_status"]
         assert isinstance(next_status, forms.ChoiceField)  # noqa: S101 an invariant, for the type checker
@@ -304,7 +304,7 @@ class CaseForm(forms.ModelForm):
             assignee = self.fields["assignee"]
             assert isinstance(assignee, forms.ModelChoiceField)  # noqa: S101 an invariant, for the type checker
             assignee.queryset = get_user_model().objects.filter(is_staff=True, is_active=True).order_by("username")
-        if self.instance.pk:
+        if self.instance.pk and "child" in self.fields:
             self.fields["child"].disabled = True
 
     def clean(self) -> dict[str, Any]:
@@ -387,7 +387,12 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Case | None = None) -> Any:
         if obj is None:
             return ((None, {"fields": ("child", "priority", "assignee")}),)
-        return super().get_fieldsets(request, obj)
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj):
+            return fieldsets
+        # Seen, not worked on: no boxes for a status, an assignee or a note.
+        return [(name, options) for name, options in fieldsets
+                if not {"next_status", "note_text"} & set(flatten(options["fields"]))]
 
     def get_form(self, request: HttpRequest, obj: Case | None = None, change: bool = False,
                  **kwargs: Any) -> Any:

@@ -367,7 +367,7 @@ def case_reassign(*, case: Case, assignee: User | None, actor: User | None, reas
     if not reason:
         raise CaseFileRefused(gettext("Say why the case is reassigned."))
     with transaction.atomic():
-        locked = Case.objects.select_for_update().select_related("assignee").get(pk=case.pk)
+        locked = Case.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=case.pk)
         before = locked.assignee
         if (before.pk if before else None) == (assignee.pk if assignee else None):
             raise CaseFileRefused(gettext("The case is already assigned to %(who)s.") % {
