@@ -570,10 +570,10 @@ class ClosingRequestAdmin(NoDeleteMixin, admin.ModelAdmin):
     list_filter = (PendingFirstFilter, "closing_reason")
     list_select_related = ("case__child", "requested_by", "decided_by")
     ordering = ("created_at", "id")
-    readonly_fields = ("case_link", "case_status", "closing_reason", "note", "requested_by", "created_at", "state",
-                       "decided_by", "decided_at")
-    fields = ("case_link", "case_status", ("closing_reason", "requested_by", "created_at"), "note",
-              ("state", "decided_by", "decided_at"), "decision_note")
+    readonly_fields = ("case_link", "case_status", "closing_reason", "note", "asked_by", "created_at", "state",
+                       "decided_by_name", "decided_at")
+    fields = ("case_link", "case_status", ("closing_reason", "asked_by", "created_at"), "note",
+              ("state", "decided_by_name", "decided_at"), "decision_note")
     change_form_template = "admin/cases/closingrequest/change_form.html"
 
     @admin.display(description=_("case"), ordering="case")
@@ -584,6 +584,15 @@ class ClosingRequestAdmin(NoDeleteMixin, admin.ModelAdmin):
     @admin.display(description=_("case status"))
     def case_status(self, request_: ClosingRequest) -> str:
         return request_.case.get_status_display()
+
+    # Names, not links: the user accounts' pages are the administrators' alone.
+    @admin.display(description=_("requested by"))
+    def asked_by(self, request_: ClosingRequest) -> str:
+        return str(request_.requested_by or "—")
+
+    @admin.display(description=_("decided by"))
+    def decided_by_name(self, request_: ClosingRequest) -> str:
+        return str(request_.decided_by or "—")
 
     def get_readonly_fields(self, request: HttpRequest, obj: ClosingRequest | None = None) -> Any:
         if obj is not None and self.has_change_permission(request, obj):

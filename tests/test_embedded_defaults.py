@@ -76,7 +76,8 @@ def test_demo_data_loads_and_the_worker_flags_overdue_entries(embedded_env, tmp_
         assert re.search(rf"^  {role} +{username} / \S+$", logins, re.M), logins
     assert manage(embedded_env, "ensure_demo_logins") == logins, "the same logins on every start"
     stored = (tmp_path / "var" / "demo-logins.txt").read_text()
-    assert "o.kovalenko " + re.search(r"o\.kovalenko / (\S+)", logins).group(1) in stored
+    password = re.search(r"o\.kovalenko / (\S+)", logins)
+    assert password is not None and f"o.kovalenko {password.group(1)}" in stored
 
 
 @pytest.mark.slow

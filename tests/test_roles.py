@@ -8,6 +8,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
@@ -115,6 +116,7 @@ def test_no_role_finds_a_child_by_a_restricted_field_nor_exports_one(case):
         exported = client.post(changelist(Case), {"action": "export_cases_csv", "_selected_action": [case.pk],
                                                   "index": "0"})
         assert exported.status_code == 200, role
+        assert isinstance(exported, StreamingHttpResponse)
         assert "Guardian Synthetic" not in b"".join(exported.streaming_content).decode(), role
 
 

@@ -12,6 +12,7 @@ import pytest
 from django.apps import apps
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import FileResponse
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -91,6 +92,7 @@ def test_a_note_of_a_call_with_a_file_stands_on_the_timeline_and_its_file_opens_
     reader.force_login(role_user(READ_ONLY))
     download = reader.get(link)
     assert download.status_code == 200
+    assert isinstance(download, FileResponse)
     assert b"".join(download.streaming_content) == b"%PDF-1.4 synthetic"
     other_case = CaseFactory()
     assert reader.get(reverse("admin:cases_case_note_attachment", args=[other_case.pk, note.pk])).status_code == 404
