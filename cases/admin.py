@@ -243,8 +243,15 @@ class CaseEventInline(ReadOnlyInline):
     fields = ("happened_at", "kind", "channel", "from_status", "to_status", "actor", "message", "attachment_link")
     ordering = ("-happened_at", "-id")
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # What was said and the files that came with it may name relatives or places: for the roles
+        # that see the restricted fields, as the partner API keeps them to the shares that grant them.
+        if request.user.has_perm(RESTRICTED_PERMISSION):
+            return self.fields
+        return tuple(name for name in self.fields if name not in ("message", "attachment_link"))
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.fields
+        return self.get_fields(request, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaseEvent]:
         return super().get_queryset(request).select_related("actor")
@@ -388,6 +395,10 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         if obj is None:
             return ((None, {"fields": ("child", "priority", "assignee")}),)
         fieldsets = super().get_fieldsets(request, obj)
+        if not request.user.has_perm(RESTRICTED_PERMISSION):
+            fieldsets = [(name, {**options, "fields": [
+                row for row in options["fields"] if row != ("closing_reason", "closing_note")]})
+                for name, options in fieldsets]
         if self.has_change_permission(request, obj):
             return fieldsets
         # Seen, not worked on: no boxes for a status, an assignee or a note.
@@ -408,7 +419,7 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     def attachment_view(self, request: HttpRequest, case_id: int, event_id: int) -> FileResponse:
         """A note's file, to those who may see the case; a read of the child's record."""
         event = get_object_or_404(CaseEvent.objects.select_related("case"), pk=event_id, case_id=case_id)
-        if not self.has_view_permission(request, event.case):
+        if not (self.has_view_permission(request, event.case) and request.user.has_perm(RESTRICTED_PERMISSION)):
             raise PermissionDenied
         if not event.attachment:
             raise Http404(gettext("This note has no file."))
@@ -593,6 +604,12 @@ class ClosingRequestAdmin(NoDeleteMixin, admin.ModelAdmin):
     @admin.display(description=_("decided by"))
     def decided_by_name(self, request_: ClosingRequest) -> str:
         return str(request_.decided_by or "—")
+
+    def get_fields(self, request: HttpRequest, obj: ClosingRequest | None = None) -> Any:
+        if request.user.has_perm(RESTRICTED_PERMISSION):
+            return self.fields
+        # The notes may name relatives or places, as the timeline's may.
+        return tuple(row for row in self.fields if row not in ("note", "decision_note"))
 
     def get_readonly_fields(self, request: HttpRequest, obj: ClosingRequest | None = None) -> Any:
         if obj is not None and self.has_change_permission(request, obj):

@@ -90,6 +90,9 @@ def test_read_only_sees_cases_without_the_restricted_fields_and_changes_nothing(
     assert "Guardian Synthetic" not in page.content.decode()
     assert "Aunt Synthetic" not in page.content.decode()
 
+    request = case_request_closing(case=case, actor=None, reason=Case.ClosingReason.OTHER, note="Aunt in Kharkiv")
+    closing_page = client.get(change_url(request))
+    assert closing_page.status_code == 200 and "Aunt in Kharkiv" not in closing_page.content.decode()
     assert client.post(change_url(case), {"priority": Case.Priority.URGENT}).status_code == 403
     assert client.get(reverse("admin:cases_case_add")).status_code == 403
     assert client.get(reverse("admin:cases_child_add")).status_code == 403

@@ -73,8 +73,8 @@ def errors(response: Any) -> dict[str, list[str]]:
 # --- Notes and contacts ----------------------------------------------------------------------
 
 
-def test_a_note_of_a_call_with_a_file_stands_on_the_timeline_and_its_file_opens_to_readers(worker_client, worker,
-                                                                                           case):
+def test_a_note_of_a_call_with_a_file_stands_on_the_timeline_for_the_roles_that_see_notes(worker_client, worker,
+                                                                                          case):
     letter = SimpleUploadedFile("letter.pdf", b"%PDF-1.4 synthetic", content_type="application/pdf")
     response = post_case(worker_client, case, note_on="2025-07-30", note_channel="call",
                          note_text="Grandmother called: the child wrote from Taganrog.", note_attachment=letter)
@@ -88,14 +88,20 @@ def test_a_note_of_a_call_with_a_file_stands_on_the_timeline_and_its_file_opens_
     assert "Grandmother called" in page
     link = reverse("admin:cases_case_note_attachment", args=[case.pk, note.pk])
     assert link in page
-    reader = Client()
-    reader.force_login(role_user(READ_ONLY))
-    download = reader.get(link)
+    download = worker_client.get(link)
     assert download.status_code == 200
     assert isinstance(download, FileResponse)
-    assert b"".join(download.streaming_content) == b"%PDF-1.4 synthetic"
+    assert download.getvalue() == b"%PDF-1.4 synthetic"
     other_case = CaseFactory()
-    assert reader.get(reverse("admin:cases_case_note_attachment", args=[other_case.pk, note.pk])).status_code == 404
+    assert worker_client.get(reverse("admin:cases_case_note_attachment", args=[other_case.pk, note.pk])
+                             ).status_code == 404
+
+    # The read-only role sees that a call was noted, not what was said nor the file; no role, nothing.
+    reader = Client()
+    reader.force_login(role_user(READ_ONLY))
+    seen = reader.get(change_url(case)).content.decode()
+    assert "Grandmother called" not in seen and link not in seen
+    assert reader.get(link).status_code == 403
     stranger = Client()
     stranger.force_login(UserFactory(username="no.role"))
     assert stranger.get(link).status_code == 403
