@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import flatten
@@ -348,6 +349,10 @@ class CaseForm(forms.ModelForm):
                     return
         elif data.get("note_on") and data["note_on"] > timezone.localdate():
             self.add_error("note_on", gettext("A note cannot be dated after today."))
+        attachment = data.get("note_attachment")
+        if attachment and attachment.size > settings.TRACKER_NOTE_ATTACHMENT_MAX_BYTES:
+            self.add_error("note_attachment", gettext("The file is larger than %(mb)s MB.") % {
+                "mb": settings.TRACKER_NOTE_ATTACHMENT_MAX_BYTES // 2**20})
 
 
 class CaseActionForm(ActionForm):

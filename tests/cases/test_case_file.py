@@ -112,9 +112,13 @@ def test_a_note_of_a_call_with_a_file_stands_on_the_timeline_for_the_roles_that_
     ({"note_channel": "letter"}, "note_text", "Write the note itself"),
     ({"next_closing_reason": "other"}, "next_closing_reason", "only with"),
     ({"note_text": "Tomorrow's meeting", "note_on": "2099-01-01"}, "note_on", "after today"),
-], ids=["why-without-a-change", "channel-without-text", "reason-without-closing", "note-in-the-future"])
+    ({"note_text": "Scan", "note_attachment": SimpleUploadedFile("big.pdf", b"x" * 2048)}, "note_attachment",
+     "larger than"),
+], ids=["why-without-a-change", "channel-without-text", "reason-without-closing", "note-in-the-future",
+        "file-too-large"])
 def test_what_would_not_be_saved_is_refused_with_a_message_and_nothing_is_written(worker_client, case, fields, field,
-                                                                                  says):
+                                                                                  says, settings):
+    settings.TRACKER_NOTE_ATTACHMENT_MAX_BYTES = 1024
     before = case.events.count()
     response = post_case(worker_client, case, **fields)
     assert says in " ".join(errors(response)[field])
