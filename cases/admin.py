@@ -482,14 +482,17 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             return
         data = form.cleaned_data
         why = (data.get("transition_note") or "").strip()
+        reassigned = "assignee" in form.changed_data
+        # The case row itself only when a field of it changed (the priority): no empty history rows.
+        edited = set(form.changed_data) & set(CaseForm.Meta.fields) - {"assignee", "child"}
         try:
-            if "assignee" in form.changed_data:
+            if reassigned:
                 # Through the service, which writes the timeline line; the form's own save keeps the old one.
                 new_assignee, obj.assignee_id = obj.assignee, form.initial.get("assignee")
+            if edited:
                 super().save_model(request, obj, form, change)
+            if reassigned:
                 case_reassign(case=obj, assignee=new_assignee, actor=actor, reason=why)
-            elif form.changed_data:
-                super().save_model(request, obj, form, change)
             self._move(request, obj, data, why)
             if (data.get("note_text") or "").strip():
                 case_add_note(case=obj, actor=actor, text=data["note_text"], channel=data.get("note_channel", ""),

@@ -137,8 +137,10 @@ def test_reassigning_needs_a_reason_and_the_timeline_says_who_and_why(worker_cli
     case.refresh_from_db()
     assert case.assignee == worker
 
+    versions = case.history.count()
     assert post_case(worker_client, case, assignee=colleague.pk,
                      transition_note="Going on leave; Iryna knows the family").status_code == 302
+    assert case.history.count() == versions + 1, "one change, one history row"
     case.refresh_from_db()
     assert case.assignee == colleague
     line = case.events.get(kind=CaseEvent.Kind.ASSIGNED)
