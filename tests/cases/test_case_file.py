@@ -262,6 +262,7 @@ def test_the_supervisor_approves_from_the_queue_and_the_case_closes_through_its_
     case_request_closing(case=decided, actor=None, reason="other")
     ClosingRequest.objects.filter(case=decided).update(state="sent_back", decided_at=timezone.now())
 
+    assert supervisor_client.get(reverse("admin:cases_case_my_work")).context["approvals_pending"] == 1
     queue = supervisor_client.get(changelist(ClosingRequest))
     assert [r.case for r in queue.context["cl"].result_list] == [case], "the queue opens on what awaits"
     request = ClosingRequest.objects.get(case=case)
