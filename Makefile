@@ -28,7 +28,7 @@ run: export DJANGO_DEBUG := true
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py ensure_demo_admin
+	$(BIN)/python manage.py ensure_demo_logins
 	@echo "Admin: http://127.0.0.1:$(PORT)/admin/  (web, worker and beat log below; Ctrl-C stops all)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PORT=$(PORT) $(BIN)/honcho start
 

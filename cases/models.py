@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from cases import read_chain
 from cases.matching import names
@@ -101,8 +102,12 @@ class Child(TimeStampedModel):
     family_name_latin = models.CharField(max_length=120, blank=True)
     given_name_latin = models.CharField(max_length=120, blank=True)
     patronymic_latin = models.CharField(max_length=120, blank=True)
+    # Every other spelling as plain text, in the order seen: written from the child's alias rows
+    # (`ChildAlias`, what case workers edit) by `child_aliases_refresh`, and read by name search,
+    # matching, exports and the API. Kept on the row so that the child's history holds them.
     aliases = models.JSONField(
-        default=list, blank=True, help_text="Other spellings seen elsewhere (Russian, other transliterations)."
+        default=list, blank=True, editable=False,
+        help_text="Other spellings seen elsewhere (Russian, other transliterations).",
     )
     # Derived from every spelling above; what name search and the trigram index run against.
     search_names = models.TextField(editable=False, default="")
@@ -265,6 +270,71 @@ class ChildMatchKey(models.Model):
 
 
 
+class AliasScript(models.TextChoices):
+    UKRAINIAN = "uk", _("Ukrainian (Cyrillic)")
+    RUSSIAN = "ru", _("Russian (Cyrillic)")
+    CYRILLIC = "cyrillic", _("Cyrillic, language unknown")
+    LATIN = "latin", _("Latin")
+    OTHER = "other", _("Other")
+
+
+class ChildAlias(models.Model):
+    """Another spelling of a child's name, seen elsewhere: in a reply, an outside register, a relative's
+    account. What case workers edit on the child's page; the child's `aliases` follow these rows."""
+
+    Script = AliasScript
+
+    child = models.ForeignKey(Child, on_delete=models.CASCADE, related_name="alias_rows", db_index=False,
+                              verbose_name=_("child"))
+    name = models.CharField(_("name"), max_length=255)
+    script = models.CharField(_("script"), max_length=10, choices=Script.choices, blank=True,
+                              help_text=_("Left blank, it is read off the letters."))
+    source = models.CharField(_("source"), max_length=200, blank=True,
+                              help_text=_("Where the spelling was seen: a reply, a register, a relative."))
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("other spelling")
+        verbose_name_plural = _("other spellings")
+        ordering = ["child", "id"]
+        constraints = [
+            # A spelling is kept once per child; also serves "the aliases of this child".
+            models.UniqueConstraint(fields=["child", "name"], name="child_alias_once_per_child"),
+            models.CheckConstraint(condition=Q(script__in=["", *AliasScript.values]), name="child_alias_script_valid"),
+            models.CheckConstraint(condition=~Q(name=""), name="child_alias_name_not_blank"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.name = " ".join(self.name.split())
+        if not self.script:
+            self.script = guess_script(self.name)
+        super().save(*args, **kwargs)
+
+
+UKRAINIAN_LETTERS = frozenset("іїєґІЇЄҐ")
+RUSSIAN_LETTERS = frozenset("ыэъёЫЭЪЁ")
+
+
+def guess_script(name: str) -> str:
+    """The script a spelling is written in, read off its letters: Ukrainian or Russian by the letters
+    only one of them has, Latin, or Cyrillic when no letter tells the language."""
+    letters = {ch for ch in name if ch.isalpha()}
+    if not letters:
+        return AliasScript.OTHER
+    if letters & UKRAINIAN_LETTERS:
+        return AliasScript.UKRAINIAN
+    if letters & RUSSIAN_LETTERS:
+        return AliasScript.RUSSIAN
+    if all("\u0400" <= ch <= "\u04ff" for ch in letters):
+        return AliasScript.CYRILLIC
+    if all(ch.isascii() or "\u00c0" <= ch <= "\u024f" for ch in letters):
+        return AliasScript.LATIN
+    return AliasScript.OTHER
+
+
 class CaseStatus(models.TextChoices):
     OPEN = "open", "Open"
     ON_LIST = "on_list", "On a list"
@@ -318,6 +388,11 @@ class Case(TimeStampedModel):
 
     class Meta:
         ordering = ["-priority", "opened_on", "id"]
+        permissions = [
+            # Supervisors close a case themselves; a case worker's closing waits for their approval.
+            ("close_case", _("Can close a case without a supervisor's approval")),
+            ("approve_closing", _("Can approve or send back a case's closing")),
+        ]
         constraints = [
             # One live case per child; a closed case may be followed by a new one.
             models.UniqueConstraint(fields=["child"], condition=~Q(status="closed"), name="case_one_open_per_child"),
@@ -361,12 +436,23 @@ class CaseEventKind(models.TextChoices):
     FLAG_RESOLVED = "flag_resolved", "Flag resolved"
     ASSIGNED = "assigned", "Assigned"
     NOTE = "note", "Note"
+    CLOSING_REQUESTED = "closing_requested", _("Closing requested")
+    CLOSING_APPROVED = "closing_approved", _("Closing approved")
+    CLOSING_SENT_BACK = "closing_sent_back", _("Closing sent back")
+
+
+class ContactChannel(models.TextChoices):
+    CALL = "call", _("Call")
+    LETTER = "letter", _("Letter")
+    MEETING = "meeting", _("Meeting")
+    MESSAGE = "message", _("Message")
 
 
 class CaseEvent(models.Model):
     """One line of a case's timeline: who did what, and when."""
 
     Kind = CaseEventKind
+    Channel = ContactChannel
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)
@@ -378,11 +464,16 @@ class CaseEvent(models.Model):
     happened_at = models.DateTimeField(default=timezone.now)
     message = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
+    # A note of a contact: how it was made, and what came with it (a letter's scan, a photo).
+    channel = models.CharField(_("channel"), max_length=8, choices=ContactChannel.choices, blank=True)
+    attachment = models.FileField(_("attachment"), upload_to="case-notes/%Y/", blank=True)
 
     class Meta:
         ordering = ["-happened_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=CaseEventKind.values), name="case_event_kind_valid"),
+            models.CheckConstraint(condition=Q(channel__in=["", *ContactChannel.values]),
+                                   name="case_event_channel_valid"),
         ]
         indexes = [
             # The timeline of one case, newest first.
@@ -393,6 +484,63 @@ class CaseEvent(models.Model):
         # In local time, as the admin shows every other time: the stored value is in UTC.
         return f"{self.get_kind_display()} · {timezone.localtime(self.happened_at):%Y-%m-%d %H:%M}"
 
+
+
+class ClosingRequestState(models.TextChoices):
+    PENDING = "pending", _("Awaiting approval")
+    APPROVED = "approved", _("Approved")
+    SENT_BACK = "sent_back", _("Sent back")
+    SUPERSEDED = "superseded", _("Closed otherwise")
+
+
+class ClosingRequest(TimeStampedModel):
+    """A case worker's request to close a case, recorded, not applied: a supervisor approves it (and the
+    case closes through `cases_move`) or sends it back with a note. Both steps stand on the timeline."""
+
+    State = ClosingRequestState
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="closing_requests",
+                             verbose_name=_("case"))
+    closing_reason = models.CharField(_("closing reason"), max_length=24, choices=ClosingReason.choices)
+    note = models.TextField(_("why"), blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT,
+                                     related_name="+", verbose_name=_("requested by"))
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+", verbose_name=_("decided by"))
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_note = models.TextField(_("decision note"), blank=True)
+
+    history = AppendOnlyHistory()
+    objects = UndeletableQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("closing awaiting approval")
+        verbose_name_plural = _("closings awaiting approval")
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One closing awaits approval per case at a time; also the queue's "is one pending here".
+            models.UniqueConstraint(fields=["case"], condition=Q(state="pending"), name="closing_one_pending_per_case"),
+            models.CheckConstraint(condition=Q(state__in=ClosingRequestState.values), name="closing_state_valid"),
+            models.CheckConstraint(condition=Q(closing_reason__in=ClosingReason.values),
+                                   name="closing_request_reason_valid"),
+            # A decided request says who decided and when; a pending one neither.
+            models.CheckConstraint(
+                condition=(Q(state="pending") & Q(decided_at__isnull=True))
+                | (~Q(state="pending") & Q(decided_at__isnull=False)),
+                name="closing_decided_has_time",
+            ),
+        ]
+        indexes = [
+            # The supervisors' queue: pending requests, oldest first.
+            models.Index(fields=["created_at"], condition=Q(state="pending"), name="closing_pending_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case} · {self.get_closing_reason_display()}"
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise RecordDeletionRefused("a closing request is decided, never deleted")
 
 
 class AccessChannel(models.TextChoices):

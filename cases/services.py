@@ -14,11 +14,22 @@ from django.db import connection, transaction
 from django.db.models import CharField, Exists, OuterRef, Value
 from django.db.models.functions import Cast, Concat, TruncYear
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from cases import read_chain
 from cases.matching.candidates import backfill_match_keys, sync_match_keys_many
 from cases.matching.names import latin_key
-from cases.models import BirthDatePrecision, Case, CaseEvent, Child, ChildMatchKey, RecordAccess
+from cases.models import (
+    BirthDatePrecision,
+    Case,
+    CaseEvent,
+    Child,
+    ChildAlias,
+    ChildMatchKey,
+    ClosingRequest,
+    RecordAccess,
+    guess_script,
+)
 from cases.signals import case_status_changed, child_merged, children_anonymised
 from core.audit import history_rewrite
 from core.bulk import CHANGED, insert_recorded, insert_rows, keys_in, record_history, update_instances
@@ -166,6 +177,7 @@ def cases_move(
                 changes.append((case, start, case.status))
         _refuse_second_live_case(changes)
         update_instances([case for case, _, _ in changes], Case, MOVED_FIELDS)
+        _closing_requests_superseded(changes, actor=actor, now=now)
         # One history statement per distinct reason: the caller's, or one per pair of statuses.
         by_reason: dict[str, list[int]] = defaultdict(list)
         for case, from_status, to_status in changes:
@@ -185,6 +197,16 @@ def _check_step(case: Case, step: StatusStep) -> None:
         raise TransitionNotAllowed(case, step.to_status)
     if step.to_status == Status.CLOSED and step.closing_reason not in Case.ClosingReason.values:
         raise TransitionNotAllowed(case, step.to_status, reason="closing a case needs a reason from the list")
+
+
+def _closing_requests_superseded(changes: Sequence[tuple[Case, str, str]], *, actor: User | None,
+                                 now: datetime.datetime) -> None:
+    """A case closed by any other road (a supervisor's own closing, a merge) answers the closing that
+    awaited approval on it: the request leaves the queue, said to be closed otherwise."""
+    closed = [case.pk for case, _, to_status in changes if to_status == Status.CLOSED]
+    if closed:
+        ClosingRequest.objects.filter(case_id__in=keys_in(closed), state=ClosingRequest.State.PENDING).update(
+            state=ClosingRequest.State.SUPERSEDED, decided_by=actor, decided_at=now, updated_at=now)
 
 
 def _refuse_second_live_case(changes: Sequence[tuple[Case, str, str]]) -> None:
@@ -258,21 +280,37 @@ def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], 
     folded Latin key, so "Shevchenko" and "Шевченко" are one): (child, family, given, patronymic) each,
     for many children in bulk. Returns how many spellings were new."""
     changed: dict[int, Child] = {}
+    rows: list[tuple[int, str, str, str]] = []
     for child, family_name, given_name, patronymic in spellings:
-        spelling = " ".join(part for part in (family_name, given_name, patronymic) if part).strip()
+        spelling = " ".join(" ".join(part for part in (family_name, given_name, patronymic) if part).split())
         if spelling and not _spelling_known(child, spelling):
             child.aliases = [*(child.aliases or []), spelling]
             changed[child.pk] = child
+            rows.append((child.pk, spelling, guess_script(spelling), source[:200]))
     if changed:
         with transaction.atomic():
             now = timezone.now()
             for child in changed.values():
                 child.fill_derived()
                 child.updated_at = now
+            insert_rows(ChildAlias, ALIAS_FIELDS, rows)
             update_instances(list(changed.values()), Child, ["aliases", "search_names", "updated_at"])
             record_history(Child, list(changed), history_type=CHANGED, user=actor, reason=f"Spelling from {source}")
             sync_match_keys_many(list(changed.values()))
     return len(changed)
+
+
+# An alias row as the bulk writers insert them.
+ALIAS_FIELDS = ("child_id", "name", "script", "source")
+
+
+def child_aliases_refresh(*, child: Child, actor: User | None, reason: str = "") -> Child:
+    """The child's `aliases` made to follow its alias rows (after they were edited on the child's page),
+    in one save: its history keeps the spellings, and its search text and match keys follow."""
+    child.aliases = list(ChildAlias.objects.filter(child=child).order_by("pk").values_list("name", flat=True))
+    child._change_reason = reason or gettext("Other spellings changed")  # type: ignore[attr-defined]
+    child.save(update_fields=["aliases", "updated_at"])
+    return child
 
 
 def case_close(*, case: Case, actor: User | None, reason: str, note: str = "") -> Case:
@@ -292,6 +330,127 @@ def case_add_event(
 ) -> CaseEvent:
     """A timeline line that changes no status: a note, a list the case was put on, a flag."""
     return CaseEvent.objects.create(case=case, kind=kind, actor=actor, message=message, data=data or {})
+
+
+class CaseFileRefused(Exception):
+    """A change to a case file that cannot be made as asked (the message says why); nothing was written."""
+
+
+def case_add_note(*, case: Case, actor: User | None, text: str, channel: str = "",
+                  on: datetime.date | None = None, attachment: Any = None) -> CaseEvent:
+    """A note on the case's timeline: what was said or learnt, by which channel (a call, a letter, a
+    meeting, a message), on which day, with a file if one came with it."""
+    text = text.strip()
+    if not text:
+        raise CaseFileRefused(gettext("A note needs its text."))
+    if channel and channel not in CaseEvent.Channel.values:
+        raise CaseFileRefused(gettext("“%(channel)s” is not a channel.") % {"channel": channel})
+    now = timezone.now()
+    today = timezone.localdate(now)
+    day = on or today
+    if day > today:
+        raise CaseFileRefused(gettext("A note cannot be dated after today."))
+    # A note of an earlier day stands at that day's noon on the timeline, today's at the time it is written.
+    happened_at = now if day == today else timezone.make_aware(datetime.datetime.combine(day, datetime.time(12)))
+    with transaction.atomic():
+        event = CaseEvent(case=case, kind=CaseEvent.Kind.NOTE, actor=actor, message=text, channel=channel,
+                          happened_at=happened_at, data={"on": day.isoformat()})
+        if attachment:
+            event.attachment = attachment
+        event.save()
+        Case.objects.filter(pk=case.pk).update(updated_at=now)
+    return event
+
+
+def case_reassign(*, case: Case, assignee: User | None, actor: User | None, reason: str) -> Case:
+    """Give the case to another case worker (or to nobody): the timeline says who did it, from whom to
+    whom, and why; the case's history keeps the same."""
+    reason = reason.strip()
+    if not reason:
+        raise CaseFileRefused(gettext("Say why the case is reassigned."))
+    with transaction.atomic():
+        locked = Case.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=case.pk)
+        before = locked.assignee
+        if (before.pk if before else None) == (assignee.pk if assignee else None):
+            raise CaseFileRefused(gettext("The case is already assigned to %(who)s.") % {
+                "who": assignee or gettext("nobody")})
+        locked.assignee = assignee
+        locked._change_reason = reason[:100]  # type: ignore[attr-defined]
+        locked.save(update_fields=["assignee", "updated_at"])
+        said = gettext("Reassigned from %(before)s to %(after)s: %(reason)s") % {
+            "before": before or gettext("nobody"), "after": assignee or gettext("nobody"), "reason": reason}
+        case_add_event(case=locked, kind=CaseEvent.Kind.ASSIGNED, actor=actor, message=said,
+                       data={"from": before.pk if before else None, "to": assignee.pk if assignee else None,
+                             "reason": reason})
+    case.assignee, case.updated_at = assignee, locked.updated_at
+    return case
+
+
+def case_request_closing(*, case: Case, actor: User | None, reason: str, note: str = "") -> ClosingRequest:
+    """A case worker's closing: recorded, not applied. The case stays where it is until a supervisor
+    approves (`closing_approve`, which closes it through `cases_move`) or sends it back."""
+    if reason not in Case.ClosingReason.values:
+        raise CaseFileRefused(gettext("Closing a case needs a reason from the list."))
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        if locked.status == Status.CLOSED:
+            raise CaseFileRefused(gettext("Case %(id)s is already closed.") % {"id": locked.pk})
+        if ClosingRequest.objects.filter(case=locked, state=ClosingRequest.State.PENDING).exists():
+            raise CaseFileRefused(gettext("A closing of case %(id)s already awaits approval.") % {"id": locked.pk})
+        request = ClosingRequest.objects.create(case=locked, closing_reason=reason, note=note.strip(),
+                                                requested_by=actor)
+        case_add_event(case=locked, kind=CaseEvent.Kind.CLOSING_REQUESTED, actor=actor, message=note.strip(),
+                       data={"closing_request": request.pk, "closing_reason": reason})
+        Case.objects.filter(pk=locked.pk).update(updated_at=timezone.now())
+    return request
+
+
+def _pending_locked(request: ClosingRequest) -> ClosingRequest:
+    locked = ClosingRequest.objects.select_for_update().select_related("case").get(pk=request.pk)
+    if locked.state != ClosingRequest.State.PENDING:
+        raise CaseFileRefused(gettext("This closing was already decided: %(state)s.") % {
+            "state": locked.get_state_display()})
+    return locked
+
+
+def closing_approve(*, request: ClosingRequest, actor: User | None, note: str = "") -> Case:
+    """A supervisor approves a requested closing: the case closes through the one road, with the
+    reason and note the case worker gave, and the timeline line says who asked and who approved."""
+    with transaction.atomic():
+        locked = _pending_locked(request)
+        now = timezone.now()
+        locked.state, locked.decided_by, locked.decided_at = ClosingRequest.State.APPROVED, actor, now
+        locked.decision_note = note.strip()
+        locked.save(update_fields=["state", "decided_by", "decided_at", "decision_note", "updated_at"])
+        step = StatusStep(Status.CLOSED, kind=CaseEvent.Kind.CLOSING_APPROVED, message=locked.note,
+                          closing_reason=locked.closing_reason,
+                          data={"closing_request": locked.pk, "requested_by": locked.requested_by_id,
+                                "approval_note": locked.decision_note})
+        case = locked.case
+        try:
+            cases_move(cases=[case], steps=lambda current: [step], actor=actor,
+                       reason=gettext("Closing approved"))
+        except TransitionNotAllowed as exc:
+            raise CaseFileRefused(str(exc)) from exc
+    request.refresh_from_db()
+    case.refresh_from_db()
+    return case
+
+
+def closing_send_back(*, request: ClosingRequest, actor: User | None, note: str) -> ClosingRequest:
+    """A supervisor sends a requested closing back to the case worker, saying why; the case stays open."""
+    note = note.strip()
+    if not note:
+        raise CaseFileRefused(gettext("Say why the closing is sent back."))
+    with transaction.atomic():
+        locked = _pending_locked(request)
+        locked.state, locked.decided_by, locked.decided_at = ClosingRequest.State.SENT_BACK, actor, timezone.now()
+        locked.decision_note = note
+        locked.save(update_fields=["state", "decided_by", "decided_at", "decision_note", "updated_at"])
+        case_add_event(case=locked.case, kind=CaseEvent.Kind.CLOSING_SENT_BACK, actor=actor, message=note,
+                       data={"closing_request": locked.pk, "requested_by": locked.requested_by_id})
+    request.refresh_from_db()
+    return request
 
 
 class StaleRecord(Exception):
@@ -372,16 +531,19 @@ def child_merge(*, keep: Child, merge: Child, actor: User | None, note: str = ""
         said = f"Child {duplicate.pk} ({duplicate}) merged into child {kept.pk} ({kept})"
         said += f": {note}" if note else ""
 
+        seen_in = gettext("merged record of child %(id)s") % {"id": duplicate.pk}
+        new_aliases: list[tuple[int, str, str, str]] = []
         for spelling in (
             (duplicate.family_name, duplicate.given_name, duplicate.patronymic),
             (duplicate.family_name_latin, duplicate.given_name_latin, duplicate.patronymic_latin),
+            *([str(alias)] for alias in duplicate.aliases or []),
         ):
-            words = " ".join(part for part in spelling if part)
+            words = " ".join(" ".join(part for part in spelling if part).split())
             if words and not _spelling_known(kept, words):
                 kept.aliases = [*(kept.aliases or []), words]
-        for alias in duplicate.aliases or []:
-            if not _spelling_known(kept, str(alias)):
-                kept.aliases = [*(kept.aliases or []), alias]
+                new_aliases.append((kept.pk, words, guess_script(words), seen_in))
+        if new_aliases:
+            insert_rows(ChildAlias, ALIAS_FIELDS, new_aliases)
         for field_name in MERGE_FILLS_BLANK:
             if not getattr(kept, field_name) and getattr(duplicate, field_name):
                 setattr(kept, field_name, getattr(duplicate, field_name))
@@ -491,8 +653,11 @@ def children_anonymise_closed(*, closed_before: datetime.date, actor: User | Non
         with history_rewrite():
             Child.history.filter(id__in=keys_in(ids)).update(**blanked, anonymised_at=now)
             Case.history.filter(child_id__in=keys_in(ids)).update(closing_note="")
+            ClosingRequest.history.filter(case__child_id__in=keys_in(ids)).update(note="", decision_note="")
         record_history(Child, ids, history_type=CHANGED, user=actor, reason="Anonymised after the retention period")
         ChildMatchKey.objects.filter(child_id__in=keys_in(ids)).delete()
+        ChildAlias.objects.filter(child_id__in=keys_in(ids)).delete()
+        ClosingRequest.objects.filter(case__child_id__in=keys_in(ids)).update(note="", decision_note="")
         Case.objects.filter(child_id__in=keys_in(ids)).update(closing_note="")
         CaseEvent.objects.filter(case__child_id__in=keys_in(ids)).update(message="")
         children_anonymised.send(sender=Child, child_ids=ids, actor=actor)

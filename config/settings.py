@@ -369,6 +369,8 @@ TRACKER_IMPORT_INLINE_ROWS = env.int("TRACKER_IMPORT_INLINE_ROWS", default=500)
 # Uploaded files: the largest taken (bytes) and the most rows read; files are deleted this many days
 # after their import ended, or after it was left unconfirmed (the batch's summary and errors stay).
 TRACKER_IMPORT_MAX_BYTES = env.int("TRACKER_IMPORT_MAX_BYTES", default=10 * 2**20)
+# The largest file a case worker may attach to a note (a letter's scan, a photo).
+TRACKER_NOTE_ATTACHMENT_MAX_BYTES = env.int("TRACKER_NOTE_ATTACHMENT_MAX_BYTES", default=20 * 2**20)
 TRACKER_IMPORT_MAX_ROWS = env.int("TRACKER_IMPORT_MAX_ROWS", default=50_000)
 TRACKER_IMPORT_FILE_RETENTION_DAYS = env.int("TRACKER_IMPORT_FILE_RETENTION_DAYS", default=30)
 # An import waiting this long for its job (lost with a worker, or never queued) is queued again.

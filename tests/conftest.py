@@ -13,8 +13,9 @@ from django.core.management.commands import flush
 
 from cases.models import Case
 from core.append_only import NO_TRUNCATE, trigger_uris
-from tests.factories import CaseFactory, HandoverListFactory, UserFactory
+from tests.factories import CaseFactory, HandoverListFactory, UserFactory, role_user
 from tracker.models import HandoverList
+from tracker.roles import ADMINISTRATOR
 from tracker.services.exchange import list_add_cases, list_hand_over
 
 HANDED_OVER = datetime.date(2025, 6, 2)
@@ -35,6 +36,18 @@ def flush_empties_append_only_tables():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(flush.Command, "handle", handle_passing_the_guard)
         yield
+
+
+@pytest.fixture
+def admin_user(db):
+    """The admin's pages are tried as a member of the Administrator role, never as a superuser."""
+    return role_user(ADMINISTRATOR, "admin")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
 
 
 @pytest.fixture

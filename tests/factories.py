@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import factory
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 
 from cases.models import Case, Child
 from tracker.models import HandoverList, ListEntry, Organisation
@@ -90,3 +90,10 @@ class ListEntryFactory(ModelFactory[ListEntry]):
     case = factory.SubFactory(CaseFactory)
     child = factory.LazyAttribute(lambda e: e.case.child)
     position = factory.Sequence(lambda n: n + 1)
+
+
+def role_user(role: str, username: str | None = None) -> User:
+    """A staff account in one of the shipped roles (`tracker.roles`), as an administrator makes one."""
+    user = UserFactory(**({"username": username} if username else {}))
+    user.groups.add(Group.objects.get(name=role))
+    return user

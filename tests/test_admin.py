@@ -1,6 +1,7 @@
 """The case workers' admin, seen from a browser: pages render, search finds, filters and actions act.
 
-Everything here goes through HTTP as a logged-in staff superuser, and data is built through the
+Everything here goes through HTTP as a logged-in member of the Administrator role (not a superuser;
+what each other role may do is in tests/test_roles.py), and data is built through the
 services the way case workers build it: lists handed over, replies recorded, the deadline sweep run.
 """
 
@@ -83,7 +84,7 @@ def change_form_data(response: Any) -> dict[str, Any]:
         for name, value in formset.management_form.initial.items():
             data[f"{formset.prefix}-{name}"] = value
         for index, inline_form in enumerate(formset.forms):
-            data[f"{formset.prefix}-{index}-id"] = inline_form.instance.pk
+            data[f"{formset.prefix}-{index}-id"] = inline_form.instance.pk or ""
             fk = formset.fk.name
             data[f"{formset.prefix}-{index}-{fk}"] = formset.instance.pk
             for name, inline_field in inline_form.fields.items():
@@ -230,7 +231,7 @@ def test_search_finds_a_child_by_the_russian_form_of_the_given_name(admin_client
 
 def test_a_spelling_added_on_the_child_page_is_searchable(admin_client, shevchenko):
     data = change_form_data(admin_client.get(change_url(shevchenko)))
-    data["aliases"] = '["Шевченко Александр Иванович", "Chevtchenko"]'
+    data.update({"alias_rows-0-name": "Chevtchenko", "alias_rows-0-source": "French register"})
     assert admin_client.post(change_url(shevchenko), data).status_code == 302
     assert shown(admin_client.get(changelist(Child, "q=Chevtchenko"))) == [shevchenko]
 
@@ -361,14 +362,15 @@ def test_case_changelist_query_budget(admin_client, make_handed_over_list, djang
     _lists_with_flags(make_handed_over_list, 30)
     url = changelist(Case)
     admin_client.get(url)
-    # 1 the session and 2 the logged-in user;
-    # 3 the "list" filter's choices (the latest lists), 4 the "organisation" filter's choices,
-    # 5 the "assignee" filter's choices (the other filters are fixed choices and cost nothing);
-    # 6 the planner's row estimate from pg_class (the list is unfiltered) and, the table being
-    # small, 7 the exact COUNT(*);
-    # 8 the page of cases, with child, assignee and highest open flag level joined into that one query;
-    # 9 the draft lists offered next to the "add to list" action.
-    with django_assert_num_queries(9):
+    # 1 the session and 2 the logged-in user; 3 their own and 4 their role's permissions (read once
+    # per request);
+    # 5 the "list" filter's choices (the latest lists), 6 the "organisation" filter's choices,
+    # 7 the "assignee" filter's choices (the other filters are fixed choices and cost nothing);
+    # 8 the planner's row estimate from pg_class (the list is unfiltered) and, the table being
+    # small, 9 the exact COUNT(*);
+    # 10 the page of cases, with child, assignee and highest open flag level joined into that one query;
+    # 11 the draft lists offered next to the "add to list" action.
+    with django_assert_num_queries(11):
         admin_client.get(url)
 
 
@@ -733,15 +735,20 @@ def test_a_second_live_case_for_a_child_is_refused(admin_client):
 
 def test_adding_a_child_opens_their_case(admin_client, admin_user):
     response = admin_client.post(add_url(Child), {
-        "family_name": "Ткаченко", "given_name": "Дарина", "patronymic": "", "aliases": "[]",
+        "family_name": "Ткаченко", "given_name": "Дарина", "patronymic": "",
         "birth_date": "2012-03-01", "birth_date_precision": "month", "sex": "F",
         "circumstances": "deported", "category": "unknown",
         "cases-TOTAL_FORMS": "0", "cases-INITIAL_FORMS": "0",
+        "alias_rows-TOTAL_FORMS": "1", "alias_rows-INITIAL_FORMS": "0",
+        "alias_rows-0-name": "Ткаченко Дарья Фёдоровна", "alias_rows-0-script": "",
+        "alias_rows-0-source": "Reply No. 1",
     })
     assert response.status_code == 302, response.context["adminform"].form.errors
     child = Child.objects.get(family_name="Ткаченко")
     assert child.family_name_latin == "Tkachenko"
     assert child.cases.get().events.get().actor == admin_user
+    assert child.aliases == ["Ткаченко Дарья Фёдоровна"]
+    assert list(child.alias_rows.values_list("script", "source")) == [("ru", "Reply No. 1")]
 
 
 # ---------------------------------------------------------------------------------------------

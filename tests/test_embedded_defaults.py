@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -69,10 +70,14 @@ def test_demo_data_loads_and_the_worker_flags_overdue_entries(embedded_env, tmp_
     assert flagged > 0
     # The same sweep by hand now finds nothing new: the worker's run was complete.
     assert manage(embedded_env, "flag_overdue").strip() == "flagged 0, escalated 0, reminded 0, resolved 0"
-    login = manage(embedded_env, "ensure_demo_admin")
-    assert login.startswith("Admin login: admin / ")
-    assert manage(embedded_env, "ensure_demo_admin") == login, "the same login on every start"
-    assert (tmp_path / "var" / "admin-password.txt").read_text().strip() == login.split(" / ")[1].strip()
+    logins = manage(embedded_env, "ensure_demo_logins")
+    for role, username in (("Case worker", "o.kovalenko"), ("Supervisor", "s.bondar"), ("Read-only", "r.lysenko"),
+                           ("Administrator", "a.melnyk")):
+        assert re.search(rf"^  {role} +{username} / \S+$", logins, re.M), logins
+    assert manage(embedded_env, "ensure_demo_logins") == logins, "the same logins on every start"
+    stored = (tmp_path / "var" / "demo-logins.txt").read_text()
+    password = re.search(r"o\.kovalenko / (\S+)", logins)
+    assert password is not None and f"o.kovalenko {password.group(1)}" in stored
 
 
 @pytest.mark.slow

@@ -9,7 +9,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django.apps import AppConfig
+from django.apps import apps as project_apps
 from django.contrib.auth.models import User
+from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -27,6 +30,7 @@ from tracker.models import (
     ReplyOutcome,
     ShareEvent,
 )
+from tracker.roles import roles_sync
 from tracker.services import webhooks
 from tracker.tasks import dispatch_outbox
 
@@ -110,3 +114,11 @@ def exchange_forgets_anonymised_children(sender: Any, child_ids: list[int], acto
     for row in rows:
         row.data = {key: "" for key in row.data}
     ImportRow.objects.bulk_update(rows, ["data"], batch_size=1000)
+
+
+@receiver(post_migrate, dispatch_uid="tracker.roles_follow_migrate")
+def roles_follow_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
+    """After every migrate (and a test database's flush), once the last app's permissions exist: the
+    shipped groups get the permissions of models added since, and any the groups had lost."""
+    if sender.name == list(project_apps.get_app_configs())[-1].name:
+        roles_sync(project_apps)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from cases.models import Case
+from cases.models import Case, ClosingRequest
 from tracker.models import (
     ApiKey,
     CaseShare,
@@ -176,3 +177,46 @@ def visible_lists(viewer: Viewer) -> QuerySet[HandoverList]:
     return lists.filter(
         Q(sender=org) | (Q(recipient=org) & ~Q(status=HandoverList.Status.DRAFT)) | Exists(shared)
     )
+
+
+# --- A case worker's own work ----------------------------------------------------------------
+
+MY_WORK_ROWS = 200
+
+
+@dataclass(frozen=True)
+class MyWork:
+    """What one case worker has on their desk: their live cases (the most urgent first), the open
+    flags on them by level, the entries of theirs whose reply falls due soon, and the closings they
+    asked for that a supervisor sent back."""
+
+    cases: Sequence[Case]
+    n_cases: int
+    flags_by_level: Sequence[tuple[int, int]]
+    due_soon: Sequence[ListEntry]
+    sent_back: Sequence[ClosingRequest]
+
+
+def my_work(*, user: Any, today: datetime.date, due_within_days: int, rows: int = MY_WORK_ROWS) -> MyWork:
+    """Read in five queries whatever the number of cases: the page lists at most `rows` of each."""
+    mine = Case.objects.filter(assignee=user).exclude(status=Case.Status.CLOSED)
+    top_level = Flag.objects.filter(case=OuterRef("pk"), resolved_at__isnull=True).order_by("-level").values("level")
+    cases = list(
+        mine.select_related("child").annotate(
+            open_flag_level=Coalesce(Subquery(top_level[:1], output_field=IntegerField()), 0))
+        .order_by("-open_flag_level", "-priority", "opened_on", "id")[:rows]
+    )
+    levels = (Flag.objects.filter(resolved_at__isnull=True, case__assignee=user)
+              .exclude(case__status=Case.Status.CLOSED).values("level").annotate(n=Count("id")).order_by("-level"))
+    due_soon = list(
+        ListEntry.objects.filter(case__in=mine, reply_state=ListEntry.ReplyState.AWAITING, due_on__gte=today,
+                                 due_on__lte=today + datetime.timedelta(days=due_within_days))
+        .select_related("child", "handover_list").order_by("due_on", "id")[:rows]
+    )
+    sent_back = list(
+        ClosingRequest.objects.filter(requested_by=user, state=ClosingRequest.State.SENT_BACK,
+                                      decided_at__date__gte=today - datetime.timedelta(days=30))
+        .select_related("case__child", "decided_by").order_by("-decided_at")[:rows]
+    )
+    return MyWork(cases=cases, n_cases=mine.count(), flags_by_level=[(row["level"], row["n"]) for row in levels],
+                  due_soon=due_soon, sent_back=sent_back)

@@ -5,19 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied
 from django.db.models import IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.translation import gettext
 
-from cases.admin import CaseAdmin, ReadOnlyInline
-from cases.models import Case
+from cases.admin import APPROVE_CLOSING_PERMISSION, CaseAdmin, ReadOnlyInline
+from cases.models import Case, ClosingRequest
 from core.users import signed_in_user
 from tracker.admin.common import outcome_label, report_refusal
 from tracker.admin.exports import CaseExportActionsMixin
 from tracker.admin.filters import FlaggedFilter, OnListFilter, OrganisationFilter
 from tracker.models import CaseShare, Flag, HandoverList, ListEntry
+from tracker.selectors import my_work
 from tracker.services.exchange import (
     ExchangeError,
     list_add_cases,
@@ -81,6 +88,28 @@ class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
     list_filter = (FlaggedFilter, OnListFilter, OrganisationFilter, *CaseAdmin.list_filter)
     action_form = CaseTrackerActionForm
     actions = [*CaseAdmin.actions, "add_to_list", "export_cases_csv", "export_cases_xlsx"]
+
+    change_list_template = "admin/cases/case/change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [path("my-work/", self.admin_site.admin_view(self.my_work_view), name="cases_case_my_work")]
+        return own + super().get_urls()
+
+    def my_work_view(self, request: HttpRequest) -> HttpResponse:
+        """The signed-in case worker's page: their cases, the open flags on them by level, what falls due
+        soon, the closings sent back to them; for a supervisor, how many closings await approval."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        today = timezone.localdate()
+        work = my_work(user=request.user, today=today, due_within_days=settings.TRACKER_REMINDER_DAYS)
+        approvals = (ClosingRequest.objects.filter(state=ClosingRequest.State.PENDING).count()
+                     if request.user.has_perm(APPROVE_CLOSING_PERMISSION) else None)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": gettext("My work"),
+            "work": work, "today": today, "due_within_days": settings.TRACKER_REMINDER_DAYS,
+            "approvals_pending": approvals,
+        }
+        return TemplateResponse(request, "admin/cases/case/my_work.html", context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
         top_level = (

@@ -1,22 +1,28 @@
 """Load the synthetic demo story: the Istanbul list of 2 June 2025, a late partial reply, later lists.
 
 Every name here is made up from common name parts; none is a real child. Running it twice adds
-nothing the second time.
+nothing the second time. One demo account per role (`DEMO_USERS`); `ensure_demo_logins` gives them
+passwords and prints them. The timelines carry the story's dates: the Istanbul list shows as added
+in May 2025 and handed over on 2 June 2025, its reply on 28 July 2025.
 """
 
 from __future__ import annotations
 
 import datetime
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
-from cases.models import Case, Child, Oblast
-from cases.services import case_open
+from cases.models import Case, CaseEvent, Child, Oblast
+from cases.services import case_open, case_request_closing
 from core.tasks import enqueue_on_commit
 from tracker.models import (
     HandoverList,
@@ -27,11 +33,49 @@ from tracker.models import (
     Round,
     Verification,
 )
+from tracker.roles import ADMINISTRATOR, CASE_WORKER, READ_ONLY, SUPERVISOR
 from tracker.services.exchange import OutcomeInput, list_add_cases, list_hand_over, outcome_verify, reply_record
 from tracker.services.partners import case_share_grant
 from tracker.tasks import sweep_deadlines
 
 ISTANBUL_LIST = "UA-RU-2025-06-02/1"
+
+# The demo's accounts, one or more per role: (username, first name, last name, role). Staff, never superusers.
+DEMO_USERS = [
+    ("o.kovalenko", "Olena", "Demo-Kovalenko", CASE_WORKER),
+    ("i.marchuk", "Iryna", "Demo-Marchuk", CASE_WORKER),
+    ("t.savchenko", "Taras", "Demo-Savchenko", CASE_WORKER),
+    ("s.bondar", "Svitlana", "Demo-Bondar", SUPERVISOR),
+    ("r.lysenko", "Roman", "Demo-Lysenko", READ_ONLY),
+    ("a.melnyk", "Andrii", "Demo-Melnyk", ADMINISTRATOR),
+]
+
+
+def demo_users() -> dict[str, User]:
+    """The demo accounts, made where missing and put in their role's group (safe to run again)."""
+    User = get_user_model()
+    users = {}
+    for username, first_name, last_name, role in DEMO_USERS:
+        user, _ = User.objects.get_or_create(
+            username=username,
+            defaults={"first_name": first_name, "last_name": last_name, "email": f"{username}@example.org",
+                      "is_staff": True},
+        )
+        user.groups.add(Group.objects.get(name=role))
+        users[username] = user
+    return users
+
+
+def noon(day: datetime.date) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time(12)))
+
+
+@contextmanager
+def dated(day: datetime.date) -> Iterator[None]:
+    """The timeline lines written inside stand on `day`, as the story has them, not on the day of seeding."""
+    before = CaseEvent.objects.aggregate(last=Max("pk"))["last"] or 0
+    yield
+    CaseEvent.objects.filter(pk__gt=before).update(happened_at=noon(day))
 
 GIRLS = [("Софія", "Sofiia", "София"), ("Анна", "Anna", "Анна"), ("Марія", "Mariia", "Мария"),
          ("Вікторія", "Viktoriia", "Виктория"), ("Олександра", "Oleksandra", "Александра"),
@@ -77,6 +121,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-sweep", action="store_true", help="Do not queue a deadline sweep afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            demo_users()
         if HandoverList.objects.filter(reference=ISTANBUL_LIST).exists():
             self.stdout.write("Demo data already present; nothing to do.")
             return
@@ -90,17 +136,8 @@ class Command(BaseCommand):
             self.stdout.write("Queued a deadline sweep: the worker flags the overdue entries when it starts.")
 
     def _seed(self, rng: random.Random, istanbul_size: int) -> str:
-        User = get_user_model()
-        workers = []
-        for username, first_name, last_name in (("o.kovalenko", "Olena", "Demo-Kovalenko"),
-                                                ("i.marchuk", "Iryna", "Demo-Marchuk"),
-                                                ("t.savchenko", "Taras", "Demo-Savchenko")):
-            user, _ = User.objects.get_or_create(
-                username=username,
-                defaults={"first_name": first_name, "last_name": last_name, "email": f"{username}@example.org",
-                          "is_staff": True},
-            )
-            workers.append(user)
+        users = demo_users()
+        workers = [users[name] for name, *_, role in DEMO_USERS if role == CASE_WORKER]
 
         def org(name: str, short: str, kind: str, country: str = "") -> Organisation:
             return Organisation.objects.get_or_create(
@@ -124,8 +161,16 @@ class Command(BaseCommand):
         )[0]
 
         total = istanbul_size + 40 + 30 + 10 + 80
-        cases = [self._child_with_case(rng, workers[i % len(workers)]) for i in range(total)]
         today = timezone.localdate()
+        # The Istanbul children's cases were opened in the spring before the round; the others since.
+        with dated(datetime.date(2025, 5, 12)):
+            cases = [self._child_with_case(rng, workers[i % len(workers)]) for i in range(istanbul_size)]
+        with dated(today - datetime.timedelta(days=60)):
+            cases += [self._child_with_case(rng, workers[i % len(workers)]) for i in range(istanbul_size, total)]
+        Case.objects.filter(pk__in=[case.pk for case in cases[:istanbul_size]]).update(
+            opened_on=datetime.date(2025, 5, 12))
+        Case.objects.filter(pk__in=[case.pk for case in cases[istanbul_size:]]).update(
+            opened_on=today - datetime.timedelta(days=60))
         slices = iter([istanbul_size, 40, 30, 10])
 
         def take() -> list[Case]:
@@ -140,18 +185,21 @@ class Command(BaseCommand):
 
         first = new_list(ISTANBUL_LIST, "Children deported or forcibly transferred: list handed over in Istanbul",
                          istanbul)
-        list_add_cases(handover_list=first, cases=take(), actor=workers[0])
-        list_hand_over(handover_list=first, handed_over_on=datetime.date(2025, 6, 2),
-                       response_due_on=datetime.date(2025, 7, 2), actor=workers[0])
+        with dated(datetime.date(2025, 5, 28)):
+            list_add_cases(handover_list=first, cases=take(), actor=workers[0])
+        with dated(datetime.date(2025, 6, 2)):
+            list_hand_over(handover_list=first, handed_over_on=datetime.date(2025, 6, 2),
+                           response_due_on=datetime.date(2025, 7, 2), actor=workers[0])
         positions = list(range(1, istanbul_size + 1))
         rng.shuffle(positions)
         answers = []
         for outcome, count in ISTANBUL_REPLY:
             answers += [OutcomeInput(position=positions.pop(), outcome=outcome, details="As stated in the reply.")
                         for _ in range(min(count, len(positions)))]
-        recorded = reply_record(handover_list=first, received_on=datetime.date(2025, 7, 28), outcomes=answers,
-                                actor=workers[1], reference="Reply No. 1 (partial)",
-                                notes="Partial answer covering part of the list, received after the deadline.")
+        with dated(datetime.date(2025, 7, 28)):
+            recorded = reply_record(handover_list=first, received_on=datetime.date(2025, 7, 28), outcomes=answers,
+                                    actor=workers[1], reference="Reply No. 1 (partial)",
+                                    notes="Partial answer covering part of the list, received after the deadline.")
         # Two claims did not hold up when checked: case workers dispute them, which asks the other
         # side again (the entries await a further reply, with a flag of their own).
         for claim in ReplyOutcome.objects.filter(reply=recorded.reply, outcome__in=[Outcome.RETURNED,
@@ -162,18 +210,32 @@ class Command(BaseCommand):
 
         second = new_list(f"UA-RU-{today - datetime.timedelta(days=25):%Y-%m-%d}/QA",
                           "Follow-up list through the Qatari mediator", channel)
-        list_add_cases(handover_list=second, cases=take(), actor=workers[1])
-        list_hand_over(handover_list=second, handed_over_on=today - datetime.timedelta(days=25),
-                       response_due_on=today - datetime.timedelta(days=5), actor=workers[1])
+        with dated(today - datetime.timedelta(days=27)):
+            list_add_cases(handover_list=second, cases=take(), actor=workers[1])
+        with dated(today - datetime.timedelta(days=25)):
+            list_hand_over(handover_list=second, handed_over_on=today - datetime.timedelta(days=25),
+                           response_due_on=today - datetime.timedelta(days=5), actor=workers[1])
 
         third = new_list(f"UA-RU-{today - datetime.timedelta(days=10):%Y-%m-%d}/QA",
                          "Second follow-up list through the Qatari mediator", channel)
-        list_add_cases(handover_list=third, cases=take(), actor=workers[2])
-        list_hand_over(handover_list=third, handed_over_on=today - datetime.timedelta(days=10),
-                       response_due_on=today + datetime.timedelta(days=4), actor=workers[2])
+        with dated(today - datetime.timedelta(days=12)):
+            list_add_cases(handover_list=third, cases=take(), actor=workers[2])
+        with dated(today - datetime.timedelta(days=10)):
+            list_hand_over(handover_list=third, handed_over_on=today - datetime.timedelta(days=10),
+                           response_due_on=today + datetime.timedelta(days=4), actor=workers[2])
 
         draft = new_list("UA-RU-next-round/draft", "Being prepared for the next round", istanbul)
-        list_add_cases(handover_list=draft, cases=take(), actor=workers[0])
+        with dated(today - datetime.timedelta(days=2)):
+            list_add_cases(handover_list=draft, cases=take(), actor=workers[0])
+
+        # A death the reply claimed and the family has since confirmed: the case worker asks to close
+        # the case, which waits in the supervisor's queue.
+        deceased = ReplyOutcome.objects.filter(reply=recorded.reply, outcome=Outcome.DECEASED).select_related(
+            "entry__case__assignee").order_by("pk").first()
+        if deceased is not None:
+            case_request_closing(case=deceased.entry.case, actor=deceased.entry.case.assignee,
+                                 reason=Case.ClosingReason.CONFIRMED_DECEASED,
+                                 note="Death confirmed by the family's letter (synthetic demo).")
 
         # The tracing partner follows part of the Istanbul list through the API: it is shown the
         # list, and 25 of its cases are shared with it, 5 of them with the restricted fields.
