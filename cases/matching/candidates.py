@@ -19,7 +19,7 @@ from django.db.models import Count, F, Window
 from django.db.models.expressions import RawSQL
 
 from cases.matching.engine import MatchScore, NameFrequencies, PersonRecord, blocking_keys, compare, search_keys
-from cases.matching.names import is_known_given_name, latin_key, typo_distance
+from cases.matching.names import is_known_given_name, latin_key, search_key, typo_distance
 from cases.matching.parameters import model_parameters
 from cases.models import Child, ChildMatchKey
 from core.bulk import insert_rows, keys_in, texts_in
@@ -169,7 +169,8 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
         for i in positions:
             by_name = set().union(*(children_by_key.get(key, set()) for key in record_keys[i] if key[0] == "n"))
             by_year = set().union(*(children_by_key.get(key, set()) for key in record_keys[i] if key[0] != "n"))
-            wanted = latin_key(f"{records[i].family_name} {records[i].given_name}").split()
+            named = latin_key(f"{records[i].family_name} {records[i].given_name}")
+            wanted = [search_key(word) for word in named.split()]
             worth.append([pk for pk in by_name | by_year if pk in light and _may_be(
                 records[i], wanted, light[pk], names_agree=pk in by_name, year_agrees=pk in by_year)])
         # Common names bring the same children back batch after batch: each is read and spelled once.

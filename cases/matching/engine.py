@@ -23,12 +23,14 @@ from typing import Literal
 
 from cases.matching.names import (
     canonical_given_name,
+    full_names_of,
     given_name_sex,
     is_known_given_name,
     latin_key,
     name_sounds,
     patronymic_father,
     patronymic_sex,
+    search_key,
     settlement_key,
     transliterate_uk,
     typo_distance,
@@ -128,11 +130,15 @@ class _NameField:
     plain: str
     canonical: str
     known: bool
+    # Each word's search key (і / е / и folded, as search folds them), and the full given names a
+    # short form stands for (Женя: Євген, Євгенія).
+    folded: str = ""
+    short_for: frozenset[str] = frozenset()
 
     @cached_property
-    def identity(self) -> tuple[str, str, str, bool]:
+    def identity(self) -> tuple[str, str, str, bool, str, frozenset[str]]:
         # The text itself does not change how a name compares; equal spellings share cache entries.
-        return (self.sounds, self.plain, self.canonical, self.known)
+        return (self.sounds, self.plain, self.canonical, self.known, self.folded, self.short_for)
 
     @classmethod
     def of(cls, text: str, sex: str = "") -> _NameField:
@@ -146,7 +152,10 @@ class _NameField:
             # A girl's record saying Мар'ян is a slip of Мар'яна, not the boy's name.
             canonical, known = latin_key(text), False
         plain = re.sub(r"[^a-z]", "", transliterate_uk(text).lower())
-        return cls(text, name_sounds(text), plain, canonical, known)
+        words = latin_key(text).split()
+        folded = " ".join(search_key(word) for word in words)
+        short_for = frozenset().union(*(full_names_of(word) for word in words))
+        return cls(text, name_sounds(text), plain, canonical, known, folded, short_for)
 
 
 # The same given and family names come back on row after row and candidate after candidate.
@@ -249,10 +258,13 @@ def _cached(agreement: Callable[[_NameField, _NameField], str], first: _NameFiel
 
 
 def _family_agreement(first: _NameField, second: _NameField) -> str:
-    """'exact', 'part' (one of a double family name), 'typo', 'short typo' or 'different'."""
+    """'exact', 'variant' (і / е / и: Білоус / Белоус), 'part' (one of a double family name), 'typo',
+    'short typo' or 'different'."""
     if first.sounds == second.sounds:
         return "exact"
-    first_words, second_words = set(first.sounds.split()), set(second.sounds.split())
+    if first.folded == second.folded:
+        return "variant"
+    first_words, second_words = set(first.folded.split()), set(second.folded.split())
     if first_words <= second_words or second_words <= first_words:
         return "part"
     # Sounds catch romanisation variants; plain letters catch slips inside a digraph (Sehvchuk).
@@ -267,8 +279,12 @@ def _given_agreement(first: _NameField, second: _NameField) -> str:
     """'exact', 'equivalent' (Кирило / Кирилл), 'part', 'typo', 'short typo' or 'different'."""
     if first.sounds == second.sounds:
         return "exact"
-    if first.canonical == second.canonical:
+    if first.canonical == second.canonical or first.folded == second.folded:
         return "equivalent"
+    if (first.short_for and (first.canonical in second.short_for or first.short_for & second.short_for)) or \
+            second.canonical in first.short_for:
+        # A short form and a full name it stands for (Женя / Євгенія), or two short forms of one name.
+        return "short form"
     first_words, second_words = set(first.canonical.split()), set(second.canonical.split())
     if first_words <= second_words or second_words <= first_words:
         return "part"
@@ -283,12 +299,14 @@ def _given_agreement(first: _NameField, second: _NameField) -> str:
 
 # Which reading of the names (direct, or family and given names swapped) to weigh: the one whose
 # agreements rank highest. Only orders the readings; the evidence comes from the parameters.
-_AGREEMENT_RANK = {"exact": 6, "equivalent": 5, "part": 4, "typo": 3, "short typo": 2, "different": -6,
-                   "another name": -6}
+_AGREEMENT_RANK = {"exact": 6, "variant": 5, "equivalent": 5, "short form": 4, "part": 4, "typo": 3,
+                   "short typo": 2, "different": -6, "another name": -6}
 
 _AGREEMENT_WORDS = {
     "exact": "the same",
     "equivalent": "forms of one name",
+    "variant": "one name in Ukrainian and Russian spelling",
+    "short form": "a short form and its full name",
     "part": "one is part of the other",
     "typo": "alike but for a typo",
     "short typo": "alike but for a typo in a short name",
@@ -537,7 +555,7 @@ def _reason_part(reason: str) -> str:
 
 # Name levels that say both records carry the same names (give or take a spelling): where the
 # register's frequency of those names replaces the level's average u.
-_NAME_AGREEMENTS = frozenset({"exact", "equivalent", "part", "typo"})
+_NAME_AGREEMENTS = frozenset({"exact", "variant", "equivalent", "short form", "part", "typo"})
 
 
 def _frequency_adjustment(comparison: Comparison, weights: dict[str, float],
