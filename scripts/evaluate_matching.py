@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from cases.matching.engine import PersonRecord, cluster, compare, records_from_rows, register_frequencies  # noqa: E402
 from cases.matching.parameters import model_parameters, use_parameters  # noqa: E402
+from scripts.matching_causes import cause_table, causes  # noqa: E402
 
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
@@ -79,6 +80,11 @@ def _report(records: list[PersonRecord], cluster_ids: list[int], child_of: dict[
     print(f"recall:             {recall:.4f}")
     print(f"F1:                 {f1:.4f}")
     print(f"clustering time:    {elapsed:.2f} s")
+
+    by_id = {record.record_id: record for record in records}
+    for title, pairs in (("wrongly joined, by cause", found_pairs - true_pairs),
+                         ("missed, by cause", true_pairs - found_pairs)):
+        print(cause_table(title, causes((by_id[a], by_id[b]) for a, b in sorted(pairs))))
 
     if show_errors:
         by_id = {record.record_id: record for record in records}

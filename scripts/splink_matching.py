@@ -24,6 +24,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from cases.matching.engine import records_from_rows  # noqa: E402
 from cases.matching.names import (  # noqa: E402
     canonical_given_name,
     given_name_sex,
@@ -32,6 +33,7 @@ from cases.matching.names import (  # noqa: E402
     patronymic_sex,
     settlement_key,
 )
+from scripts.matching_causes import cause_table, causes  # noqa: E402
 
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 _SEX = {"m": "M", "м": "M", "ч": "M", "f": "F", "ж": "F"}
@@ -54,6 +56,8 @@ def folded(row: dict[str, str]) -> dict[str, Any]:
         "family_code": re.sub(r"[aeiou ]", "", family) or None,
         "given_code": re.sub(r"[aeiou ]", "", given) or None,
         "family_tail": re.sub(r"[aeiou ]", "", family[1:]) or None,
+        # For the forename-surname comparison's exact level on both, with its term frequency.
+        "given_family": f"{given} {family}".strip() or None,
         "patronymic": patronymic_father(row["patronymic"]) or None,
         "birth_year": year, "birth_month": month, "birth_day": day,
         "sex": sex, "settlement": settlement_key(row["settlement"]) or None,
@@ -99,12 +103,15 @@ def run_splink(records: list[dict[str, Any]], thresholds: list[float]) -> tuple[
     db_api = DuckDBAPI(connection=duckdb.connect())
     table = db_api.register(pa.Table.from_pylist(records))
     blocking: list[Any] = [block_on("family_code", "given_code"), block_on("given_code", "birth_year"),
-                block_on("family_code", "birth_year"), block_on("given_code", "family_tail")]
+                           block_on("family_code", "birth_year"), block_on("given_code", "family_tail"),
+                           # Family and given names written the other way round in one record.
+                           "l.family_code = r.given_code AND l.given_code = r.family_code"]
     settings = SettingsCreator(
         link_type="dedupe_only",
         comparisons=[
-            cl.DamerauLevenshteinAtThresholds("family", [1, 2]).configure(term_frequency_adjustments=True),
-            cl.DamerauLevenshteinAtThresholds("given", [1, 2]).configure(term_frequency_adjustments=True),
+            # Both names at once, with a level for the two written the other way round, and the term
+            # frequency of the pair on the exact level: Splink's own comparison for names.
+            cl.ForenameSurnameComparison("given", "family", forename_surname_concat_col_name="given_family"),
             cl.ExactMatch("patronymic"),
             _date_comparison(),
             cl.ExactMatch("sex"),
@@ -160,6 +167,7 @@ def main() -> None:
         true[child].append(record_id)
     true_pairs = _pairs(true)
     by_id = {row["record_id"]: row for row in rows}
+    engine_records = {record.record_id: record for record in records_from_rows(rows)}
     for threshold, cluster_of in clusters.items():
         found: dict[str, list[str]] = defaultdict(list)
         for record_id, cluster in cluster_of.items():
@@ -171,6 +179,9 @@ def main() -> None:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         print(f"threshold {threshold:+.1f} bits: pairs found {len(found_pairs)}, correct {correct}, "
               f"precision {precision:.4f}, recall {recall:.4f}, F1 {f1:.4f}")
+        for title, pairs in (("wrongly joined, by cause", found_pairs - true_pairs),
+                             ("missed, by cause", true_pairs - found_pairs)):
+            print(cause_table(f"  {title}", causes((engine_records[a], engine_records[b]) for a, b in sorted(pairs))))
         for title, pairs in (("joined but not the same child", found_pairs - true_pairs),
                              ("the same child but not joined", true_pairs - found_pairs)):
             for first, second in sorted(pairs)[: options.show_errors]:
