@@ -1,13 +1,16 @@
 """Matching engine: decides whether two records describe the same child, and groups records by child.
 
-Pure Python at its core, so that imports, the command line and later a search against PostgreSQL
-(through the indexed blocking keys) all use the same rules.
+Pure Python at its core, so that imports, the command line and a search against PostgreSQL (through
+the indexed blocking keys) all use the same rules.
 
-How a pair is judged: each piece of evidence adds or takes away points, in the spirit of
-Fellegi-Sunter record linkage: agreement on a name or on the full birth date adds, a different
-given name, birth date, patronymic or sex takes away a lot.  What only looks alike is kept apart
-by those negative weights: twins share everything but the given name, siblings share the family
-name and the patronymic, and a common name elsewhere has another settlement and no shared date.
+How a pair is judged: a Fellegi-Sunter model. Each part of the two records (family name, given name,
+patronymic, birth date, sex, settlement) is compared at a level (`comparison_levels`); each level
+weighs log2(m/u) bits, m and u estimated from the register (`cases.matching.estimate`, figures in
+`parameters.json`); the names' weight is corrected by how common they are in the register
+(`NameFrequencies`). The sum with the prior is the match weight, read against the thresholds.
+What only looks alike is kept apart by the negative weights and two rules the model's independence
+cannot see: twins (two different given names, everything else alike) are never one child, and a group
+is not joined to another that one of its records contradicts (docs/matching.md).
 """
 
 from __future__ import annotations
@@ -211,7 +214,11 @@ class PersonRecord:
 
     @cached_property
     def tail_keys(self) -> frozenset[str]:
-        return frozenset(_tail_keys(self))
+        return frozenset(_tail_keys(self, dated=False))
+
+    @cached_property
+    def dated_tail_keys(self) -> frozenset[str]:
+        return frozenset(_tail_keys(self, dated=True))
 
     @cached_property
     def year_keys(self) -> frozenset[str]:
@@ -691,13 +698,14 @@ def blocking_keys(record: PersonRecord) -> frozenset[str]:
       search looks there first (see `search_keys`).
     - ``t:<code>|<tail>``: the code of one name with the tail of the other (its consonants without
       the first sound, `_name_tails`): a slip in the first letter of either name, with or without a
-      date, still meets the record under the other name's code.
+      date, still meets the record under the other name's code; ``u:<YYYY>:<code>|<tail>`` the same
+      with the birth year, which the database search uses for a record with a year.
     A code is ``g<canonical given name>`` or ``f<consonant skeleton>``; for example Шевченко Кирило
     born 2014 gives ``n:fshvchnk|gkirilo``, ``y:fshvchnk:2014:k`` and ``y:gkirilo:2014:s``. The
     keys depend on the codes only, not on which field holds them, so swapped names give the same
     keys. The database files each child under them (`ChildMatchKey`) for candidate search.
     """
-    return record.name_keys | record.tail_keys | record.year_keys | record.month_keys
+    return record.name_keys | record.tail_keys | record.dated_tail_keys | record.year_keys | record.month_keys
 
 
 def search_keys(record: PersonRecord) -> frozenset[str]:
@@ -705,11 +713,13 @@ def search_keys(record: PersonRecord) -> frozenset[str]:
 
     A record with its birth month looks in the month's blocks (``d:``), a twelfth of the year's: in a
     register of a million children the year's block of a common given name is thousands strong. A
-    record known to the year only looks in the year's blocks (``y:``). Both look by the two names
-    and by each name with the other's tail.
+    record known to the year only looks in the year's blocks (``y:``). Both look by the two names,
+    and by each name with the other's tail: with the birth year where it is known (``u:``, blocks a
+    fifteenth of the undated ones'), without it where it is not (``t:``).
     """
     dated = record.month_keys if record.date.month is not None else record.year_keys
-    return record.name_keys | record.tail_keys | dated
+    tails = record.dated_tail_keys if record.date.year is not None else record.tail_keys
+    return record.name_keys | tails | dated
 
 
 def _name_keys(record: PersonRecord) -> set[str]:
@@ -717,9 +727,13 @@ def _name_keys(record: PersonRecord) -> set[str]:
     return {f"n:{min(f, g)}|{max(f, g)}" for f in family_codes for g in given_codes}
 
 
-def _tail_keys(record: PersonRecord) -> set[str]:
+def _tail_keys(record: PersonRecord, *, dated: bool) -> set[str]:
     family, given = record.family, record.given
-    return {f"t:{code}|{tail}" for named, other in ((family, given), (given, family))
+    year = record.date.year
+    if dated and year is None:
+        return set()
+    kind = f"u:{year:04d}:" if dated else "t:"
+    return {f"{kind}{code}|{tail}" for named, other in ((family, given), (given, family))
             for code in _name_codes(named) for tail in _name_tails(other)}
 
 

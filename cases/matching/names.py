@@ -343,6 +343,7 @@ def _build_diminutives() -> dict[str, frozenset[str]]:
 _DIMINUTIVES = _build_diminutives()
 
 
+@lru_cache(maxsize=1 << 16)
 def full_names_of(word: str) -> frozenset[str]:
     """The canonical keys of the full given names a short form stands for (Женя: Євген, Євгенія);
     empty for a word that is no short form of the table."""
