@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cases.matching.candidates import possible_duplicates
 from cases.models import Case, CaseEvent, Child, ChildAlias, ClosingRequest, RecordAccess
-from cases.selectors import search_by_name
+from cases.selectors import closest_children, search_by_name
 from cases.services import (
     ALLOWED_TRANSITIONS,
     CaseFileRefused,
@@ -71,6 +71,15 @@ class NameSearchMixin:
         if term.isdigit():
             return queryset.filter(pk=int(term)), False
         return search_by_name(queryset, self.search_names_path, term), False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """A name search that found nothing offers the children whose names come closest."""
+        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        context = getattr(response, "context_data", None)
+        term = request.GET.get("q", "").strip()
+        if context and term and not term.isdigit() and "cl" in context and not context["cl"].result_list:
+            context["did_you_mean"] = closest_children(term)
+        return response
 
 
 class NoDeleteMixin(ModelAdminMixin):

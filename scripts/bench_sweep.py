@@ -37,19 +37,15 @@ def search_queries(sample: list[dict[str, object]], rng: random.Random, count: i
 
 
 def like_where(text: str, column: str) -> tuple[str, list[str]]:
-    """The name search's condition written by hand: each folded word (or its canonical given name)
-    as a LIKE the trigram index serves."""
+    """The name search's condition written by hand: each word's search keys (its own, its canonical
+    given name's, a short form's full names) as LIKEs the trigram index serves."""
     from cases.matching import names
 
     parts, params = [], []
-    for key in names.latin_key(text).split():
-        canonical = names.canonical_given_name(key) if names.is_known_given_name(key) else key
-        if canonical != key:
-            parts.append(f"({column} LIKE %s OR {column} LIKE %s)")
-            params += [f"%{key}%", f"%{canonical}%"]
-        else:
-            parts.append(f"{column} LIKE %s")
-            params.append(f"%{key}%")
+    for keys in names.search_forms(text):
+        ordered = sorted(keys)
+        parts.append("(" + " OR ".join(f"{column} LIKE %s" for _ in ordered) + ")")
+        params += [f"%{key}%" for key in ordered]
     return " AND ".join(parts) or "TRUE", params
 
 
@@ -83,7 +79,8 @@ def measure_search(results: Results, raw: Raw, sample: list[dict[str, object]], 
     print(f"  name search, count + first page of 50 (40 names): {product}; raw SQL {raw_spread};"
           f" matches per name: median {statistics.median(hits):.0f}", flush=True)
     results.add(Row("name search: count + first 50 (40 names, Latin/Cyrillic/Russian forms)", str(product),
-                    str(raw_spread), f"{product.median / raw_spread.median:.1f}×", "2 / 2"))
+                    str(raw_spread), f"{product.median / raw_spread.median:.1f}×", "2 / 2", target="< 100 ms",
+                    met=product.median < 100))
 
 
 # --- The deadline sweep ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ filled at that size) with synthetic children, their cases and match keys, handov
 `--entries-per-child` entries per child in all, replies, a partner organisation's shares and the
 history rows the product keeps (see scripts/bench_fill.py), all with COPY, then measures:
 
+- the matching engine alone: `manage.py match_records` on the labelled development set, timed;
 - name search (`cases.selectors.search_by_name`), 40 names in Latin, Cyrillic and Russian forms;
 - the deadline sweep (`tracker.services.flags.sweep_deadlines`) over every entry, three runs (the
   first, again the same day, the next day), each against two hand-written statements doing the
@@ -66,7 +67,7 @@ def main() -> None:
     django.setup()
     from django.utils import timezone
 
-    from scripts import bench_fill, bench_reads, bench_sweep, bench_writes
+    from scripts import bench_fill, bench_matching, bench_reads, bench_sweep, bench_writes
     from scripts.bench_sql import Raw
 
     url = bench_common.DATABASE_URL
@@ -96,6 +97,8 @@ def main() -> None:
         today = timezone.localdate()
         rng = random.Random(size)
 
+        with phases.phase("matching engine"):
+            bench_matching.measure_matching(results)
         with phases.phase("name search"):
             bench_sweep.measure_search(results, raw, sample, rng)
         with phases.phase("start page before the sweep"):

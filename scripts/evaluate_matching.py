@@ -11,13 +11,16 @@ import csv
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from cases.matching.engine import cluster, compare, records_from_rows  # noqa: E402
+from cases.matching.engine import PersonRecord, cluster, compare, records_from_rows, register_frequencies  # noqa: E402
+from cases.matching.parameters import model_parameters, use_parameters  # noqa: E402
+from scripts.matching_causes import cause_table, causes  # noqa: E402
 
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
@@ -32,6 +35,8 @@ def main() -> None:
     parser.add_argument("truth", nargs="?", default=str(DATA_DIR / "matching-dev-truth.csv"))
     parser.add_argument("--show-errors", type=int, default=0, metavar="N",
                         help="print up to N wrongly joined and N missed pairs with the engine's reasons")
+    parser.add_argument("--thresholds", type=float, nargs="*", default=[], metavar="BITS",
+                        help="also measure with these match weights as the 'same' threshold")
     options = parser.parse_args()
 
     with open(options.records, encoding="utf-8-sig", newline="") as records_file:
@@ -43,6 +48,17 @@ def main() -> None:
     records = records_from_rows(rows)
     cluster_ids = cluster(records)
     elapsed = time.perf_counter() - started
+    _report(records, cluster_ids, child_of, elapsed, options.show_errors)
+    for threshold in options.thresholds:
+        print(f"\n== with 'same' at {threshold:+.1f} bits")
+        with use_parameters(replace(model_parameters(), same_weight=threshold)):
+            started = time.perf_counter()
+            cluster_ids = cluster(records)
+            _report(records, cluster_ids, child_of, time.perf_counter() - started, 0)
+
+
+def _report(records: list[PersonRecord], cluster_ids: list[int], child_of: dict[str, str], elapsed: float,
+            show_errors: int) -> None:
 
     found: dict[str, list[str]] = defaultdict(list)
     true: dict[str, list[str]] = defaultdict(list)
@@ -65,14 +81,20 @@ def main() -> None:
     print(f"F1:                 {f1:.4f}")
     print(f"clustering time:    {elapsed:.2f} s")
 
-    if options.show_errors:
+    by_id = {record.record_id: record for record in records}
+    for title, pairs in (("wrongly joined, by cause", found_pairs - true_pairs),
+                         ("missed, by cause", true_pairs - found_pairs)):
+        print(cause_table(title, causes((by_id[a], by_id[b]) for a, b in sorted(pairs))))
+
+    if show_errors:
         by_id = {record.record_id: record for record in records}
+        frequencies = register_frequencies(records)
         for title, pairs in (("joined but not the same child", found_pairs - true_pairs),
                              ("the same child but not joined", true_pairs - found_pairs)):
             print(f"\n== {title}: {len(pairs)}")
-            for first, second in sorted(pairs)[: options.show_errors]:
+            for first, second in sorted(pairs)[:show_errors]:
                 a, b = by_id[first], by_id[second]
-                result = compare(a, b)
+                result = compare(a, b, frequencies=frequencies)
                 for record in (a, b):
                     print(" ".join(str(value) for value in (
                         record.record_id, record.family_name, record.given_name, record.patronymic,

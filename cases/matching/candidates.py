@@ -14,10 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
+from django.db import connection
 from django.db.models import Count, F, Window
+from django.db.models.expressions import RawSQL
 
-from cases.matching.engine import MatchScore, PersonRecord, blocking_keys, compare, search_keys
-from cases.matching.names import is_known_given_name, latin_key, typo_distance
+from cases.matching.engine import MatchScore, NameFrequencies, PersonRecord, blocking_keys, compare, search_keys
+from cases.matching.names import is_known_given_name, latin_key, search_key, typo_distance
+from cases.matching.parameters import model_parameters
 from cases.models import Child, ChildMatchKey
 from core.bulk import insert_rows, keys_in, texts_in
 
@@ -129,6 +132,7 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
     ones that cannot match, then the fields of the rest.
     """
     excluded = set(exclude)
+    minimum_register = model_parameters().frequency_min_records
     record_keys = [{key[:KEY_LENGTH] for key in search_keys(record)} for record in records]
     results: list[list[Candidate]] = [[] for _ in records]
     children: dict[int, Child] = {}
@@ -145,11 +149,18 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
             ChildMatchKey.objects.filter(key__in=texts_in(keys))
             .annotate(block_size=Window(Count("*"), partition_by=[F("key")]))
             .filter(block_size__lte=DB_MAX_BLOCK_SIZE)
-            .values_list("key", "child_id", "child__search_names", "child__birth_date")
+            .annotate(register=_register_size())
+            .values_list("key", "child_id", "child__search_names", "child__birth_date", "block_size", "register")
         )
         children_by_key: dict[str, set[int]] = defaultdict(set)
         light: dict[int, tuple[set[str], datetime.date | None]] = {}
-        for key, child_id, search_names, born in filed:
+        # How many children carry each pair of names: the names' term frequencies.
+        name_counts: dict[str, int] = {}
+        register = 0
+        # Every row carries the register's size; the loop leaves the last one in `register`.
+        for key, child_id, search_names, born, block_size, register in filed:  # noqa: B007
+            if key[0] == "n":
+                name_counts[key] = block_size
             if child_id not in excluded:
                 children_by_key[key].add(child_id)
                 if child_id not in light:
@@ -158,7 +169,8 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
         for i in positions:
             by_name = set().union(*(children_by_key.get(key, set()) for key in record_keys[i] if key[0] == "n"))
             by_year = set().union(*(children_by_key.get(key, set()) for key in record_keys[i] if key[0] != "n"))
-            wanted = latin_key(f"{records[i].family_name} {records[i].given_name}").split()
+            named = latin_key(f"{records[i].family_name} {records[i].given_name}")
+            wanted = [search_key(word) for word in named.split()]
             worth.append([pk for pk in by_name | by_year if pk in light and _may_be(
                 records[i], wanted, light[pk], names_agree=pk in by_name, year_agrees=pk in by_year)])
         # Common names bring the same children back batch after batch: each is read and spelled once.
@@ -166,16 +178,29 @@ def find_candidates(records: Sequence[PersonRecord], *, exclude: Iterable[int] =
         for child in Child.objects.filter(pk__in=keys_in(missing)).only(*_CHILD_FIELDS) if missing else ():
             children[child.pk] = child
             spellings[child.pk] = child_records(child)
+        frequencies = NameFrequencies(name_counts, int(register), uncounted=DB_MAX_BLOCK_SIZE + 1) \
+            if register and register >= minimum_register else None
         for i, child_ids in zip(positions, worth, strict=True):
             found: list[Candidate] = []
             for child_id in child_ids:
-                best = max((compare(records[i], spelling) for spelling in spellings[child_id]),
+                best = max((compare(records[i], spelling, frequencies=frequencies) for spelling in spellings[child_id]),
                            key=lambda score: score.points)
                 if best.verdict != "different":
                     found.append(Candidate(children[child_id], best))
             found.sort(key=lambda candidate: (-candidate.score.points, candidate.child.pk))
             results[i] = found
     return results
+
+
+def _register_size() -> RawSQL:
+    """How many children the register holds, for the names' frequencies, as a scalar the candidate
+    query carries (computed once per query): PostgreSQL's own estimate once the table is large,
+    counted while it is small."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT CASE WHEN c.reltuples >= 100000 THEN c.reltuples::bigint "
+                      "ELSE (SELECT count(*) FROM cases_child) END FROM pg_class c "
+                      "WHERE c.oid = 'cases_child'::regclass", ())
+    return RawSQL("SELECT count(*) FROM cases_child", ())
 
 
 # Birth years further apart than this are not one child's year written twice.

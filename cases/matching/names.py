@@ -20,17 +20,20 @@ from functools import lru_cache
 
 from rapidfuzz.distance import OSA
 
-from cases.matching.name_data import FEMALE_NAMES, IRREGULAR_PATRONYMICS, MALE_NAMES, SETTLEMENT_NAMES
+from cases.matching.name_data import DIMINUTIVES, FEMALE_NAMES, IRREGULAR_PATRONYMICS, MALE_NAMES, SETTLEMENT_NAMES
 
 __all__ = [
     "canonical_given_name",
     "canonical_patronymic",
+    "full_names_of",
     "given_name_sex",
     "is_known_given_name",
     "latin_key",
     "name_sounds",
     "patronymic_father",
     "patronymic_sex",
+    "search_forms",
+    "search_key",
     "search_text",
     "settlement_key",
     "transliterate_uk",
@@ -115,33 +118,43 @@ def transliterate_uk(text: str) -> str:
 
 # Latin letters with diacritics from scholarly (ISO 9, Czech, Polish) romanisations.
 _LATIN_DIACRITICS = {
-    "š": "sh", "č": "ch", "ž": "zh", "ż": "zh", "ź": "z", "ś": "s", "ć": "ch", "ł": "l",
+    "š": "sh", "č": "ch", "ž": "zh", "ż": "zh", "ź": "z", "ś": "s", "ć": "ts", "ł": "l",
     "ŝ": "shch", "ê": "ye", "â": "ya", "û": "yu", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe",
 }
 
 # One symbol per sound.  Upper-case letters stand for the sounds written with two Latin letters,
 # so that later rules cannot split them; they are spelled out again at the end.
 _SOUNDS = {
-    # щ and ш meet: Polishchuk, Polischuk and Polishuk are all written for Поліщук.
-    "shch": "Ш", "szcz": "Ш", "sch": "Ш",
-    "tsch": "Ч", "tch": "Ч", "ch": "Ч", "cz": "Ч",
+    # щ and ш meet: Polishchuk, Polischuk and Polishuk are all written for Поліщук. German writes щ
+    # schtsch (Juschtschenko), GOST 7.79 shh (Shherbyna).
+    "schtsch": "Ш", "shch": "Ш", "szcz": "Ш", "sch": "Ш", "shh": "Ш",
+    "tsch": "Ч", "tch": "Ч", "cz": "Ч",
     "sh": "Ш", "sz": "Ш",
     "zh": "Ж",
     "ts": "Ц", "tz": "Ц", "tc": "Ц",
     # х, г and ґ meet: Ukrainian h, Russian g and the kh of both are written for the same names.
     "kh": "g", "gh": "g", "h": "g",
-    "ck": "k", "ph": "f", "x": "ks", "w": "v", "q": "k",
+    # ck is ц and к in the Czech and Polish spellings (Chmelnyckyj, Chmielnicki), not an English k.
+    "ck": "Цk", "ph": "f", "x": "ks", "w": "v", "q": "k",
     "j": "i", "y": "i",
 }
-_SOUND_PATTERN = re.compile(r"shch|szcz|tsch|sch|tch|ch|cz|sh|sz|zh|ts|tz|tc|kh|gh|ck|ph|[hcxwqjy]")
+_SOUND_PATTERN = re.compile(r"schtsch|shch|szcz|tsch|sch|shh|tch|ch|cz|sh|sz|zh|ts|tz|tc|kh|gh|ck|ph|[hcxwqjy]")
+_VOWELS = frozenset("aeiouy")
 _SPELLED_OUT = {"Ш": "sh", "Ч": "ch", "Ж": "zh", "Ц": "ts"}
 
 
 def _sound(match: re.Match[str]) -> str:
     found = match.group(0)
+    following = match.string[match.end():match.end() + 1]
     if found == "c":
-        # English and Polish c: ts before a front vowel (Grycenko), k elsewhere (Victoria).
-        return "Ц" if match.string[match.end():match.end() + 1] in ("e", "i", "y") else "k"
+        # English and Polish c: ts before a front vowel (Grycenko) and at the end of a word (Czech and
+        # Polish Kravec), k elsewhere (Victoria).
+        return "Ц" if following in ("e", "i", "y", "") else "k"
+    if found == "ch":
+        # English ch is ч; the Czech, Polish and German ch is х. At the start of a word before a
+        # consonant only х is met in names (Chmelnyckyj, Chrystyna, Chlopecki); inside a word ч before a
+        # consonant is common (Bochkarov, Vechnyi), so there ch stays ч.
+        return "g" if match.start() == 0 and following and following not in _VOWELS else "Ч"
     return _SOUNDS[found]
 
 
@@ -159,8 +172,16 @@ def _fold_word(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", word)
 
 
+# GOST 7.79 (system B) marks и as y` and writes ц cz, х x: a word with its backtick is read by its table.
+_GOST_MARK = re.compile(r"[a-z]`")
+_GOST_LETTERS = (("y`", "y"), ("e`", "e"), ("cz", "c"), ("x", "kh"))
+
+
 def _to_latin_words(text: str) -> list[str]:
     text = transliterate_uk(text).lower()
+    if "`" in text and _GOST_MARK.search(text) and ("y`" in text or "cz" in text or "x" in text):
+        for gost, plain in _GOST_LETTERS:
+            text = text.replace(gost, plain)
     text = "".join(_LATIN_DIACRITICS.get(char, char) for char in text)
     text = unicodedata.normalize("NFKD", text)
     text = "".join(char for char in text if not unicodedata.combining(char))
@@ -191,8 +212,20 @@ def latin_key(text: str) -> str:
     return "".join(_SPELLED_OUT.get(char, char) for char in name_sounds(text))
 
 
+@lru_cache(maxsize=1 << 16)
+def search_key(word: str) -> str:
+    """The folded key of one word with the vowels that Ukrainian and Russian spellings of one name
+    trade made one: і / е / и (Білоус, Белоус, Bilous, Belous), ї / йи and ій / ей (Олійник, Олейник,
+    Oliinyk, Oleynik). What search stores and looks for, and what the engine calls the same spelling.
+
+    The consonants are latin_key's; only e and runs of i are folded, so a key still reads as the name.
+    """
+    key = latin_key(word).replace(" ", "")
+    return re.sub(r"i+", "i", key.replace("e", "i"))
+
+
 def search_text(*names: str) -> str:
-    """Space-separated, de-duplicated keys of every word of every name, for the search column.
+    """Space-separated, de-duplicated search keys of every word of every name, for the search column.
 
     A word that is a known given name or patronymic also brings its canonical key, so that a
     child stored as Александр is found by Oleksandr as well as by Aleksandr.
@@ -200,12 +233,31 @@ def search_text(*names: str) -> str:
     seen: dict[str, None] = {}
     for name in names:
         for word in latin_key(name or "").split():
-            seen.setdefault(word, None)
+            seen.setdefault(search_key(word), None)
             if word in _GIVEN_NAMES:
-                seen.setdefault(_GIVEN_NAMES[word], None)
+                seen.setdefault(search_key(_GIVEN_NAMES[word]), None)
             elif _PATRONYMIC_SUFFIX.search(word) and patronymic_father(word) in _GIVEN_NAME_SEX:
-                seen.setdefault(canonical_patronymic(word), None)
+                seen.setdefault(search_key(canonical_patronymic(word)), None)
     return " ".join(seen)
+
+
+def search_forms(text: str) -> list[set[str]]:
+    """For each word of a query, the search keys any of which a child's names must hold: the word's
+    own, its canonical given name's or patronymic's (Aleksandr finds Oleksandr), and for a short form
+    every full name it stands for (Женя finds Євген and Євгенія)."""
+    forms = []
+    for word in latin_key(text).split():
+        keys = {search_key(word)}
+        # Only a name of the table exactly: a family name one typo from a given name (Petrov, Petro)
+        # stays itself.
+        if word in _GIVEN_NAMES:
+            keys.add(search_key(_GIVEN_NAMES[word]))
+        elif _PATRONYMIC_SUFFIX.search(word) and patronymic_father(word) in _GIVEN_NAME_SEX:
+            # Викторовна finds Вікторівна: both are stored and sought by the canonical patronymic.
+            keys.add(search_key(canonical_patronymic(word)))
+        keys |= {search_key(full) for full in full_names_of(word)}
+        forms.append(keys)
+    return forms
 
 
 def typo_distance(first: str, second: str, limit: int | None = None) -> int:
@@ -276,6 +328,26 @@ def _build_tables() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
 
 
 _GIVEN_NAMES, _GIVEN_NAME_SEX, _PATRONYMIC_FATHERS = _build_tables()
+
+
+def _build_diminutives() -> dict[str, frozenset[str]]:
+    table: dict[str, set[str]] = {}
+    for line in DIMINUTIVES.strip().splitlines():
+        short, full = line.split(":")
+        canonicals = {_GIVEN_NAMES.get(latin_key(name), latin_key(name)) for name in full.split()}
+        for form in short.split():
+            table.setdefault(latin_key(form), set()).update(canonicals)
+    return {key: frozenset(value) for key, value in table.items()}
+
+
+_DIMINUTIVES = _build_diminutives()
+
+
+@lru_cache(maxsize=1 << 16)
+def full_names_of(word: str) -> frozenset[str]:
+    """The canonical keys of the full given names a short form stands for (Женя: Євген, Євгенія);
+    empty for a word that is no short form of the table."""
+    return _DIMINUTIVES.get(latin_key(word).replace(" ", ""), frozenset())
 
 
 @lru_cache(maxsize=16384)
