@@ -439,6 +439,7 @@ class CaseEventKind(models.TextChoices):
     CLOSING_REQUESTED = "closing_requested", _("Closing requested")
     CLOSING_APPROVED = "closing_approved", _("Closing approved")
     CLOSING_SENT_BACK = "closing_sent_back", _("Closing sent back")
+    CLAIM_DISPUTED = "claim_disputed", _("Claim disputed")
 
 
 class ContactChannel(models.TextChoices):

@@ -602,7 +602,7 @@ def test_verifying_a_claim_on_the_reply_page(admin_client, admin_user, exchange)
     assert (outcome.verification, outcome.verified_by) == ("disputed", admin_user)
     assert outcome.verification_note == "Photo of another child"
     # A dispute is said as one on the timeline, with the flag it raises; not as a verification.
-    event = exchange["answered"].case.events.get(kind=CaseEvent.Kind.FLAG_RAISED)
+    event = exchange["answered"].case.events.get(kind=CaseEvent.Kind.CLAIM_DISPUTED)
     assert event.actor == admin_user and "Photo of another child" in event.message
     assert event.message.startswith("Claim disputed")
 

@@ -91,7 +91,9 @@ def test_a_case_worker_records_a_reply_letter_and_disputes_a_claim(page_for, scr
 
     page.goto(reverse("admin:cases_case_change", args=[disputed.case_id]))
     page.screenshot(path=str(screenshots / "09-case-timeline.png"), full_page=True)
-    timeline = page.locator("tr", has_text="Flag raised").filter(has_text="Claim disputed")
-    assert timeline.count() == 1 and "Reply verified" not in page.content()
+    timeline = page.locator("tr", has_text="Claim disputed: ")
+    # The timeline's line and the flag's note both say so; the line is of the dispute's own kind.
+    assert timeline.count() == 2 and "Reply verified" not in page.content()
+    assert disputed.case.events.filter(kind="claim_disputed").count() == 1
     for shot in screenshots.iterdir():
         assert shot.stat().st_size > 0

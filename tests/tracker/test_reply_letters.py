@@ -277,7 +277,7 @@ def test_disputing_the_latest_claim_reopens_the_follow_up(make_handed_over_list,
     assert (flag.kind, flag.due_on, flag.raised_by) == (Flag.Kind.DISPUTED, follow_up, case_worker)
     assert HandoverList.objects.get(pk=handover_list.pk).status == HandoverList.Status.PARTIALLY_ANSWERED
     line = entry.case.events.order_by("-id").first()
-    assert line is not None and line.kind == CaseEvent.Kind.FLAG_RAISED
+    assert line is not None and line.kind == CaseEvent.Kind.CLAIM_DISPUTED
     assert (line.from_status, line.to_status) == (Case.Status.VERIFYING, Case.Status.AWAITING_REPLY)
     assert line.message.startswith("Claim disputed: “Located” in the reply of 2025-07-20 (#1)")
     assert "The photo shows another girl" in line.message and "verified" not in line.message
@@ -344,7 +344,7 @@ def test_disputing_a_claim_a_later_one_replaced_leaves_the_entry_on_the_later(ma
     assert (entry.reply_state, entry.last_outcome, entry.claim_verification) == ("answered", "returned", "unverified")
     assert not Flag.objects.filter(kind=Flag.Kind.DISPUTED).exists()
     line = entry.case.events.order_by("-id").first()
-    assert line is not None and line.kind == CaseEvent.Kind.NOTE and line.message.startswith("Claim disputed:")
+    assert line is not None and line.kind == CaseEvent.Kind.CLAIM_DISPUTED and line.message.startswith("Claim disputed:")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -482,7 +482,8 @@ def outcome_verify(
         claim.save(update_fields=["verification", "verification_note", "verified_by", "verified_at",
                                   "verification_evidence", "updated_at"])
 
-        kind: str = CaseEvent.Kind.REPLY_VERIFIED if verification != Verification.DISPUTED else CaseEvent.Kind.NOTE
+        kind: str = (CaseEvent.Kind.CLAIM_DISPUTED if verification == Verification.DISPUTED
+                     else CaseEvent.Kind.REPLY_VERIFIED)
         to_status = entry.case.status
         if latest:
             entry.claim_verification = verification
@@ -493,7 +494,6 @@ def outcome_verify(
                                        due_on=follow_up_due_on, note=said, raised_by=actor, raised_at=now)
             said += gettext(". A further reply is due by %(date)s.") % {"date": follow_up_due_on}
             # The line says the claim is disputed and that a flag is up; the move rides on it.
-            kind = CaseEvent.Kind.FLAG_RAISED
             if entry.case.status in REOPENED_BY_DISPUTE:
                 to_status = CaseStatus.AWAITING_REPLY
         elif takes_back:
