@@ -13,6 +13,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from cases.matching.candidates import possible_duplicates
 from cases.models import Case, CaseEvent, Child, RecordAccess
@@ -96,7 +98,7 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
                     "circumstances", "category")
     list_filter = ("home_oblast", "circumstances", "category", "sex", "birth_date_precision")
     search_fields = ("search_names",)
-    search_help_text = "Any spelling of a name, Cyrillic or Latin; or a child's number."
+    search_help_text = _("Any spelling of a name, Cyrillic or Latin; or a child's number.")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
@@ -104,30 +106,30 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     filter_horizontal = ("siblings",)
     inlines = [CaseOfChildInline]
     fieldsets = (
-        ("Name as the family writes it", {"fields": (("family_name", "given_name", "patronymic"),)}),
-        ("Latin form and other spellings", {"fields": (
+        (_("Name as the family writes it"), {"fields": (("family_name", "given_name", "patronymic"),)}),
+        (_("Latin form and other spellings"), {"fields": (
             ("family_name_latin", "given_name_latin", "patronymic_latin"), "aliases", "search_names")}),
-        ("Birth and home", {"fields": (("birth_date", "birth_date_precision", "sex"),
+        (_("Birth and home"), {"fields": (("birth_date", "birth_date_precision", "sex"),
                                        ("home_settlement", "home_oblast"))}),
-        ("What happened", {"fields": ("circumstances", "category", ("last_known_location", "last_known_on"),
+        (_("What happened"), {"fields": ("circumstances", "category", ("last_known_location", "last_known_on"),
                                       "siblings")}),
-        ("Outside references", {"fields": (("icrc_reference", "nib_reference"),)}),
-        ("Restricted: guardian, relatives, notes", {"classes": ("collapse",), "fields": (
+        (_("Outside references"), {"fields": (("icrc_reference", "nib_reference"),)}),
+        (_("Restricted: guardian, relatives, notes"), {"classes": ("collapse",), "fields": (
             ("guardian_name", "guardian_contact"), "relatives", "notes")}),
-        ("Record", {"fields": (("created_at", "updated_at"), "duplicates_link")}),
+        (_("Record"), {"fields": (("created_at", "updated_at"), "duplicates_link")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Child]:
         return super().get_queryset(request).select_related("merged_into")
 
-    @admin.display(description="duplicates")
+    @admin.display(description=_("duplicates"))
     def duplicates_link(self, child: Child) -> str:
         if child.pk is None:
             return ""
         if child.merged_into_id is not None:
-            return format_html("Merged into <a href='{}'>{}</a>.",
+            return format_html(gettext("Merged into <a href='{}'>{}</a>."),
                                reverse("admin:cases_child_change", args=[child.merged_into_id]), child.merged_into)
-        return format_html("<a href='{}'>Possible duplicates of this child</a>",
+        return format_html(gettext("<a href='{}'>Possible duplicates of this child</a>"),
                            reverse("admin:cases_child_duplicates", args=[child.pk]))
 
     def get_urls(self) -> list[URLPattern]:
@@ -146,7 +148,8 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:index"))
         log_record_read(request, child.pk)
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "child": child,
-                   "title": f"Possible duplicates of {child}", "candidates": possible_duplicates(child),
+                   "title": gettext("Possible duplicates of %(child)s") % {"child": child},
+                   "candidates": possible_duplicates(child),
                    "can_merge": self.has_change_permission(request, child)}
         return TemplateResponse(request, "admin/cases/child/duplicates.html", context)
 
@@ -161,18 +164,20 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             except MergeRefused as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                self.message_user(request, f"Child {merge.pk} merged into {keep}.", messages.SUCCESS)
+                self.message_user(request, gettext("Child %(merged)s merged into %(kept)s.")
+                                  % {"merged": merge.pk, "kept": keep}, messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:cases_child_change", args=[keep.pk]))
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "keep": keep, "merge": merge,
-                   "title": f"Merge child {merge.pk} into child {keep.pk}?",
+                   "title": gettext("Merge child %(merged)s into child %(kept)s?")
+                   % {"merged": merge.pk, "kept": keep.pk},
                    "keep_cases": keep.cases.all(), "merge_cases": merge.cases.all()}
         return TemplateResponse(request, "admin/cases/child/merge_confirm.html", context)
 
-    @admin.display(description="Latin")
+    @admin.display(description=_("Latin"))
     def latin_name(self, child: Child) -> str:
         return " ".join(p for p in (child.family_name_latin, child.given_name_latin) if p)
 
-    @admin.display(description="Born", ordering="birth_date")
+    @admin.display(description=_("Born"), ordering="birth_date")
     def birth_date_display(self, child: Child) -> str:
         return child.birth_date_display
 
@@ -188,7 +193,7 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Child, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:
-            case_open(child=obj, actor=signed_in_user(request), note="Opened with the child's record")
+            case_open(child=obj, actor=signed_in_user(request), note=gettext("Opened with the child's record"))
 
 
 class CaseEventInline(ReadOnlyInline):
@@ -204,10 +209,10 @@ class CaseEventInline(ReadOnlyInline):
 class CaseForm(forms.ModelForm):
     """The case page: everything but the status is edited in place; the status moves by its road."""
 
-    next_status = forms.ChoiceField(required=False, label="Move to", help_text="Only the allowed next steps.")
-    transition_note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Why")
+    next_status = forms.ChoiceField(required=False, label=_("Move to"), help_text=_("Only the allowed next steps."))
+    transition_note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label=_("Why"))
     next_closing_reason = forms.ChoiceField(
-        required=False, label="Closing reason", choices=[("", "—"), *Case.ClosingReason.choices]
+        required=False, label=_("Closing reason"), choices=[("", "—"), *Case.ClosingReason.choices]
     )
 
     class Meta:
@@ -227,7 +232,7 @@ class CaseForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("next_status") == Case.Status.CLOSED and not data.get("next_closing_reason"):
-            self.add_error("next_closing_reason", "Say why the case is closed.")
+            self.add_error("next_closing_reason", gettext("Say why the case is closed."))
         # The one-live-case rule is a partial unique constraint on the status, which is not on this
         # form, so the model's own validation skips it: without this check the database refuses it.
         child = data.get("child")
@@ -253,7 +258,7 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         "status", "priority", "assignee", "child__home_oblast", "child__circumstances")
     list_select_related = ("child", "assignee")
     search_fields = ("child__search_names",)
-    search_help_text = "Any spelling of the child's name, Cyrillic or Latin; or a case number."
+    search_help_text = _("Any spelling of the child's name, Cyrillic or Latin; or a case number.")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
@@ -261,8 +266,8 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
                        "updated_at")
     fieldsets = (
         (None, {"fields": ("child", ("status", "priority", "assignee"))}),
-        ("Change status", {"fields": ("next_status", "next_closing_reason", "transition_note")}),
-        ("Dates", {"fields": (("opened_on", "closed_on"), ("closing_reason", "closing_note"),
+        (_("Change status"), {"fields": ("next_status", "next_closing_reason", "transition_note")}),
+        (_("Dates"), {"fields": (("opened_on", "closed_on"), ("closing_reason", "closing_note"),
                               ("created_at", "updated_at"))}),
     )
     inlines: ClassVar[list[type[admin.options.InlineModelAdmin]]] = [CaseEventInline]
@@ -308,11 +313,11 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             except TransitionNotAllowed as exc:
                 self.message_user(request, str(exc), messages.ERROR)
 
-    @admin.action(description="Close selected cases with the chosen reason")
+    @admin.action(description=_("Close selected cases with the chosen reason"))
     def close_cases(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
         reason = request.POST.get("closing_reason", "")
         if reason not in Case.ClosingReason.values:
-            self.message_user(request, "Choose a closing reason next to the action.", messages.ERROR)
+            self.message_user(request, gettext("Choose a closing reason next to the action."), messages.ERROR)
             return
         # A closed case cannot be closed again; the others are closed together, in one move.
         refused = [f"case {pk} is already closed" for pk in queryset.filter(status=Case.Status.CLOSED).values_list(
@@ -324,7 +329,8 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         except TransitionNotAllowed as exc:
             closed, refused = 0, [str(exc)]
         if closed:
-            self.message_user(request, f"Closed {closed} case(s).", messages.SUCCESS)
+            self.message_user(request, ngettext("Closed %(n)d case.", "Closed %(n)d cases.", closed)
+                              % {"n": closed}, messages.SUCCESS)
         for problem in refused:
             self.message_user(request, problem, messages.WARNING)
 

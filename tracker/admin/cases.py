@@ -8,6 +8,8 @@ from django.contrib.admin.helpers import ActionForm
 from django.db.models import IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from cases.admin import CaseAdmin, ReadOnlyInline
 from cases.models import Case
@@ -28,7 +30,7 @@ class ListEntryOfCaseInline(ReadOnlyInline):
     fields = ("handover_list", "position", "reply_state", "due_on", "last_outcome_label", "answered_on")
     show_change_link = True
 
-    @admin.display(description="last outcome")
+    @admin.display(description=_("last outcome"))
     def last_outcome_label(self, entry: ListEntry) -> str:
         return outcome_label(entry)
 
@@ -88,18 +90,18 @@ class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
             open_flag_level=Coalesce(Subquery(top_level[:1], output_field=IntegerField()), 0)
         )
 
-    @admin.display(description="flag", ordering="open_flag_level")
+    @admin.display(description=_("flag"), ordering="open_flag_level")
     def open_flag(self, case: Case) -> str:
         level = getattr(case, "open_flag_level", None)
         return f"level {level}" if level else ""
 
-    @admin.action(description="Add selected cases to the chosen draft list")
+    @admin.action(description=_("Add selected cases to the chosen draft list"))
     def add_to_list(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
         form = CaseTrackerActionForm(request.POST)
         form.is_valid()
         handover_list = form.cleaned_data.get("handover_list")
         if handover_list is None:
-            self.message_user(request, "Choose a draft list next to the action.", messages.ERROR)
+            self.message_user(request, gettext("Choose a draft list next to the action."), messages.ERROR)
             return
         try:
             added = list_add_cases(handover_list=handover_list, cases=queryset, actor=signed_in_user(request))
@@ -108,8 +110,9 @@ class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
             return
         skipped = queryset.count() - added
         self.message_user(
-            request, f"Added {added} case(s) to {handover_list.reference}"
-            + (f"; {skipped} already on it." if skipped else "."), messages.SUCCESS,
+            request, ngettext("Added %(n)d case to %(list)s", "Added %(n)d cases to %(list)s", added)
+            % {"n": added, "list": handover_list.reference}
+            + (gettext("; %(n)d already on it.") % {"n": skipped} if skipped else "."), messages.SUCCESS,
         )
 
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case
 from core.models import UndeletableQuerySet
@@ -13,18 +14,18 @@ from tracker.models.exchange import ListEntry
 
 
 class FlagKind(models.TextChoices):
-    OVERDUE = "overdue", "Overdue, no reply"
-    DUE_SOON = "due_soon", "Reply due soon"
-    MANUAL = "manual", "Raised by a case worker"
+    OVERDUE = "overdue", _("Overdue, no reply")
+    DUE_SOON = "due_soon", _("Reply due soon")
+    MANUAL = "manual", _("Raised by a case worker")
 
 
 
 class FlagResolution(models.TextChoices):
-    ANSWERED = "answered", "Reply recorded"
-    SUPERSEDED = "superseded", "Superseded (now overdue)"
-    DEADLINE_CHANGED = "deadline_changed", "Deadline changed"
-    WITHDRAWN = "withdrawn", "Entry withdrawn"
-    DISMISSED = "dismissed", "Dismissed by a case worker"
+    ANSWERED = "answered", _("Reply recorded")
+    SUPERSEDED = "superseded", _("Superseded (now overdue)")
+    DEADLINE_CHANGED = "deadline_changed", _("Deadline changed")
+    WITHDRAWN = "withdrawn", _("Entry withdrawn")
+    DISMISSED = "dismissed", _("Dismissed by a case worker")
 
 
 class Flag(models.Model):
