@@ -156,23 +156,35 @@ def test_change_pages_render(admin_client, exchange):
 # ---------------------------------------------------------------------------------------------
 
 
+def page_part(page: str, element_id: str) -> str:
+    """One table or section of a page, found by its id, up to the element's end."""
+    start = page.index(f'id="{element_id}"')
+    return page[start:page.index("</table>", start)]
+
+
+def cells(row: str) -> list[str]:
+    """A table row's cells as text, without their markup."""
+    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+
+
 def test_start_page_shows_what_needs_attention(admin_client, exchange):
     response = admin_client.get(reverse("admin:index"))
     assert response.status_code == 200
     page = response.content.decode()
-    overdue_section = page.split("Overdue entries")[1].split("Lists awaiting replies")[0]
-    waiting_section = page.split("Lists awaiting replies")[1].split("Recent replies")[0]
-    replies_section = page.split("Recent replies")[1]
+    overdue_section = page_part(page, "overdue-entries")
+    past_due_section = page_part(page, "lists-past-due")
+    replies_section = page_part(page, "recent-replies")
 
     # Three entries were left unanswered past their date; each child is named.
     for entry in exchange["list"].entries.exclude(pk=exchange["answered"].pk).select_related("child"):
         assert str(entry.child) in overdue_section
     assert str(exchange["answered"].child) not in overdue_section
-    # The partly answered list: 4 children, 1 replied, 3 awaiting, 3 overdue.
-    row = re.search(rf"{exchange['list'].reference}.*?</tr>", waiting_section, re.S)
+    # The partly answered list, past its deadline: 4 children, 1 replied, 3 awaiting, 3 overdue.
+    row = re.search(rf"{exchange['list'].reference}.*?</tr>", past_due_section, re.S)
     assert row is not None
-    assert re.findall(r"<td[^>]*>(\d+)</td>", row.group(0)) == ["4", "1", "3", "3"]
-    assert exchange["draft"].reference not in waiting_section
+    assert cells(row.group(0))[-4:] == ["4", "1", "3", "3"]
+    assert exchange["draft"].reference not in past_due_section
+    assert exchange["draft"].reference not in page_part(page, "lists-due-next")
     assert exchange["list"].reference in replies_section
     assert reverse("admin:tracker_reply_change", args=[exchange["reply"].pk]) in replies_section
 
@@ -180,7 +192,8 @@ def test_start_page_shows_what_needs_attention(admin_client, exchange):
 def test_start_page_when_nothing_needs_attention(admin_client):
     page = admin_client.get(reverse("admin:index")).content.decode()
     assert "Nothing is overdue." in page
-    assert "No list is awaiting a reply." in page
+    assert "No list awaiting a reply is past its deadline." in page
+    assert "No list awaiting a reply has its deadline ahead." in page
     assert "No replies yet." in page
 
 
@@ -196,9 +209,9 @@ def test_start_page_shows_each_section_with_its_permission(client, exchange):
     reader.user_permissions.add(Permission.objects.get(codename="view_handoverlist"))
     client.force_login(reader)
     page = client.get(reverse("admin:index")).content.decode()
-    assert "Lists awaiting replies" in page and exchange["list"].reference in page
-    assert "Overdue entries" not in page and str(exchange["overdue"].child) not in page
-    assert "Recent replies" not in page
+    assert 'id="lists-past-due"' in page and exchange["list"].reference in page
+    assert 'id="overdue-entries"' not in page and str(exchange["overdue"].child) not in page
+    assert 'id="recent-replies"' not in page
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,14 +451,18 @@ def test_list_entries_name_the_outcome_claimed_in_words(admin_client, exchange):
 
 def test_start_page_tiles_lead_to_working_filters(admin_client, exchange):
     page = admin_client.get(reverse("admin:index")).content.decode()
-    links = re.findall(r'class="tile" href="([^"]+)"', page)
-    assert len(links) == 4
+    links = [link.replace("&amp;", "&") for link in re.findall(r'class="tile[^"]*" href="([^"]+)"', page)]
+    # Five case states, two levels of overdue, due soon, raised by hand, three states of claims.
+    assert len(links) == 12
     for link in links:
         # An unknown filter would redirect to "?e=1"; a working one draws the page.
-        response = admin_client.get(link.replace("&amp;", "&"))
+        response = admin_client.get(link)
         assert response.status_code == 200, link
-    manual = shown(admin_client.get(links[3].replace("&amp;", "&")))
+        assert "e=1" not in response.request["QUERY_STRING"]
+    manual = shown(admin_client.get(next(link for link in links if "kind__exact=manual" in link)))
     assert manual == [exchange["manual"]]
+    escalated = shown(admin_client.get(next(link for link in links if "level=2" in link)))
+    assert all(flag.level == 2 and flag.kind == "overdue" for flag in escalated)
 
 
 @pytest.mark.parametrize("model", [Case, ListEntry], ids=["Case", "ListEntry"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -48,11 +49,17 @@ def _case_tiles(counts: dict[str, int]) -> list[Tile]:
             for status, label in shown]
 
 
-def _overdue_tiles(by_level: dict[int, int]) -> list[Tile]:
+def _flag_tiles(by_level: dict[int, int], counts: dict[str, int]) -> list[Tile]:
     legend = dict(selectors.flag_level_legend())
-    return [Tile(n, gettext("Overdue, level %(level)d") % {"level": level}, _url(
+    tiles = [Tile(n, gettext("Overdue, level %(level)d") % {"level": level}, _url(
         "admin:tracker_flag_changelist", state="open", kind__exact="overdue", level=level),
         legend=legend.get(level, ""), alert=level > 1 and n > 0) for level, n in sorted(by_level.items())]
+    tiles.append(Tile(counts["due_soon"], gettext("Reply due soon"),
+                      _url("admin:tracker_listentry_changelist", flag="due_soon"),
+                      legend=gettext("within %(days)d days") % {"days": settings.TRACKER_REMINDER_DAYS}))
+    tiles.append(Tile(counts["manual"], gettext("Raised by a case worker"),
+                      _url("admin:tracker_flag_changelist", state="open", kind__exact="manual")))
+    return tiles
 
 
 def _claim_tiles(counts: dict[str, int]) -> list[Tile]:
@@ -111,7 +118,7 @@ def start_page_context(request: HttpRequest) -> dict[str, Any]:
     if user.has_perm("cases.view_case"):
         context["case_tiles"] = _case_tiles(selectors.case_status_counts())
     if user.has_perm("tracker.view_flag"):
-        context["overdue_tiles"] = _overdue_tiles(selectors.open_overdue_by_level())
+        context["overdue_tiles"] = _flag_tiles(selectors.open_overdue_by_level(), selectors.open_flag_counts())
         context["overdue_flags"] = selectors.overdue_entries(limit=ROWS)
     if user.has_perm("tracker.view_listentry"):
         context["claim_tiles"] = _claim_tiles(selectors.claim_verification_counts())
