@@ -198,7 +198,7 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
 
 class CaseEventInline(ReadOnlyInline):
     model = CaseEvent
-    verbose_name_plural = "timeline"
+    verbose_name_plural = _("timeline")
     fields = ("happened_at", "kind", "from_status", "to_status", "actor", "message")
     ordering = ("-happened_at", "-id")
 
@@ -225,7 +225,7 @@ class CaseForm(forms.ModelForm):
         allowed = sorted(ALLOWED_TRANSITIONS[current])
         next_status = self.fields["next_status"]
         assert isinstance(next_status, forms.ChoiceField)  # noqa: S101 an invariant, for the type checker
-        next_status.choices = [("", "— stay —"), *[(s, Case.Status(s).label) for s in allowed]]
+        next_status.choices = [("", gettext("— stay —")), *[(s, Case.Status(s).label) for s in allowed]]
         if self.instance.pk:
             self.fields["child"].disabled = True
 

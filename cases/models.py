@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from cases import read_chain
@@ -344,7 +345,7 @@ class Case(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"Case {self.pk} · {self.child}"
+        return gettext("Case %(id)s · %(child)s") % {"id": self.pk, "child": self.child}
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise RecordDeletionRefused("a case file is never deleted; close it with a reason")
@@ -392,7 +393,7 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         # In local time, as the admin shows every other time: the stored value is in UTC.
-        return f"{self.get_kind_display()} · {timezone.localtime(self.happened_at):%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} · {timezone.localtime(self.happened_at):%d.%m.%Y %H:%M}"
 
 
 
@@ -433,4 +434,6 @@ class RecordAccess(models.Model):
         triggers = [*append_only_triggers(), read_chain.chain_trigger()]
 
     def __str__(self) -> str:
-        return f"{self.child_id} read via {self.channel} at {timezone.localtime(self.accessed_at):%Y-%m-%d %H:%M}"
+        return gettext("%(child)s read via %(channel)s at %(time)s") % {
+            "child": self.child_id, "channel": self.channel,
+            "time": f"{timezone.localtime(self.accessed_at):%d.%m.%Y %H:%M}"}

@@ -97,7 +97,7 @@ def columns(*, title: str, description: str, category_name: str, categories: Seq
     top = _scale(series)
     group = len(series) * COLUMN_WIDTH + 14
     width = max(group * len(categories), 200) + 40
-    height = COLUMN_AREA_HEIGHT + 50
+    height = COLUMN_AREA_HEIGHT + 70
     chart_id = next(_ids)
     parts = [f'<svg class="chart-svg" viewBox="0 0 {width} {height}" role="img" '
              f'aria-labelledby="chart-{chart_id}-title chart-{chart_id}-desc" preserveAspectRatio="xMinYMin meet">',
@@ -115,8 +115,9 @@ def columns(*, title: str, description: str, category_name: str, categories: Seq
             parts.append(f'<rect class="series-{n}" x="{x + n * COLUMN_WIDTH}" y="{COLUMN_AREA_HEIGHT + 14 - bar}" '
                          f'width="{COLUMN_WIDTH - 2}" height="{bar}"><title>{escape(category)}, '
                          f'{escape(s.name)}: {value}</title></rect>')
-        parts.append(f'<text class="chart-label chart-tick" x="{x + group / 2 - 7}" y="{COLUMN_AREA_HEIGHT + 30}" '
-                     f'text-anchor="middle">{escape(category)}</text>')
+        tick_x, tick_y = x + group / 2 - 7, COLUMN_AREA_HEIGHT + 26
+        parts.append(f'<text class="chart-label chart-tick" x="{tick_x}" y="{tick_y}" text-anchor="end" '
+                     f'transform="rotate(-45 {tick_x} {tick_y})">{escape(category)}</text>')
     parts.append("</svg>")
     return Chart(mark_safe("".join(parts)), title, description, categories, series,  # noqa: S308 (escaped above)
                  links or [None] * len(categories), category_name)

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from django.apps import AppConfig, apps
 from django.db import models
 from django.utils import translation
-from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy
 
 # The apps whose models' names are ours to translate (Django's and the libraries' carry their own).
@@ -34,12 +33,19 @@ def _derived(model: type[models.Model]) -> Iterator[tuple[object, str, str]]:
             yield field, "verbose_name", str(field.verbose_name)
 
 
+_translated: set[type[models.Model]] = set()
+
+
 def translate_model_labels(app_config: AppConfig) -> None:
     """Make the app's derived model and field names translatable: called from the app's ready()."""
     for model in app_config.get_models(include_auto_created=True):
-        for holder, attribute, text in _derived(model):
-            if not isinstance(getattr(holder, attribute), Promise):
-                setattr(holder, attribute, gettext_lazy(text))
+        if model in _translated:
+            continue
+        _translated.add(model)
+        # A derived plural is itself lazy ("{}s" of the name), so whether it is already translatable
+        # cannot be told from its type: each model is done once.
+        for holder, attribute, text in list(_derived(model)):
+            setattr(holder, attribute, gettext_lazy(text))
 
 
 def model_labels() -> dict[str, str]:

@@ -215,9 +215,14 @@ def _month_starts(first: datetime.date, last: datetime.date) -> list[datetime.da
 
 
 def answers_and_returns_by_month(*, today: datetime.date, months: int) -> list[tuple[datetime.date, int, int]]:
-    """For each of the last `months` months: the children answered in replies received that month,
-    and the cases that reached "returned" that month."""
-    first = (today.replace(day=1) - datetime.timedelta(days=31 * (months - 1))).replace(day=1)
+    """For each month from the first reply or return up to this one (at most the last `months` months,
+    at least six): the children answered in replies received that month, and the cases that reached
+    "returned" that month."""
+    earliest = (today.replace(day=1) - datetime.timedelta(days=31 * (months - 1))).replace(day=1)
+    first_reply = Reply.objects.filter(received_on__gte=earliest).order_by("received_on").values_list(
+        "received_on", flat=True).first()
+    recent = (today.replace(day=1) - datetime.timedelta(days=31 * 5)).replace(day=1)
+    first = max(earliest, min(first_reply.replace(day=1) if first_reply else recent, recent))
     answered = {
         row["month"]: row["n"]
         for row in ReplyOutcome.objects.filter(reply__received_on__gte=first).order_by()

@@ -26,7 +26,7 @@ from tracker.services.exchange import (
 
 class ListEntryOfCaseInline(ReadOnlyInline):
     model = ListEntry
-    verbose_name_plural = "lists this child is on"
+    verbose_name_plural = _("lists this child is on")
     fields = ("handover_list", "position", "reply_state", "due_on", "last_outcome_label", "answered_on")
     show_change_link = True
 
@@ -52,7 +52,7 @@ class CaseShareOfCaseInline(admin.TabularInline):
     """Which partner organisations see this case, and how much of it."""
 
     model = CaseShare
-    verbose_name_plural = "shared with partner organisations"
+    verbose_name_plural = _("shared with partner organisations")
     extra = 0
     fields = ("organisation", "include_restricted", "can_contribute", "created_at", "revoked_at")
     readonly_fields = ("created_at",)

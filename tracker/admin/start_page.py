@@ -20,7 +20,7 @@ from tracker.models import Verification
 
 ROWS = 15
 # The charts' reach: months of replies and returns, and the latest lists compared.
-CHART_MONTHS = 12
+CHART_MONTHS = 24
 CHART_LISTS = 8
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case, Child
@@ -183,7 +184,7 @@ class ListEntry(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.handover_list.reference} #{self.position}"
+        return gettext("%(list)s #%(position)s") % {"list": self.handover_list.reference, "position": self.position}
 
 
 class Outcome(models.TextChoices):
@@ -229,7 +230,8 @@ class Reply(TimeStampedModel):
         indexes = [models.Index(fields=["-received_on"], name="reply_recent_idx")]
 
     def __str__(self) -> str:
-        return f"Reply to {self.handover_list.reference} of {self.received_on}"
+        return gettext("Reply to %(list)s of %(date)s") % {"list": self.handover_list.reference,
+                                                           "date": f"{self.received_on:%d.%m.%Y}"}
 
 
 class ReplyOutcome(TimeStampedModel):

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case
@@ -101,7 +102,8 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         subject = self.entry if self.entry_id else self.case
-        return f"{self.get_kind_display()} (level {self.level}) · {subject}"
+        return gettext("%(kind)s (level %(level)s) · %(subject)s") % {
+            "kind": self.get_kind_display(), "level": self.level, "subject": subject}
 
     @property
     def is_open(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from cases.models import Child
@@ -89,7 +90,8 @@ class ImportBatch(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} import {self.pk}: {self.file_name}"
+        return gettext("%(kind)s import %(id)s: %(file)s") % {"kind": self.get_kind_display(), "id": self.pk,
+                                                             "file": self.file_name}
 
     @property
     def is_running(self) -> bool:
@@ -156,4 +158,4 @@ class ImportRow(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.batch_id} line {self.line_number}"
+        return gettext("%(batch)s line %(line)s") % {"batch": self.batch_id, "line": self.line_number}
