@@ -179,8 +179,8 @@ def test_the_language_switch_changes_the_language_and_keeps_it(page_for, screens
 def test_start_case_and_list_pages_have_no_serious_accessibility_finding(page_for, screenshots, login):
     page = page_for(locale="uk-UA")
     sign_in(page, login)
-    istanbul = HandoverList.objects.order_by("handed_over_on").first()
-    entry = ListEntry.objects.filter(handover_list=istanbul).order_by("position").first()
+    istanbul = HandoverList.objects.order_by("handed_over_on")[0]
+    entry = ListEntry.objects.filter(handover_list=istanbul).order_by("position")[0]
     pages = {"start": "/admin/",
              "case": f"/admin/cases/case/{entry.case_id}/change/",
              "list": f"/admin/tracker/handoverlist/{istanbul.pk}/change/",

@@ -17,7 +17,7 @@ class Command(makemessages.Command):
         super().handle(*args, **options)
         if options.get("domain", "django") != "django":
             return
-        import polib  # type: ignore[import-untyped]  # a development tool, as gettext itself is
+        import polib  # a development tool, as gettext itself is
 
         labels = model_labels()
         for po_path in sorted(Path(settings.LOCALE_PATHS[0]).glob("*/LC_MESSAGES/django.po")):
