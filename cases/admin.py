@@ -320,8 +320,8 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             self.message_user(request, gettext("Choose a closing reason next to the action."), messages.ERROR)
             return
         # A closed case cannot be closed again; the others are closed together, in one move.
-        refused = [f"case {pk} is already closed" for pk in queryset.filter(status=Case.Status.CLOSED).values_list(
-            "pk", flat=True)]
+        refused = [gettext("case %(case)s is already closed") % {"case": pk}
+                   for pk in queryset.filter(status=Case.Status.CLOSED).values_list("pk", flat=True)]
         closing = StatusStep(Case.Status.CLOSED, closing_reason=reason)
         try:
             closed = len(cases_move(cases=list(queryset.exclude(status=Case.Status.CLOSED)),

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import factory
 import pytest
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.db import connection, models
@@ -452,8 +453,9 @@ def test_list_entries_name_the_outcome_claimed_in_words(admin_client, exchange):
 def test_start_page_tiles_lead_to_working_filters(admin_client, exchange):
     page = admin_client.get(reverse("admin:index")).content.decode()
     links = [link.replace("&amp;", "&") for link in re.findall(r'class="tile[^"]*" href="([^"]+)"', page)]
-    # Five case states, two levels of overdue, due soon, raised by hand, three states of claims.
-    assert len(links) == 12
+    # Five case states, a level of overdue for each escalation and the first, due soon, raised by hand,
+    # three states of claims.
+    assert len(links) == 5 + 1 + len(settings.TRACKER_ESCALATION_DAYS) + 2 + 3
     for link in links:
         # An unknown filter would redirect to "?e=1"; a working one draws the page.
         response = admin_client.get(link)

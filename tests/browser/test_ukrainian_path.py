@@ -185,11 +185,13 @@ def test_start_case_and_list_pages_have_no_serious_accessibility_finding(page_fo
              "case": f"/admin/cases/case/{entry.case_id}/change/",
              "list": f"/admin/tracker/handoverlist/{istanbul.pk}/change/",
              "entries": f"/admin/tracker/listentry/?handover_list__id__exact={istanbul.pk}"}
-    findings = {}
+    findings, english = {}, {}
     for name, url in pages.items():
         page.goto(url)
         findings[name] = serious_accessibility_findings(page)
+        english[name] = english_left(page)
     assert findings == {name: [] for name in pages}
+    assert english == {name: [] for name in pages}
 
     # The brief for the round, kept as a picture with the start page's.
     page.goto(f"/admin/tracker/round/{Round.objects.get(name__startswith='Istanbul').pk}/brief/")

@@ -93,7 +93,7 @@ class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
     @admin.display(description=_("flag"), ordering="open_flag_level")
     def open_flag(self, case: Case) -> str:
         level = getattr(case, "open_flag_level", None)
-        return f"level {level}" if level else ""
+        return gettext("level %(level)d") % {"level": level} if level else ""
 
     @admin.action(description=_("Add selected cases to the chosen draft list"))
     def add_to_list(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:

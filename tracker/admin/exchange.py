@@ -13,6 +13,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
@@ -128,17 +129,18 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
                     e.child,
                     e.child.birth_date_display,
                     e.get_reply_state_display(),
-                    e.due_on or "—",
+                    date_format(e.due_on, "SHORT_DATE_FORMAT") if e.due_on else "—",
                     outcome_label(e),
-                    f"level {e.open_flag_level}" if e.open_flag_level else "",
+                    gettext("level %(level)d") % {"level": e.open_flag_level} if e.open_flag_level else "",
                 )
                 for e in entries
             ),
         )
         return format_html(
-            "<p>{} children: {} replied, {} awaiting, {} overdue. <a href='{}'>Filter and act on the entries</a>"
-            " (showing the first {}).</p><table><thead><tr><th>#</th><th>Child</th><th>Born</th><th>Reply</th>"
-            "<th>Due</th><th>Outcome claimed</th><th>Flag</th></tr></thead><tbody>{}</tbody></table>",
+            gettext("<p>{} children: {} replied, {} awaiting, {} overdue. <a href='{}'>Filter and act on the "
+                    "entries</a> (showing the first {}).</p><table><thead><tr><th>#</th><th>Child</th><th>Born</th>"
+                    "<th>Reply</th><th>Due</th><th>Outcome claimed</th><th>Flag</th></tr></thead><tbody>{}</tbody>"
+                    "</table>"),
             obj.n_entries, obj.n_answered, obj.n_awaiting, obj.n_overdue,
             link, ENTRY_TABLE_ROWS, rows,
         )
