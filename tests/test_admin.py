@@ -486,7 +486,7 @@ def test_close_cases_with_a_reason(admin_client, admin_user):
     first, second, untouched = CaseFactory(), CaseFactory(), CaseFactory()
     response = act(admin_client, Case, "close_cases", [first, second], closing_reason="family_withdrew")
 
-    assert "Closed 2 case(s)." in page_messages(response)
+    assert "Closed 2 cases." in page_messages(response)
     for case in (first, second):
         case.refresh_from_db()
         assert case.status == Case.Status.CLOSED
@@ -511,7 +511,7 @@ def test_add_to_list_puts_cases_on_a_draft_list(admin_client, admin_user):
     cases = [CaseFactory(), CaseFactory()]
     response = act(admin_client, Case, "add_to_list", cases, handover_list=str(draft.pk))
 
-    assert f"Added 2 case(s) to {draft.reference}." in page_messages(response)
+    assert f"Added 2 cases to {draft.reference}." in page_messages(response)
     entries = list(draft.entries.order_by("position"))
     assert [e.position for e in entries] == [1, 2]
     assert {e.case_id for e in entries} == {c.pk for c in cases}
@@ -521,7 +521,7 @@ def test_add_to_list_puts_cases_on_a_draft_list(admin_client, admin_user):
         assert case.events.filter(kind=CaseEvent.Kind.ADDED_TO_LIST, actor=admin_user).exists()
 
     again = act(admin_client, Case, "add_to_list", cases, handover_list=str(draft.pk))
-    assert f"Added 0 case(s) to {draft.reference}; 2 already on it." in page_messages(again)
+    assert f"Added 0 cases to {draft.reference}; 2 already on it." in page_messages(again)
     assert draft.entries.count() == 2
 
 
@@ -597,7 +597,7 @@ def test_dismiss_flags(admin_client, admin_user, exchange):
     flag, manual = exchange["flag"], exchange["manual"]
     response = act(admin_client, Flag, "dismiss", [flag, manual])
 
-    assert "Dismissed 2 flag(s)." in page_messages(response)
+    assert "Dismissed 2 flags." in page_messages(response)
     for dismissed in (flag, manual):
         dismissed.refresh_from_db()
         assert dismissed.resolution == Flag.Resolution.DISMISSED
@@ -675,8 +675,8 @@ def test_case_timeline_names_each_event_in_local_time(admin_client, admin_user, 
 
     page = admin_client.get(change_url(case)).content.decode()
 
-    assert "Case opened · 2025-06-02 10:30" in page
-    assert "2025-06-02 07:30" not in page
+    assert "Case opened · 02.06.2025 10:30" in page
+    assert "02.06.2025 07:30" not in page
 
 
 def test_case_page_closes_with_a_reason_only(admin_client, admin_user):
