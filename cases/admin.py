@@ -193,7 +193,7 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Child, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:
-            case_open(child=obj, actor=signed_in_user(request), note=gettext("Opened with the child's record"))
+            case_open(child=obj, actor=signed_in_user(request), note="Opened with the child's record")
 
 
 class CaseEventInline(ReadOnlyInline):

@@ -129,3 +129,33 @@ def test_dates_and_times_are_written_as_in_ukraine_in_both_languages():
     from django.utils import timezone
 
     assert f"{timezone.localtime(moment):%H:%M}" == "14:05"
+
+
+@pytest.mark.django_db
+def test_the_timeline_written_by_the_exchange_reads_in_ukrainian(make_handed_over_list, case_worker):
+    from tracker.admin.timeline import timeline_text
+    from tracker.models import ReplyOutcome
+    from tracker.services.exchange import OutcomeInput, outcome_verify, reply_record
+
+    handover_list = make_handed_over_list(1)
+    reply_record(handover_list=handover_list, received_on=datetime.date(2025, 7, 10), actor=case_worker,
+                 outcomes=[OutcomeInput(position=1, outcome="not_found")])
+    outcome_verify(outcome=ReplyOutcome.objects.get(), verification="disputed", note="Seen in Rivne",
+                   actor=case_worker)
+    case = handover_list.entries.get().case
+    with translation.override("uk"):
+        lines = [timeline_text(event) for event in case.events.order_by("happened_at", "id")]
+    assert lines == [
+        f"Додано до списку {handover_list.reference} під №1",
+        f"Список {handover_list.reference} передано: Russian delegation, 02.06.2025",
+        f"Відповідь від 10.07.2025 на {handover_list.reference} №1: Не знайдено",
+        "Твердження «Не знайдено» позначено: оскаржено: Seen in Rivne",
+    ]
+    with translation.override("en"):
+        # In English, each line as the services wrote it, its dates as written in Ukraine.
+        assert [timeline_text(event) for event in case.events.order_by("happened_at", "id")] == [
+            f"Added to list {handover_list.reference} as #1",
+            f"List {handover_list.reference} handed over to Russian delegation on 02.06.2025",
+            f"Reply of 10.07.2025 to {handover_list.reference} #1: Not found",
+            "Claim “Not found” marked disputed: Seen in Rivne",
+        ]

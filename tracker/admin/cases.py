@@ -11,12 +11,13 @@ from django.http import HttpRequest
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from cases.admin import CaseAdmin, ReadOnlyInline
+from cases.admin import CaseAdmin, CaseEventInline, ReadOnlyInline
 from cases.models import Case
 from core.users import signed_in_user
 from tracker.admin.common import outcome_label, report_refusal
 from tracker.admin.exports import CaseExportActionsMixin
 from tracker.admin.filters import FlaggedFilter, OnListFilter, OrganisationFilter
+from tracker.admin.timeline import TimelineInline
 from tracker.models import CaseShare, Flag, HandoverList, ListEntry
 from tracker.services.exchange import (
     ExchangeError,
@@ -73,7 +74,9 @@ class CaseTrackerActionForm(ActionForm):
 class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
     """The case page with its lists and flags, which only the tracker knows about."""
 
-    inlines = [*CaseAdmin.inlines, ListEntryOfCaseInline, FlagOfCaseInline, CaseShareOfCaseInline]
+    # The timeline with its lines in the reader's language (tracker.admin.timeline), then the tracker's own.
+    inlines = [*(TimelineInline if inline is CaseEventInline else inline for inline in CaseAdmin.inlines),
+               ListEntryOfCaseInline, FlagOfCaseInline, CaseShareOfCaseInline]
     # The flag next to the status, where it is seen without scrolling the table sideways.
     list_display = ("id", "child", "status", "open_flag", "priority", "assignee", "opened_on", "updated_at")
     list_filter = (FlaggedFilter, OnListFilter, OrganisationFilter, *CaseAdmin.list_filter)
