@@ -13,7 +13,7 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 # (.pre-commit-config.yaml).
 MYPY := DJANGO_DEBUG=true DATABASE_URL=sqlite://:memory: $(BIN)/mypy
 
-.PHONY: run test venv lint typecheck check-migrations worker clean bench bench-api
+.PHONY: run test venv lint typecheck check-migrations worker clean bench bench-api messages
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,14 @@ bench: venv
 # The partner API: a page in process beside raw SQL, then 8 clients against gunicorn on loopback.
 bench-api: venv
 	$(BENCH_ENV) $(BIN)/python scripts/bench_api.py $(BENCH_ARGS)
+# The Ukrainian catalogue from the code and templates (needs gettext: apt-get install gettext), then
+# compiled. Both locale/uk/LC_MESSAGES/django.po and django.mo are committed, so running needs no gettext;
+# tests/test_translations.py fails while an entry is untranslated or fuzzy.
+messages: export DJANGO_DEBUG := true
+messages: venv
+	$(BIN)/python manage.py makemessages --locale uk --ignore '.venv/*' --ignore 'var/*' \
+		--ignore 'staticfiles/*' --ignore 'scripts/*' --ignore 'tests/*' --ignore 'media/*' --no-wrap
+	$(BIN)/python manage.py compilemessages --locale uk --ignore '.venv/*'
 
 lint: venv
 	$(BIN)/ruff check .

@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from cases.matching.candidates import possible_duplicates
@@ -134,7 +134,7 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
                     "circumstances", "category")
     list_filter = ("home_oblast", "circumstances", "category", "sex", "birth_date_precision")
     search_fields = ("search_names",)
-    search_help_text = "Any spelling of a name, Cyrillic or Latin; or a child's number."
+    search_help_text = _("Any spelling of a name, Cyrillic or Latin; or a child's number.")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
@@ -143,16 +143,16 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     autocomplete_fields = ("siblings",)
     inlines = [ChildAliasInline, CaseOfChildInline]
     fieldsets = (
-        ("Name as the family writes it", {"fields": (("family_name", "given_name", "patronymic"),)}),
-        ("Latin form", {"fields": (("family_name_latin", "given_name_latin", "patronymic_latin"),)}),
-        ("Birth and home", {"fields": (("birth_date", "birth_date_precision", "sex"),
+        (_("Name as the family writes it"), {"fields": (("family_name", "given_name", "patronymic"),)}),
+        (_("Latin form"), {"fields": (("family_name_latin", "given_name_latin", "patronymic_latin"),)}),
+        (_("Birth and home"), {"fields": (("birth_date", "birth_date_precision", "sex"),
                                        ("home_settlement", "home_oblast"))}),
-        ("What happened", {"fields": ("circumstances", "category", ("last_known_location", "last_known_on"),
+        (_("What happened"), {"fields": ("circumstances", "category", ("last_known_location", "last_known_on"),
                                       "siblings")}),
-        ("Outside references", {"fields": (("icrc_reference", "nib_reference"),)}),
-        ("Restricted: guardian, relatives, notes", {"classes": ("collapse",), "fields": (
+        (_("Outside references"), {"fields": (("icrc_reference", "nib_reference"),)}),
+        (_("Restricted: guardian, relatives, notes"), {"classes": ("collapse",), "fields": (
             ("guardian_name", "guardian_contact"), "relatives", "notes")}),
-        ("Record", {"fields": (("created_at", "updated_at"), "duplicates_link")}),
+        (_("Record"), {"fields": (("created_at", "updated_at"), "duplicates_link")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Child]:
@@ -172,14 +172,14 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         if any(formset.model is ChildAlias and formset.has_changed() for formset in formsets):
             child_aliases_refresh(child=form.instance, actor=signed_in_user(request))
 
-    @admin.display(description="duplicates")
+    @admin.display(description=_("duplicates"))
     def duplicates_link(self, child: Child) -> str:
         if child.pk is None:
             return ""
         if child.merged_into_id is not None:
-            return format_html("Merged into <a href='{}'>{}</a>.",
+            return format_html(gettext("Merged into <a href='{}'>{}</a>."),
                                reverse("admin:cases_child_change", args=[child.merged_into_id]), child.merged_into)
-        return format_html("<a href='{}'>Possible duplicates of this child</a>",
+        return format_html(gettext("<a href='{}'>Possible duplicates of this child</a>"),
                            reverse("admin:cases_child_duplicates", args=[child.pk]))
 
     def get_urls(self) -> list[URLPattern]:
@@ -198,7 +198,8 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:index"))
         log_record_read(request, child.pk)
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "child": child,
-                   "title": f"Possible duplicates of {child}", "candidates": possible_duplicates(child),
+                   "title": gettext("Possible duplicates of %(child)s") % {"child": child},
+                   "candidates": possible_duplicates(child),
                    "can_merge": self.has_change_permission(request, child)}
         return TemplateResponse(request, "admin/cases/child/duplicates.html", context)
 
@@ -213,18 +214,20 @@ class ChildAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             except MergeRefused as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                self.message_user(request, f"Child {merge.pk} merged into {keep}.", messages.SUCCESS)
+                self.message_user(request, gettext("Child %(merged)s merged into %(kept)s.")
+                                  % {"merged": merge.pk, "kept": keep}, messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:cases_child_change", args=[keep.pk]))
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "keep": keep, "merge": merge,
-                   "title": f"Merge child {merge.pk} into child {keep.pk}?",
+                   "title": gettext("Merge child %(merged)s into child %(kept)s?")
+                   % {"merged": merge.pk, "kept": keep.pk},
                    "keep_cases": keep.cases.all(), "merge_cases": merge.cases.all()}
         return TemplateResponse(request, "admin/cases/child/merge_confirm.html", context)
 
-    @admin.display(description="Latin")
+    @admin.display(description=_("Latin"))
     def latin_name(self, child: Child) -> str:
         return " ".join(p for p in (child.family_name_latin, child.given_name_latin) if p)
 
-    @admin.display(description="Born", ordering="birth_date")
+    @admin.display(description=_("Born"), ordering="birth_date")
     def birth_date_display(self, child: Child) -> str:
         return child.birth_date_display
 
@@ -250,7 +253,10 @@ def file_name(event: CaseEvent) -> str:
 class CaseEventInline(ReadOnlyInline):
     model = CaseEvent
     verbose_name_plural = _("timeline")
-    fields = ("happened_at", "kind", "channel", "from_status", "to_status", "actor", "message", "attachment_link")
+    fields: tuple[str, ...] = ("happened_at", "kind", "channel", "from_status", "to_status", "actor", "message",
+                               "attachment_link")
+    # What a line says and the file that came with it.
+    restricted: tuple[str, ...] = ("message", "attachment_link")
     ordering = ("-happened_at", "-id")
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -258,7 +264,7 @@ class CaseEventInline(ReadOnlyInline):
         # that see the restricted fields, as the partner API keeps them to the shares that grant them.
         if request.user.has_perm(RESTRICTED_PERMISSION):
             return self.fields
-        return tuple(name for name in self.fields if name not in ("message", "attachment_link"))
+        return tuple(name for name in self.fields if name not in self.restricted)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.get_fields(request, obj)
@@ -379,7 +385,7 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         "status", "priority", "assignee", "child__home_oblast", "child__circumstances")
     list_select_related = ("child", "assignee")
     search_fields = ("child__search_names",)
-    search_help_text = "Any spelling of the child's name, Cyrillic or Latin; or a case number."
+    search_help_text = _("Any spelling of the child's name, Cyrillic or Latin; or a case number.")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
@@ -532,8 +538,8 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             self.message_user(request, gettext("Choose a closing reason next to the action."), messages.ERROR)
             return
         # A closed case cannot be closed again; the others are closed together, in one move.
-        refused = [f"case {pk} is already closed" for pk in queryset.filter(status=Case.Status.CLOSED).values_list(
-            "pk", flat=True)]
+        refused = [gettext("case %(case)s is already closed") % {"case": pk}
+                   for pk in queryset.filter(status=Case.Status.CLOSED).values_list("pk", flat=True)]
         closing = StatusStep(Case.Status.CLOSED, closing_reason=reason)
         try:
             closed = len(cases_move(cases=list(queryset.exclude(status=Case.Status.CLOSED)),
@@ -541,7 +547,8 @@ class CaseAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
         except TransitionNotAllowed as exc:
             closed, refused = 0, [str(exc)]
         if closed:
-            self.message_user(request, f"Closed {closed} case(s).", messages.SUCCESS)
+            self.message_user(request, ngettext("Closed %(n)d case.", "Closed %(n)d cases.", closed)
+                              % {"n": closed}, messages.SUCCESS)
         for problem in refused:
             self.message_user(request, problem, messages.WARNING)
 

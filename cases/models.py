@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from cases import read_chain
@@ -18,66 +19,66 @@ from core.models import RecordDeletionRefused, TimeStampedModel, UndeletableQuer
 
 
 class Oblast(models.TextChoices):
-    CHERKASY = "cherkasy", "Cherkasy"
-    CHERNIHIV = "chernihiv", "Chernihiv"
-    CHERNIVTSI = "chernivtsi", "Chernivtsi"
-    CRIMEA = "crimea", "Autonomous Republic of Crimea"
-    DNIPROPETROVSK = "dnipropetrovsk", "Dnipropetrovsk"
-    DONETSK = "donetsk", "Donetsk"
-    IVANO_FRANKIVSK = "ivano_frankivsk", "Ivano-Frankivsk"
-    KHARKIV = "kharkiv", "Kharkiv"
-    KHERSON = "kherson", "Kherson"
-    KHMELNYTSKYI = "khmelnytskyi", "Khmelnytskyi"
-    KIROVOHRAD = "kirovohrad", "Kirovohrad"
-    KYIV_CITY = "kyiv_city", "Kyiv (city)"
-    KYIV = "kyiv", "Kyiv"
-    LUHANSK = "luhansk", "Luhansk"
-    LVIV = "lviv", "Lviv"
-    MYKOLAIV = "mykolaiv", "Mykolaiv"
-    ODESA = "odesa", "Odesa"
-    POLTAVA = "poltava", "Poltava"
-    RIVNE = "rivne", "Rivne"
-    SEVASTOPOL = "sevastopol", "Sevastopol (city)"
-    SUMY = "sumy", "Sumy"
-    TERNOPIL = "ternopil", "Ternopil"
-    VINNYTSIA = "vinnytsia", "Vinnytsia"
-    VOLYN = "volyn", "Volyn"
-    ZAKARPATTIA = "zakarpattia", "Zakarpattia"
-    ZAPORIZHZHIA = "zaporizhzhia", "Zaporizhzhia"
-    ZHYTOMYR = "zhytomyr", "Zhytomyr"
+    CHERKASY = "cherkasy", _("Cherkasy")
+    CHERNIHIV = "chernihiv", _("Chernihiv")
+    CHERNIVTSI = "chernivtsi", _("Chernivtsi")
+    CRIMEA = "crimea", _("Autonomous Republic of Crimea")
+    DNIPROPETROVSK = "dnipropetrovsk", _("Dnipropetrovsk")
+    DONETSK = "donetsk", _("Donetsk")
+    IVANO_FRANKIVSK = "ivano_frankivsk", _("Ivano-Frankivsk")
+    KHARKIV = "kharkiv", _("Kharkiv")
+    KHERSON = "kherson", _("Kherson")
+    KHMELNYTSKYI = "khmelnytskyi", _("Khmelnytskyi")
+    KIROVOHRAD = "kirovohrad", _("Kirovohrad")
+    KYIV_CITY = "kyiv_city", _("Kyiv (city)")
+    KYIV = "kyiv", _("Kyiv")
+    LUHANSK = "luhansk", _("Luhansk")
+    LVIV = "lviv", _("Lviv")
+    MYKOLAIV = "mykolaiv", _("Mykolaiv")
+    ODESA = "odesa", _("Odesa")
+    POLTAVA = "poltava", _("Poltava")
+    RIVNE = "rivne", _("Rivne")
+    SEVASTOPOL = "sevastopol", _("Sevastopol (city)")
+    SUMY = "sumy", _("Sumy")
+    TERNOPIL = "ternopil", _("Ternopil")
+    VINNYTSIA = "vinnytsia", _("Vinnytsia")
+    VOLYN = "volyn", _("Volyn")
+    ZAKARPATTIA = "zakarpattia", _("Zakarpattia")
+    ZAPORIZHZHIA = "zaporizhzhia", _("Zaporizhzhia")
+    ZHYTOMYR = "zhytomyr", _("Zhytomyr")
 
 
 
 class BirthDatePrecision(models.TextChoices):
-    DAY = "day", "Day"
-    MONTH = "month", "Month only"
-    YEAR = "year", "Year only"
+    DAY = "day", _("Day")
+    MONTH = "month", _("Month only")
+    YEAR = "year", _("Year only")
 
 
 
 class Sex(models.TextChoices):
-    FEMALE = "F", "Female"
-    MALE = "M", "Male"
-    UNKNOWN = "U", "Unknown"
+    FEMALE = "F", _("Female")
+    MALE = "M", _("Male")
+    UNKNOWN = "U", _("Unknown")
 
 
 
 class Circumstances(models.TextChoices):
-    DEPORTED = "deported", "Deported"
-    FORCIBLY_TRANSFERRED = "forcibly_transferred", "Forcibly transferred"
-    HELD_IN_OCCUPIED_TERRITORY = "held_in_occupied_territory", "Held in occupied territory"
-    PLACED_WITH_FAMILY = "placed_with_family", "Placed with a family"
-    IN_INSTITUTION = "in_institution", "In an institution"
-    OTHER = "other", "Other"
+    DEPORTED = "deported", _("Deported")
+    FORCIBLY_TRANSFERRED = "forcibly_transferred", _("Forcibly transferred")
+    HELD_IN_OCCUPIED_TERRITORY = "held_in_occupied_territory", _("Held in occupied territory")
+    PLACED_WITH_FAMILY = "placed_with_family", _("Placed with a family")
+    IN_INSTITUTION = "in_institution", _("In an institution")
+    OTHER = "other", _("Other")
 
 
 
 class ChildCategory(models.TextChoices):
-    WITH_PARENTS = "with_parents", "With parents"
-    WITHOUT_PARENTAL_CARE = "without_parental_care", "Without parental care"
-    ORPHAN = "orphan", "Orphan"
-    INSTITUTION_PUPIL = "institution_pupil", "Institution pupil"
-    UNKNOWN = "unknown", "Unknown"
+    WITH_PARENTS = "with_parents", _("With parents")
+    WITHOUT_PARENTAL_CARE = "without_parental_care", _("Without parental care")
+    ORPHAN = "orphan", _("Orphan")
+    INSTITUTION_PUPIL = "institution_pupil", _("Institution pupil")
+    UNKNOWN = "unknown", _("Unknown")
 
 
 # The fields the matching engine reads: a save touching any of them refreshes the child's match keys.
@@ -107,12 +108,12 @@ class Child(TimeStampedModel):
     # matching, exports and the API. Kept on the row so that the child's history holds them.
     aliases = models.JSONField(
         default=list, blank=True, editable=False,
-        help_text="Other spellings seen elsewhere (Russian, other transliterations).",
+        help_text=_("Other spellings seen elsewhere (Russian, other transliterations)."),
     )
     # Derived from every spelling above; what name search and the trigram index run against.
     search_names = models.TextField(editable=False, default="")
 
-    birth_date = models.DateField(null=True, blank=True, help_text="For a year or month only, its first day.")
+    birth_date = models.DateField(null=True, blank=True, help_text=_("For a year or month only, its first day."))
     birth_date_precision = models.CharField(
         max_length=5, choices=DatePrecision.choices, default=DatePrecision.DAY
     )
@@ -135,7 +136,7 @@ class Child(TimeStampedModel):
     # Restricted: never shown to partners unless a share grants it.
     guardian_name = models.CharField(max_length=200, blank=True)
     guardian_contact = models.CharField(max_length=200, blank=True)
-    relatives = models.TextField(blank=True, help_text="Relatives and how to reach them.")
+    relatives = models.TextField(blank=True, help_text=_("Relatives and how to reach them."))
     notes = models.TextField(blank=True)
 
     # Set when the retention period after the child's last case closed had passed and what could
@@ -148,7 +149,7 @@ class Child(TimeStampedModel):
     RESTRICTED_FIELDS = ("guardian_name", "guardian_contact", "relatives", "notes")
 
     class Meta:
-        verbose_name_plural = "children"
+        verbose_name_plural = _("children")
         ordering = ["family_name", "given_name", "id"]
         permissions = [
             # Guardian, relatives, contacts and notes: read only by the roles whose work needs them.
@@ -336,33 +337,33 @@ def guess_script(name: str) -> str:
 
 
 class CaseStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    ON_LIST = "on_list", "On a list"
-    AWAITING_REPLY = "awaiting_reply", "Awaiting reply"
-    REPLY_RECEIVED = "reply_received", "Reply received"
-    VERIFYING = "verifying", "Located / verifying"
-    RETURN_IN_PROGRESS = "return_in_progress", "Return in progress"
-    RETURNED = "returned", "Returned (reunified)"
-    CLOSED = "closed", "Closed"
+    OPEN = "open", _("Open")
+    ON_LIST = "on_list", _("On a list")
+    AWAITING_REPLY = "awaiting_reply", _("Awaiting reply")
+    REPLY_RECEIVED = "reply_received", _("Reply received")
+    VERIFYING = "verifying", _("Located / verifying")
+    RETURN_IN_PROGRESS = "return_in_progress", _("Return in progress")
+    RETURNED = "returned", _("Returned (reunified)")
+    CLOSED = "closed", _("Closed")
 
 
 
 class CasePriority(models.IntegerChoices):
-    LOW = 1, "Low"
-    NORMAL = 2, "Normal"
-    HIGH = 3, "High"
-    URGENT = 4, "Urgent"
+    LOW = 1, _("Low")
+    NORMAL = 2, _("Normal")
+    HIGH = 3, _("High")
+    URGENT = 4, _("Urgent")
 
 
 
 class ClosingReason(models.TextChoices):
-    REUNIFIED = "reunified", "Reunified with family"
-    CONFIRMED_DECEASED = "confirmed_deceased", "Death confirmed"
-    REACHED_ADULTHOOD = "reached_adulthood", "Reached adulthood, followed elsewhere"
-    DUPLICATE = "duplicate", "Duplicate of another case"
-    FAMILY_WITHDREW = "family_withdrew", "Family withdrew the request"
-    TRANSFERRED = "transferred", "Transferred to another agency"
-    OTHER = "other", "Other"
+    REUNIFIED = "reunified", _("Reunified with family")
+    CONFIRMED_DECEASED = "confirmed_deceased", _("Death confirmed")
+    REACHED_ADULTHOOD = "reached_adulthood", _("Reached adulthood, followed elsewhere")
+    DUPLICATE = "duplicate", _("Duplicate of another case")
+    FAMILY_WITHDREW = "family_withdrew", _("Family withdrew the request")
+    TRANSFERRED = "transferred", _("Transferred to another agency")
+    OTHER = "other", _("Other")
 
 
 class Case(TimeStampedModel):
@@ -418,7 +419,7 @@ class Case(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"Case {self.pk} · {self.child}"
+        return gettext("Case %(id)s · %(child)s") % {"id": self.pk, "child": self.child}
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise RecordDeletionRefused("a case file is never deleted; close it with a reason")
@@ -426,16 +427,16 @@ class Case(TimeStampedModel):
 
 
 class CaseEventKind(models.TextChoices):
-    OPENED = "opened", "Case opened"
-    STATUS_CHANGED = "status_changed", "Status changed"
-    ADDED_TO_LIST = "added_to_list", "Added to a list"
-    LIST_HANDED_OVER = "list_handed_over", "List handed over"
-    REPLY_RECORDED = "reply_recorded", "Reply recorded"
-    REPLY_VERIFIED = "reply_verified", "Reply verified"
-    FLAG_RAISED = "flag_raised", "Flag raised"
-    FLAG_RESOLVED = "flag_resolved", "Flag resolved"
-    ASSIGNED = "assigned", "Assigned"
-    NOTE = "note", "Note"
+    OPENED = "opened", _("Case opened")
+    STATUS_CHANGED = "status_changed", _("Status changed")
+    ADDED_TO_LIST = "added_to_list", _("Added to a list")
+    LIST_HANDED_OVER = "list_handed_over", _("List handed over")
+    REPLY_RECORDED = "reply_recorded", _("Reply recorded")
+    REPLY_VERIFIED = "reply_verified", _("Reply verified")
+    FLAG_RAISED = "flag_raised", _("Flag raised")
+    FLAG_RESOLVED = "flag_resolved", _("Flag resolved")
+    ASSIGNED = "assigned", _("Assigned")
+    NOTE = "note", _("Note")
     CLOSING_REQUESTED = "closing_requested", _("Closing requested")
     CLOSING_APPROVED = "closing_approved", _("Closing approved")
     CLOSING_SENT_BACK = "closing_sent_back", _("Closing sent back")
@@ -483,7 +484,7 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         # In local time, as the admin shows every other time: the stored value is in UTC.
-        return f"{self.get_kind_display()} · {timezone.localtime(self.happened_at):%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} · {timezone.localtime(self.happened_at):%d.%m.%Y %H:%M}"
 
 
 
@@ -545,9 +546,9 @@ class ClosingRequest(TimeStampedModel):
 
 
 class AccessChannel(models.TextChoices):
-    ADMIN = "admin", "Admin"
-    API = "api", "API"
-    EXPORT = "export", "Export"
+    ADMIN = "admin", _("Admin")
+    API = "api", _("API")
+    EXPORT = "export", _("Export")
 
 
 class RecordAccess(models.Model):
@@ -574,11 +575,13 @@ class RecordAccess(models.Model):
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:
-        verbose_name_plural = "record accesses"
+        verbose_name_plural = _("record accesses")
         ordering = ["-accessed_at", "-id"]
         indexes = [models.Index(fields=["child", "-accessed_at"], name="record_access_child_idx")]
         # Append-only in the database, and chained as each row goes in (PostgreSQL only).
         triggers = [*append_only_triggers(), read_chain.chain_trigger()]
 
     def __str__(self) -> str:
-        return f"{self.child_id} read via {self.channel} at {timezone.localtime(self.accessed_at):%Y-%m-%d %H:%M}"
+        return gettext("%(child)s read via %(channel)s at %(time)s") % {
+            "child": self.child_id, "channel": self.channel,
+            "time": f"{timezone.localtime(self.accessed_at):%d.%m.%Y %H:%M}"}

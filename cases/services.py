@@ -59,11 +59,10 @@ class TransitionNotAllowed(Exception):
     def __init__(self, case: Case, to_status: str, reason: str = "") -> None:
         self.case = case
         self.to_status = to_status
-        allowed = ", ".join(Status(s).label for s in sorted(ALLOWED_TRANSITIONS[case.status])) or "none"
-        message = reason or (
-            f"case {case.pk} cannot move from “{Status(case.status).label}” to “{Status(to_status).label}”; "
-            f"allowed next: {allowed}"
-        )
+        allowed = ", ".join(str(Status(s).label) for s in sorted(ALLOWED_TRANSITIONS[case.status])) or gettext("none")
+        message = reason or gettext(
+            "case %(case)s cannot move from “%(from)s” to “%(to)s”; allowed next: %(allowed)s"
+        ) % {"case": case.pk, "from": Status(case.status).label, "to": Status(to_status).label, "allowed": allowed}
         super().__init__(message)
 
 
@@ -196,7 +195,7 @@ def _check_step(case: Case, step: StatusStep) -> None:
     if not can_transition(case.status, step.to_status):
         raise TransitionNotAllowed(case, step.to_status)
     if step.to_status == Status.CLOSED and step.closing_reason not in Case.ClosingReason.values:
-        raise TransitionNotAllowed(case, step.to_status, reason="closing a case needs a reason from the list")
+        raise TransitionNotAllowed(case, step.to_status, reason=gettext("closing a case needs a reason from the list"))
 
 
 def _closing_requests_superseded(changes: Sequence[tuple[Case, str, str]], *, actor: User | None,
@@ -220,7 +219,8 @@ def _refuse_second_live_case(changes: Sequence[tuple[Case, str, str]]) -> None:
         pk__in=keys_in(moving)).values_list("child_id", flat=True).first()
     if taken is not None:
         case = reopened[taken]
-        raise TransitionNotAllowed(case, case.status, reason=f"child {taken} already has a live case")
+        raise TransitionNotAllowed(case, case.status,
+                                   reason=gettext("child %(child)s already has a live case") % {"child": taken})
 
 
 def case_change_status(
@@ -520,14 +520,15 @@ def child_merge(*, keep: Child, merge: Child, actor: User | None, note: str = ""
     Its list entries move through the `child_merged` signal (the tracker owns them).
     """
     if keep.pk == merge.pk:
-        raise MergeRefused("a child cannot be merged into itself")
+        raise MergeRefused(gettext("a child cannot be merged into itself"))
     with transaction.atomic():
         # Locked in id order, so that two merges of the same pair cannot deadlock.
         locked = {c.pk: c for c in Child.objects.select_for_update().filter(pk__in=[keep.pk, merge.pk]).order_by("pk")}
         kept, duplicate = locked[keep.pk], locked[merge.pk]
         for child in (kept, duplicate):
             if child.merged_into_id is not None:
-                raise MergeRefused(f"child {child.pk} was already merged into child {child.merged_into_id}")
+                raise MergeRefused(gettext("child %(child)s was already merged into child %(kept)s")
+                                   % {"child": child.pk, "kept": child.merged_into_id})
         said = f"Child {duplicate.pk} ({duplicate}) merged into child {kept.pk} ({kept})"
         said += f": {note}" if note else ""
 

@@ -15,7 +15,8 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path, reverse
-from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import login as otp_login
@@ -25,7 +26,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core import two_factor
 
-START_PAGE_ROWS = 15
 # A view as AdminSite.admin_view takes and returns it.
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
@@ -38,8 +38,8 @@ class TrackerAuthenticationForm(OTPAdminAuthenticationForm):
     otp_token = forms.CharField(required=False, widget=forms.TextInput(
         attrs={"autocomplete": "one-time-code", "autocapitalize": "none", "spellcheck": "false"}))
 
-    no_device_message = ("This account has no second factor yet. Ask an administrator to run "
-                         "'manage.py create_totp_device' for it.")
+    no_device_message = _("This account has no second factor yet. Ask an administrator to run "
+                           "'manage.py create_totp_device' for it.")
 
     def clean_otp_token(self) -> str:
         # Recovery codes are stored in lower case; people copy them with spaces and in capitals.
@@ -69,27 +69,54 @@ class TrackerAuthenticationForm(OTPAdminAuthenticationForm):
         return cleaned
 
 
+# The admin's sections, in the order of the work; each model by its label. What no section names
+# (users, groups, schedules, devices, login attempts, the read log...) is under Settings, shown to
+# administrators (superusers) only.
+NAVIGATION: list[tuple[str, Any, list[str]]] = [
+    ("children", _("Children and cases"), ["cases.Case", "cases.Child"]),
+    ("lists", _("Lists and replies"), ["tracker.HandoverList", "tracker.ListEntry", "tracker.Reply",
+                                       "tracker.Round", "tracker.ImportBatch"]),
+    ("flags", _("Flags"), ["tracker.Flag"]),
+    ("partners", _("Partners"), ["tracker.Organisation", "tracker.CaseShare", "tracker.ListShare",
+                                 "tracker.ApiKey", "tracker.WebhookEndpoint", "tracker.WebhookDelivery"]),
+]
+
+
+def _section(slug: str, name: Any, models: list[dict[str, Any]]) -> dict[str, Any]:
+    """One section of the navigation, shaped as the admin's templates expect an app."""
+    return {"name": name, "app_label": slug, "app_url": models[0].get("admin_url") or "",
+            "has_module_perms": True, "models": models}
+
+
 class TrackerAdminSite(admin.AdminSite):
-    site_header = "Case tracker: deported and displaced children"
-    site_title = "Case tracker"
-    index_title = "Needs attention"
+    site_header = _("Case tracker: deported and displaced children")
+    site_title = _("Case tracker")
+    index_title = _("Needs attention")
     index_template = "admin/tracker_index.html"
     login_form = TrackerAuthenticationForm
     login_template = "admin/tracker_login.html"
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        from tracker import selectors
+        from tracker.admin.start_page import start_page_context
 
-        today = timezone.localdate()
-        context = {
-            "today": today,
-            "flag_counts": selectors.open_flag_counts(),
-            "overdue_flags": selectors.overdue_entries(limit=START_PAGE_ROWS),
-            "waiting_lists": selectors.lists_awaiting_replies(today=today, limit=START_PAGE_ROWS),
-            "recent_replies": selectors.recent_replies(limit=START_PAGE_ROWS),
-            **(extra_context or {}),
-        }
-        return super().index(request, context)
+        return super().index(request, {**start_page_context(request), **(extra_context or {})})
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+        """The navigation by the work rather than by the code's apps: children and cases, lists and
+        replies, flags, partners; and the settings, for administrators only. An app's own page
+        (`app_label`) keeps Django's grouping."""
+        apps = super().get_app_list(request, app_label)
+        if app_label is not None:
+            return apps
+        models = {model["model"]._meta.label: model for app in apps for model in app["models"]}
+        sections = []
+        for slug, name, labels in NAVIGATION:
+            chosen = [models.pop(label) for label in labels if label in models]
+            if chosen:
+                sections.append(_section(slug, name, chosen))
+        if models and request.user.is_superuser:
+            sections.append(_section("settings", _("Settings"), sorted(models.values(), key=lambda m: str(m["name"]))))
+        return sections
 
     # -----------------------------------------------------------------------------------------
     # The second factor
@@ -130,8 +157,13 @@ class TrackerAdminSite(admin.AdminSite):
         return super().login(request, context)
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
+        from tracker.admin.briefs import round_brief_view
+
         return [
             path("two-factor/", csrf_protect(never_cache(self.two_factor_view)), name="two_factor"),
+            path("tracker/round/<int:round_id>/brief/", self.admin_view(round_brief_view), name="tracker_round_brief"),
+            path("tracker/round/<int:round_id>/brief/<str:language>.pdf", self.admin_view(round_brief_view),
+                 name="tracker_round_brief_pdf"),
             *super().get_urls(),
         ]
 
@@ -156,14 +188,14 @@ class TrackerAdminSite(admin.AdminSite):
                 request.session.cycle_key()
                 otp_login(request, enrolment.device)
                 return TemplateResponse(request, "admin/two_factor_codes.html", {
-                    **self._bare_context(request, "Your recovery codes"),
+                    **self._bare_context(request, gettext("Your recovery codes")),
                     "recovery_codes": enrolment.recovery_codes,
                 })
-            error = "That code was not accepted. Check the phone's clock and enter the code now shown."
+            error = gettext("That code was not accepted. Check the phone's clock and enter the code now shown.")
 
         key = b32encode(device.bin_key).decode()
         return TemplateResponse(request, "admin/two_factor_enrol.html", {
-            **self._bare_context(request, "Set up two-factor authentication"),
+            **self._bare_context(request, gettext("Set up two-factor authentication")),
             "config_url": device.config_url,
             "qr_svg": two_factor.qr_svg(device.config_url),
             "key_groups": [key[i:i + 4] for i in range(0, len(key), 4)],

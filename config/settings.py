@@ -74,6 +74,9 @@ MIDDLEWARE = [
     "core.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The interface in the language chosen with the switch in the admin's header (kept in a cookie),
+    # else the browser's Accept-Language, else English.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -145,7 +148,14 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("uk", "Українська")]
+LANGUAGES = [("uk", "Українська"), ("en", "English")]
+# The project's catalogues (make messages), compiled and committed so that running needs no gettext.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Dates as written in Ukraine (27.11.2026) in both languages, and 24-hour times (config/formats/).
+FORMAT_MODULE_PATH = ["config.formats"]
+LANGUAGE_COOKIE_NAME = "tracker_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = env("TIME_ZONE", default="Europe/Kyiv")
 USE_I18N = True
 USE_TZ = True

@@ -11,6 +11,8 @@ from core import health
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    # The language switch in the admin's header posts here (Django's set_language, kept in a cookie).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("tracker.api.urls")),
     # Answered by core.health.HealthCheckMiddleware before the host check; listed here with the rest.
     path("health/live", health.live, name="health-live"),

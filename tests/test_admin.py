@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import factory
 import pytest
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.db import connection, models
@@ -158,23 +159,35 @@ def test_change_pages_render(admin_client, exchange):
 # ---------------------------------------------------------------------------------------------
 
 
+def page_part(page: str, element_id: str) -> str:
+    """One table or section of a page, found by its id, up to the element's end."""
+    start = page.index(f'id="{element_id}"')
+    return page[start:page.index("</table>", start)]
+
+
+def cells(row: str) -> list[str]:
+    """A table row's cells as text, without their markup."""
+    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+
+
 def test_start_page_shows_what_needs_attention(admin_client, exchange):
     response = admin_client.get(reverse("admin:index"))
     assert response.status_code == 200
     page = response.content.decode()
-    overdue_section = page.split("Overdue entries")[1].split("Lists awaiting replies")[0]
-    waiting_section = page.split("Lists awaiting replies")[1].split("Recent replies")[0]
-    replies_section = page.split("Recent replies")[1]
+    overdue_section = page_part(page, "overdue-entries")
+    past_due_section = page_part(page, "lists-past-due")
+    replies_section = page_part(page, "recent-replies")
 
     # Three entries were left unanswered past their date; each child is named.
     for entry in exchange["list"].entries.exclude(pk=exchange["answered"].pk).select_related("child"):
         assert str(entry.child) in overdue_section
     assert str(exchange["answered"].child) not in overdue_section
-    # The partly answered list: 4 children, 1 replied, 3 awaiting, 3 overdue.
-    row = re.search(rf"{exchange['list'].reference}.*?</tr>", waiting_section, re.S)
+    # The partly answered list, past its deadline: 4 children, 1 replied, 3 awaiting, 3 overdue.
+    row = re.search(rf"{exchange['list'].reference}.*?</tr>", past_due_section, re.S)
     assert row is not None
-    assert re.findall(r"<td[^>]*>(\d+)</td>", row.group(0)) == ["4", "1", "3", "3"]
-    assert exchange["draft"].reference not in waiting_section
+    assert cells(row.group(0))[-4:] == ["4", "1", "3", "3"]
+    assert exchange["draft"].reference not in past_due_section
+    assert exchange["draft"].reference not in page_part(page, "lists-due-next")
     assert exchange["list"].reference in replies_section
     assert reverse("admin:tracker_reply_change", args=[exchange["reply"].pk]) in replies_section
 
@@ -182,7 +195,8 @@ def test_start_page_shows_what_needs_attention(admin_client, exchange):
 def test_start_page_when_nothing_needs_attention(admin_client):
     page = admin_client.get(reverse("admin:index")).content.decode()
     assert "Nothing is overdue." in page
-    assert "No list is awaiting a reply." in page
+    assert "No list awaiting a reply is past its deadline." in page
+    assert "No list awaiting a reply has its deadline ahead." in page
     assert "No replies yet." in page
 
 
@@ -198,9 +212,9 @@ def test_start_page_shows_each_section_with_its_permission(client, exchange):
     reader.user_permissions.add(Permission.objects.get(codename="view_handoverlist"))
     client.force_login(reader)
     page = client.get(reverse("admin:index")).content.decode()
-    assert "Lists awaiting replies" in page and exchange["list"].reference in page
-    assert "Overdue entries" not in page and str(exchange["overdue"].child) not in page
-    assert "Recent replies" not in page
+    assert 'id="lists-past-due"' in page and exchange["list"].reference in page
+    assert 'id="overdue-entries"' not in page and str(exchange["overdue"].child) not in page
+    assert 'id="recent-replies"' not in page
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,14 +455,19 @@ def test_list_entries_name_the_outcome_claimed_in_words(admin_client, exchange):
 
 def test_start_page_tiles_lead_to_working_filters(admin_client, exchange):
     page = admin_client.get(reverse("admin:index")).content.decode()
-    links = re.findall(r'class="tile" href="([^"]+)"', page)
-    assert len(links) == 5
+    links = [link.replace("&amp;", "&") for link in re.findall(r'class="tile[^"]*" href="([^"]+)"', page)]
+    # Five case states, a level of overdue for each escalation and the first, due soon, raised by hand,
+    # three states of claims.
+    assert len(links) == 5 + 1 + len(settings.TRACKER_ESCALATION_DAYS) + 2 + 3
     for link in links:
         # An unknown filter would redirect to "?e=1"; a working one draws the page.
-        response = admin_client.get(link.replace("&amp;", "&"))
+        response = admin_client.get(link)
         assert response.status_code == 200, link
-    manual = shown(admin_client.get(links[3].replace("&amp;", "&")))
+        assert "e=1" not in response.request["QUERY_STRING"]
+    manual = shown(admin_client.get(next(link for link in links if "kind__exact=manual" in link)))
     assert manual == [exchange["manual"]]
+    escalated = shown(admin_client.get(next(link for link in links if "level=2" in link)))
+    assert all(flag.level == 2 and flag.kind == "overdue" for flag in escalated)
 
 
 @pytest.mark.parametrize("model", [Case, ListEntry], ids=["Case", "ListEntry"])
@@ -470,7 +489,7 @@ def test_close_cases_with_a_reason(admin_client, admin_user):
     first, second, untouched = CaseFactory(), CaseFactory(), CaseFactory()
     response = act(admin_client, Case, "close_cases", [first, second], closing_reason="family_withdrew")
 
-    assert "Closed 2 case(s)." in page_messages(response)
+    assert "Closed 2 cases." in page_messages(response)
     for case in (first, second):
         case.refresh_from_db()
         assert case.status == Case.Status.CLOSED
@@ -495,7 +514,7 @@ def test_add_to_list_puts_cases_on_a_draft_list(admin_client, admin_user):
     cases = [CaseFactory(), CaseFactory()]
     response = act(admin_client, Case, "add_to_list", cases, handover_list=str(draft.pk))
 
-    assert f"Added 2 case(s) to {draft.reference}." in page_messages(response)
+    assert f"Added 2 cases to {draft.reference}." in page_messages(response)
     entries = list(draft.entries.order_by("position"))
     assert [e.position for e in entries] == [1, 2]
     assert {e.case_id for e in entries} == {c.pk for c in cases}
@@ -505,7 +524,7 @@ def test_add_to_list_puts_cases_on_a_draft_list(admin_client, admin_user):
         assert case.events.filter(kind=CaseEvent.Kind.ADDED_TO_LIST, actor=admin_user).exists()
 
     again = act(admin_client, Case, "add_to_list", cases, handover_list=str(draft.pk))
-    assert f"Added 0 case(s) to {draft.reference}; 2 already on it." in page_messages(again)
+    assert f"Added 0 cases to {draft.reference}; 2 already on it." in page_messages(again)
     assert draft.entries.count() == 2
 
 
@@ -581,7 +600,7 @@ def test_dismiss_flags(admin_client, admin_user, exchange):
     flag, manual = exchange["flag"], exchange["manual"]
     response = act(admin_client, Flag, "dismiss", [flag, manual])
 
-    assert "Dismissed 2 flag(s)." in page_messages(response)
+    assert "Dismissed 2 flags." in page_messages(response)
     for dismissed in (flag, manual):
         dismissed.refresh_from_db()
         assert dismissed.resolution == Flag.Resolution.DISMISSED
@@ -662,8 +681,8 @@ def test_case_timeline_names_each_event_in_local_time(admin_client, admin_user, 
 
     page = admin_client.get(change_url(case)).content.decode()
 
-    assert "Case opened · 2025-06-02 10:30" in page
-    assert "2025-06-02 07:30" not in page
+    assert "Case opened · 02.06.2025 10:30" in page
+    assert "02.06.2025 07:30" not in page
 
 
 def test_case_page_closes_with_a_reason_only(admin_client, admin_user):

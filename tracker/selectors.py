@@ -7,10 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from django.conf import settings
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncMonth
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
-from cases.models import Case, ClosingRequest
+from cases.models import Case, CaseEvent, ClosingRequest
 from tracker.models import (
     ApiKey,
     CaseShare,
@@ -20,6 +23,7 @@ from tracker.models import (
     ListShare,
     Organisation,
     Reply,
+    ReplyOutcome,
     Verification,
 )
 
@@ -220,3 +224,128 @@ def my_work(*, user: Any, today: datetime.date, due_within_days: int, rows: int 
     )
     return MyWork(cases=cases, n_cases=mine.count(), flags_by_level=[(row["level"], row["n"]) for row in levels],
                   due_soon=due_soon, sent_back=sent_back)
+
+
+# --- The start page ----------------------------------------------------------------------------
+
+
+def flag_level_legend() -> list[tuple[int, str]]:
+    """What each level of an overdue flag means, in words: level 1 when the deadline passed, one more
+    for each escalation threshold (TRACKER_ESCALATION_DAYS) passed since."""
+    legend = [(1, gettext("overdue, no reply"))]
+    for n, days in enumerate(sorted(settings.TRACKER_ESCALATION_DAYS)):
+        legend.append((n + 2, ngettext("%(days)d day or more past due", "%(days)d days or more past due", days)
+                       % {"days": days}))
+    return legend
+
+
+def case_status_counts() -> dict[str, int]:
+    """How many cases are in each status, every status present (0 when none)."""
+    counts = dict.fromkeys(Case.Status.values, 0)
+    for row in Case.objects.order_by().values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def open_overdue_by_level() -> dict[int, int]:
+    """Open overdue flags by level, every level of the legend present (0 when none)."""
+    counts = {level: 0 for level, _text in flag_level_legend()}
+    rows = (Flag.objects.filter(resolved_at__isnull=True, kind=Flag.Kind.OVERDUE).order_by()
+            .values("level").annotate(n=Count("id")))
+    for row in rows:
+        counts[row["level"]] = counts.get(row["level"], 0) + row["n"]
+    return counts
+
+
+def claim_verification_counts() -> dict[str, int]:
+    """Entries answered by a claim, by the state of verification of their latest claim."""
+    counts = dict.fromkeys(Verification.values, 0)
+    for row in (ListEntry.objects.exclude(claim_verification="").order_by().values("claim_verification")
+                .annotate(n=Count("id"))):
+        counts[row["claim_verification"]] = row["n"]
+    return counts
+
+
+def _month_starts(first: datetime.date, last: datetime.date) -> list[datetime.date]:
+    months, month = [], first.replace(day=1)
+    while month <= last:
+        months.append(month)
+        month = (month + datetime.timedelta(days=32)).replace(day=1)
+    return months
+
+
+def answers_and_returns_by_month(*, today: datetime.date, months: int) -> list[tuple[datetime.date, int, int]]:
+    """For each month from the first reply or return up to this one (at most the last `months` months,
+    at least six): the children answered in replies received that month, and the cases that reached
+    "returned" that month."""
+    earliest = (today.replace(day=1) - datetime.timedelta(days=31 * (months - 1))).replace(day=1)
+    first_reply = Reply.objects.filter(received_on__gte=earliest).order_by("received_on").values_list(
+        "received_on", flat=True).first()
+    recent = (today.replace(day=1) - datetime.timedelta(days=31 * 5)).replace(day=1)
+    first = max(earliest, min(first_reply.replace(day=1) if first_reply else recent, recent))
+    answered = {
+        row["month"]: row["n"]
+        for row in ReplyOutcome.objects.filter(reply__received_on__gte=first).order_by()
+        .annotate(month=TruncMonth("reply__received_on")).values("month").annotate(n=Count("id"))
+    }
+    returned = {
+        timezone.localdate(row["month"]) if isinstance(row["month"], datetime.datetime) else row["month"]: row["n"]
+        for row in CaseEvent.objects.filter(to_status=Case.Status.RETURNED,
+                                            happened_at__date__gte=first).order_by()
+        .annotate(month=TruncMonth("happened_at")).values("month").annotate(n=Count("id"))
+    }
+    return [(month, answered.get(month, 0), returned.get(month, 0)) for month in _month_starts(first, today)]
+
+
+@dataclass(frozen=True)
+class ListClaims:
+    """A list's claims: how many children it holds, were answered, and how the claims stand."""
+
+    handover_list: HandoverList
+    claimed: int
+    verified: int
+    disputed: int
+
+
+def claims_per_list(*, limit: int) -> list[ListClaims]:
+    """The latest lists handed over, each with its claims counted: verified and disputed among them."""
+    chosen = list(HandoverList.objects.exclude(status=HandoverList.Status.DRAFT)
+                  .order_by("-handed_over_on", "-id")[:limit])
+    rows = {
+        row["entry__handover_list"]: row
+        for row in ReplyOutcome.objects.filter(entry__handover_list__in=[hl.pk for hl in chosen]).order_by()
+        .values("entry__handover_list").annotate(
+            claimed=Count("id"),
+            verified=Count("id", filter=Q(verification=Verification.VERIFIED)),
+            disputed=Count("id", filter=Q(verification=Verification.DISPUTED)))
+    }
+    empty = {"claimed": 0, "verified": 0, "disputed": 0}
+    return [ListClaims(hl, rows.get(hl.pk, empty)["claimed"], rows.get(hl.pk, empty)["verified"],
+                       rows.get(hl.pk, empty)["disputed"]) for hl in reversed(chosen)]
+
+
+def overdue_children_by_oblast() -> list[tuple[str, int]]:
+    """How many children have an open overdue flag, by home oblast (code, "" when not known), most first."""
+    rows = (Flag.objects.filter(resolved_at__isnull=True, kind=Flag.Kind.OVERDUE).order_by()
+            .values("case__child__home_oblast").annotate(n=Count("case__child", distinct=True)).order_by("-n"))
+    return [(row["case__child__home_oblast"] or "", row["n"]) for row in rows]
+
+
+def lists_nearest_deadline(*, today: datetime.date, limit: int) -> QuerySet[HandoverList]:
+    """Lists awaiting replies whose deadline is today or ahead, the closest first, with their counts."""
+    waiting = HandoverList.objects.filter(
+        status__in=[HandoverList.Status.HANDED_OVER, HandoverList.Status.PARTIALLY_ANSWERED],
+        response_due_on__gte=today,
+    ).order_by("response_due_on", "id").values("pk")[:limit]
+    chosen = HandoverList.objects.filter(pk__in=Subquery(waiting)).select_related("sender", "recipient")
+    return handover_lists_with_counts(chosen, today=today).order_by("response_due_on", "id")
+
+
+def lists_furthest_past_deadline(*, today: datetime.date, limit: int) -> QuerySet[HandoverList]:
+    """Lists awaiting replies past their deadline, the longest past first, with their counts."""
+    waiting = HandoverList.objects.filter(
+        status__in=[HandoverList.Status.HANDED_OVER, HandoverList.Status.PARTIALLY_ANSWERED],
+        response_due_on__lt=today,
+    ).order_by("response_due_on", "id").values("pk")[:limit]
+    chosen = HandoverList.objects.filter(pk__in=Subquery(waiting)).select_related("sender", "recipient")
+    return handover_lists_with_counts(chosen, today=today).order_by("response_due_on", "id")

@@ -73,8 +73,9 @@ def test_the_xlsx_is_the_list_as_handed_over(handover_list):
     assert title["Список / List"] == handover_list.reference
     assert title["Від → Кому / From → To"] == "Ukrainian delegation → Russian delegation"
     assert title["Раунд / Round"] == "Стамбул / Istanbul, 2 June 2025"
-    assert title["Дата передачі / Handed over on"] == f"{HANDED_OVER:%Y-%m-%d}"
-    assert title["Відповідь до / Reply due by"] == f"{DUE:%Y-%m-%d}"
+    # Dates as written in Ukraine, for both readers.
+    assert title["Дата передачі / Handed over on"] == f"{HANDED_OVER:%d.%m.%Y}"
+    assert title["Відповідь до / Reply due by"] == f"{DUE:%d.%m.%Y}"
     assert title["Кількість дітей / Number of children"] == "6"
 
     header = rows[7]

@@ -344,7 +344,8 @@ def test_disputing_a_claim_a_later_one_replaced_leaves_the_entry_on_the_later(ma
     assert (entry.reply_state, entry.last_outcome, entry.claim_verification) == ("answered", "returned", "unverified")
     assert not Flag.objects.filter(kind=Flag.Kind.DISPUTED).exists()
     line = entry.case.events.order_by("-id").first()
-    assert line is not None and line.kind == CaseEvent.Kind.CLAIM_DISPUTED and line.message.startswith("Claim disputed:")
+    assert line is not None and line.kind == CaseEvent.Kind.CLAIM_DISPUTED
+    assert line.message.startswith("Claim disputed:")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,14 +15,16 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
-from cases.admin import APPROVE_CLOSING_PERMISSION, CaseAdmin, ReadOnlyInline
+from cases.admin import APPROVE_CLOSING_PERMISSION, CaseAdmin, CaseEventInline, ReadOnlyInline
 from cases.models import Case, ClosingRequest
 from core.users import signed_in_user
 from tracker.admin.common import outcome_label, report_refusal
 from tracker.admin.exports import CaseExportActionsMixin
 from tracker.admin.filters import FlaggedFilter, OnListFilter, OrganisationFilter
+from tracker.admin.timeline import TimelineInline
 from tracker.models import CaseShare, Flag, HandoverList, ListEntry
 from tracker.selectors import my_work
 from tracker.services.exchange import (
@@ -34,11 +36,11 @@ from tracker.services.partners import case_share_grant
 
 class ListEntryOfCaseInline(ReadOnlyInline):
     model = ListEntry
-    verbose_name_plural = "lists this child is on"
+    verbose_name_plural = _("lists this child is on")
     fields = ("handover_list", "position", "reply_state", "due_on", "last_outcome_label", "answered_on")
     show_change_link = True
 
-    @admin.display(description="last outcome")
+    @admin.display(description=_("last outcome"))
     def last_outcome_label(self, entry: ListEntry) -> str:
         return outcome_label(entry)
 
@@ -60,7 +62,7 @@ class CaseShareOfCaseInline(admin.TabularInline):
     """Which partner organisations see this case, and how much of it."""
 
     model = CaseShare
-    verbose_name_plural = "shared with partner organisations"
+    verbose_name_plural = _("shared with partner organisations")
     extra = 0
     fields = ("organisation", "include_restricted", "can_contribute", "created_at", "revoked_at")
     # Shares are stopped from the case shares page's action, which the partner's sync hears of.
@@ -82,7 +84,9 @@ class CaseTrackerActionForm(ActionForm):
 class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
     """The case page with its lists and flags, which only the tracker knows about."""
 
-    inlines = [*CaseAdmin.inlines, ListEntryOfCaseInline, FlagOfCaseInline, CaseShareOfCaseInline]
+    # The timeline with its lines in the reader's language (tracker.admin.timeline), then the tracker's own.
+    inlines = [*(TimelineInline if inline is CaseEventInline else inline for inline in CaseAdmin.inlines),
+               ListEntryOfCaseInline, FlagOfCaseInline, CaseShareOfCaseInline]
     # The flag next to the status, where it is seen without scrolling the table sideways.
     list_display = ("id", "child", "status", "open_flag", "priority", "assignee", "opened_on", "updated_at")
     list_filter = (FlaggedFilter, OnListFilter, OrganisationFilter, *CaseAdmin.list_filter)
@@ -132,18 +136,18 @@ class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
                                  include_restricted=share.include_restricted, can_contribute=share.can_contribute,
                                  actor=signed_in_user(request))
 
-    @admin.display(description="flag", ordering="open_flag_level")
+    @admin.display(description=_("flag"), ordering="open_flag_level")
     def open_flag(self, case: Case) -> str:
         level = getattr(case, "open_flag_level", None)
-        return f"level {level}" if level else ""
+        return gettext("level %(level)d") % {"level": level} if level else ""
 
-    @admin.action(description="Add selected cases to the chosen draft list")
+    @admin.action(description=_("Add selected cases to the chosen draft list"))
     def add_to_list(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
         form = CaseTrackerActionForm(request.POST)
         form.is_valid()
         handover_list = form.cleaned_data.get("handover_list")
         if handover_list is None:
-            self.message_user(request, "Choose a draft list next to the action.", messages.ERROR)
+            self.message_user(request, gettext("Choose a draft list next to the action."), messages.ERROR)
             return
         try:
             added = list_add_cases(handover_list=handover_list, cases=queryset, actor=signed_in_user(request))
@@ -152,8 +156,9 @@ class TrackedCaseAdmin(CaseExportActionsMixin, CaseAdmin):
             return
         skipped = queryset.count() - added
         self.message_user(
-            request, f"Added {added} case(s) to {handover_list.reference}"
-            + (f"; {skipped} already on it." if skipped else "."), messages.SUCCESS,
+            request, ngettext("Added %(n)d case to %(list)s", "Added %(n)d cases to %(list)s", added)
+            % {"n": added, "list": handover_list.reference}
+            + (gettext("; %(n)d already on it.") % {"n": skipped} if skipped else "."), messages.SUCCESS,
         )
 
 

@@ -13,7 +13,7 @@ from tracker.services.exchange import (
 
 def outcome_label(entry: ListEntry) -> str:
     """The outcome last claimed for an entry in words: the column stores only its code."""
-    return Outcome(entry.last_outcome).label if entry.last_outcome else "—"
+    return str(Outcome(entry.last_outcome).label) if entry.last_outcome else "—"
 
 
 def report_refusal(modeladmin: admin.ModelAdmin, request: HttpRequest, exc: ExchangeError) -> None:

@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
@@ -26,7 +27,7 @@ from core.pagination import EstimatedCountPaginator
 from core.users import signed_in_user
 from tracker.admin.common import outcome_label, report_refusal
 from tracker.admin.exports import HandoverListExportMixin
-from tracker.admin.filters import EntryFlaggedFilter, LastOutcomeFilter, OneListFilter
+from tracker.admin.filters import ClaimVerificationFilter, EntryFlaggedFilter, LastOutcomeFilter, OneListFilter
 from tracker.models import (
     HandoverList,
     ListEntry,
@@ -78,8 +79,8 @@ class RoundAdmin(admin.ModelAdmin):
 
 
 class HandOverActionForm(ActionForm):
-    on_date = forms.DateField(required=False, label="handed over on", widget=forms.DateInput(attrs={"type": "date"}))
-    due_date = forms.DateField(required=False, label="reply due", widget=forms.DateInput(attrs={"type": "date"}))
+    on_date = forms.DateField(required=False, label=_("handed over on"), widget=forms.DateInput(attrs={"type": "date"}))
+    due_date = forms.DateField(required=False, label=_("reply due"), widget=forms.DateInput(attrs={"type": "date"}))
 
 
 ENTRY_TABLE_ROWS = 500
@@ -97,9 +98,9 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
                        "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("reference", "title", ("sender", "recipient"), "round", "document", "notes")}),
-        ("Hand-over", {"fields": (("status", "handed_over_on", "response_due_on"),)}),
-        ("Entries", {"fields": ("entries_overview",)}),
-        ("Record", {"fields": (("created_by", "created_at", "updated_at"),)}),
+        (_("Hand-over"), {"fields": (("status", "handed_over_on", "response_due_on"),)}),
+        (_("Entries"), {"fields": ("entries_overview",)}),
+        (_("Record"), {"fields": (("created_by", "created_at", "updated_at"),)}),
     )
     action_form = HandOverActionForm
     actions = ["hand_over"]
@@ -107,19 +108,19 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
     def get_queryset(self, request: HttpRequest) -> QuerySet[HandoverList]:
         return handover_lists_with_counts(super().get_queryset(request), today=timezone.localdate())
 
-    @admin.display(description="children", ordering="n_entries")
+    @admin.display(description=_("children"), ordering="n_entries")
     def entry_count(self, obj: CountedList) -> int:
         return obj.n_entries
 
-    @admin.display(description="replied", ordering="n_answered")
+    @admin.display(description=_("replied"), ordering="n_answered")
     def answered_count(self, obj: CountedList) -> int:
         return obj.n_answered
 
-    @admin.display(description="awaiting", ordering="n_awaiting")
+    @admin.display(description=_("awaiting"), ordering="n_awaiting")
     def awaiting_count(self, obj: CountedList) -> int:
         return obj.n_awaiting
 
-    @admin.display(description="overdue", ordering="n_overdue")
+    @admin.display(description=_("overdue"), ordering="n_overdue")
     def overdue_count(self, obj: CountedList) -> int:
         return obj.n_overdue
 
@@ -128,10 +129,10 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
         # The entries claimed for, and the verdicts on their latest claims: one column, read together.
         return f"{obj.n_claimed} / {obj.n_verified} / {obj.n_disputed}"
 
-    @admin.display(description="Entries")
+    @admin.display(description=_("Entries"))
     def entries_overview(self, obj: CountedList) -> SafeString | str:
         if obj.pk is None:
-            return "Save the list, then add cases to it from the cases page."
+            return gettext("Save the list, then add cases to it from the cases page.")
         entries = (
             obj.entries.select_related("child", "case")
             .annotate(open_flag_level=open_flag_level())
@@ -149,18 +150,19 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
                     e.child,
                     e.child.birth_date_display,
                     e.get_reply_state_display(),
-                    e.due_on or "—",
+                    date_format(e.due_on, "SHORT_DATE_FORMAT") if e.due_on else "—",
                     outcome_label(e),
                     claims_label(e),
-                    f"level {e.open_flag_level}" if e.open_flag_level else "",
+                    gettext("level %(level)d") % {"level": e.open_flag_level} if e.open_flag_level else "",
                 )
                 for e in entries
             ),
         )
         return format_html(
-            "<p>{} children: {} replied, {} awaiting, {} overdue; {} <a href='{}'>Filter and act on the entries</a>"
-            " (showing the first {}).</p><table><thead><tr><th>#</th><th>Child</th><th>Born</th><th>Reply</th>"
-            "<th>Due</th><th>Outcome claimed</th><th>{}</th><th>Flag</th></tr></thead><tbody>{}</tbody></table>",
+            gettext("<p>{} children: {} replied, {} awaiting, {} overdue; {} <a href='{}'>Filter and act on the "
+                    "entries</a> (showing the first {}).</p><table><thead><tr><th>#</th><th>Child</th><th>Born</th>"
+                    "<th>Reply</th><th>Due</th><th>Outcome claimed</th><th>{}</th><th>Flag</th></tr></thead>"
+                    "<tbody>{}</tbody></table>"),
             obj.n_entries, obj.n_answered, obj.n_awaiting, obj.n_overdue,
             gettext("claimed %(claimed)s, verified %(verified)s, disputed %(disputed)s.") % {
                 "claimed": obj.n_claimed, "verified": obj.n_verified, "disputed": obj.n_disputed},
@@ -229,14 +231,14 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
         }
         return TemplateResponse(request, "admin/tracker/handoverlist/reply_letter.html", context)
 
-    @admin.action(description="Hand over the selected draft lists (dates next to the action)")
+    @admin.action(description=_("Hand over the selected draft lists (dates next to the action)"))
     def hand_over(self, request: HttpRequest, queryset: QuerySet[HandoverList]) -> None:
         form = HandOverActionForm(request.POST)
         form.is_valid()
         on_date: datetime.date | None = form.cleaned_data.get("on_date")
         due: datetime.date | None = form.cleaned_data.get("due_date")
         if on_date is None:
-            self.message_user(request, "Give the hand-over date next to the action.", messages.ERROR)
+            self.message_user(request, gettext("Give the hand-over date next to the action."), messages.ERROR)
             return
         for handover_list in queryset:
             try:
@@ -325,8 +327,8 @@ def claims_label(entry: ListEntry) -> str:
 
 
 class RecordOutcomeForm(ActionForm):
-    outcome = forms.ChoiceField(required=False, choices=[("", "— outcome claimed —"), *Outcome.choices])
-    received_on = forms.DateField(required=False, label="reply of",
+    outcome = forms.ChoiceField(required=False, choices=[("", _("— outcome claimed —")), *Outcome.choices])
+    received_on = forms.DateField(required=False, label=_("reply of"),
                                   widget=forms.DateInput(attrs={"type": "date"}))
 
 
@@ -336,14 +338,14 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     list_display = ("handover_list", "position", "child", "case_status", "reply_state", "due_on",
                     "last_outcome_label", "answered_on", "claims", "open_flag")
     list_display_links = ("position", "child")
-    list_filter = (EntryFlaggedFilter, "reply_state", LastOutcomeFilter, "claim_verification",
+    list_filter = (EntryFlaggedFilter, "reply_state", LastOutcomeFilter, ClaimVerificationFilter,
                    "handover_list__status", "handover_list__recipient", OneListFilter)
     # The (list, position) unique index serves this order; the model's "handover_list" would sort by
     # the list's own ordering, through a join.
     ordering = ("handover_list_id", "position")
     list_select_related = ("handover_list", "child", "case")
     search_fields = ("child__search_names",)
-    search_help_text = "Any spelling of the child's name, Cyrillic or Latin."
+    search_help_text = _("Any spelling of the child's name, Cyrillic or Latin.")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 100
@@ -361,11 +363,11 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ListEntry]:
         return super().get_queryset(request).annotate(open_flag_level=open_flag_level())
 
-    @admin.display(description="case", ordering="case__status")
+    @admin.display(description=_("case"), ordering="case__status")
     def case_status(self, entry: ListEntry) -> str:
         return entry.case.get_status_display()
 
-    @admin.display(description="last outcome", ordering="last_outcome")
+    @admin.display(description=_("last outcome"), ordering="last_outcome")
     def last_outcome_label(self, entry: ListEntry) -> str:
         return outcome_label(entry)
 
@@ -373,19 +375,19 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
     def claims(self, entry: ListEntry) -> str:
         return claims_label(entry)
 
-    @admin.display(description="flag", ordering="open_flag_level")
+    @admin.display(description=_("flag"), ordering="open_flag_level")
     def open_flag(self, entry: ListEntry) -> str:
         level = getattr(entry, "open_flag_level", None)
-        return f"level {level}" if level else ""
+        return gettext("level %(level)d") % {"level": level} if level else ""
 
-    @admin.action(description="Record the chosen outcome as a reply for the selected entries")
+    @admin.action(description=_("Record the chosen outcome as a reply for the selected entries"))
     def record_outcome(self, request: HttpRequest, queryset: QuerySet[ListEntry]) -> None:
         form = RecordOutcomeForm(request.POST)
         form.is_valid()
         outcome = form.cleaned_data.get("outcome")
         received_on = form.cleaned_data.get("received_on") or timezone.localdate()
         if not outcome:
-            self.message_user(request, "Choose the outcome next to the action.", messages.ERROR)
+            self.message_user(request, gettext("Choose the outcome next to the action."), messages.ERROR)
             return
         by_list: dict[int, list[ListEntry]] = defaultdict(list)
         for entry in queryset.select_related("handover_list"):
@@ -401,8 +403,9 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
                 report_refusal(self, request, exc)
                 continue
             self.message_user(
-                request, f"{handover_list.reference}: reply recorded for {len(entries)} entr(y/ies); "
-                f"{result.flags_resolved} flag(s) cleared.", messages.SUCCESS,
+                request, gettext("%(list)s: reply recorded for %(entries)d entr(y/ies); %(flags)d flag(s) cleared.")
+                % {"list": handover_list.reference, "entries": len(entries), "flags": result.flags_resolved},
+                messages.SUCCESS,
             )
 
 
@@ -484,7 +487,7 @@ class ReplyAdmin(NoDeleteMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Reply]:
         return super().get_queryset(request).annotate(n_outcomes=Count("outcomes"))
 
-    @admin.display(description="children answered", ordering="n_outcomes")
+    @admin.display(description=_("children answered"), ordering="n_outcomes")
     def outcome_count(self, reply: CountedReply) -> int:
         return reply.n_outcomes
 

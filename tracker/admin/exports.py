@@ -15,6 +15,8 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from cases.admin import ModelAdminMixin
 from cases.models import Case, RecordAccess
@@ -61,10 +63,10 @@ class HandoverListExportMixin(ModelAdminMixin):
 
     def export_view(self, request: HttpRequest, object_id: str, fmt: str) -> HttpResponse:
         if fmt not in HANDOVER_FORMATS:
-            raise Http404(f"No export as {fmt}.")
+            raise Http404(gettext("No export as %(format)s.") % {"format": fmt})
         handover_list = self.get_object(request, unquote(object_id))
         if handover_list is None:
-            raise Http404("No such list.")
+            raise Http404(gettext("No such list."))
         # The document names every child on the list: it needs the right to see children, too.
         if not (self.has_view_permission(request, handover_list)
                 and request.user.has_perm("cases.view_child")):
@@ -80,13 +82,13 @@ class CaseExportActionsMixin:
     """"Export selected cases" as CSV or XLSX: the selection, or with "select all" every case the
     current filters and search show. No restricted field, whoever exports (tracker/exports.py)."""
 
-    @admin.action(description="Export selected cases (CSV)", permissions=["view"])
+    @admin.action(description=_("Export selected cases (CSV)"), permissions=["view"])
     def export_cases_csv(self, request: HttpRequest, queryset: QuerySet[Case]) -> StreamingHttpResponse:
         cases = self._cases_logged(request, queryset)
         return StreamingHttpResponse(cases_csv(cases, include_restricted=False), content_type=CSV_CONTENT_TYPE,
                                      headers=attachment(f"cases-{timezone.localdate():%Y-%m-%d}.csv"))
 
-    @admin.action(description="Export selected cases (XLSX)", permissions=["view"])
+    @admin.action(description=_("Export selected cases (XLSX)"), permissions=["view"])
     def export_cases_xlsx(self, request: HttpRequest, queryset: QuerySet[Case]) -> HttpResponse:
         cases = self._cases_logged(request, queryset)
         return HttpResponse(cases_xlsx(cases, include_restricted=False), content_type=XLSX_CONTENT_TYPE,

@@ -9,24 +9,25 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-if TYPE_CHECKING:
-    from django.utils.functional import _StrPromise
-
 from cases.models import Case
-from tracker.models import Flag, HandoverList, ListEntry, Organisation, Outcome
+from tracker.models import Flag, HandoverList, ListEntry, Organisation, Outcome, Verification
 from tracker.selectors import open_flag
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class FlaggedFilter(admin.SimpleListFilter):
     """Cases or entries with an open flag, and of which kind."""
 
-    title = "flag"
+    title = _("flag")
     parameter_name = "flag"
     subject = "case"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str | _StrPromise]]:
-        return [("any", "Flagged"), ("overdue", "Overdue"), ("escalated", "Overdue, escalated"),
-                ("due_soon", "Due soon"), ("disputed", _("Claim disputed")), ("none", "Not flagged")]
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
+        return [("any", _("Flagged")), ("overdue", _("Overdue")), ("escalated", _("Overdue, escalated")),
+                ("due_soon", _("Due soon")), ("disputed", _("Claim disputed")),
+                ("none", _("Not flagged"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         value = self.value()
@@ -47,11 +48,11 @@ class EntryFlaggedFilter(FlaggedFilter):
 class LastOutcomeFilter(admin.SimpleListFilter):
     """The outcome last claimed, by its label: the column itself stores only the code."""
 
-    title = "last outcome claimed"
+    title = _("last outcome claimed")
     parameter_name = "last_outcome"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("none", "None yet"), *Outcome.choices]
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
+        return [("none", _("None yet")), *Outcome.choices]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ListEntry]) -> QuerySet[ListEntry] | None:
         if self.value() == "none":
@@ -62,10 +63,10 @@ class LastOutcomeFilter(admin.SimpleListFilter):
 
 
 class OnListFilter(admin.SimpleListFilter):
-    title = "list"
+    title = _("list")
     parameter_name = "on_list"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
         return [(str(pk), ref) for pk, ref in HandoverList.objects.order_by("-id").values_list("pk", "reference")[:200]]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case] | None:
@@ -78,10 +79,10 @@ class OnListFilter(admin.SimpleListFilter):
 class OrganisationFilter(admin.SimpleListFilter):
     """Cases on a list that an organisation sent or received."""
 
-    title = "organisation"
+    title = _("organisation")
     parameter_name = "organisation"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
         return [(str(pk), name) for pk, name in Organisation.objects.values_list("pk", "name")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case] | None:
@@ -99,10 +100,10 @@ class OneListFilter(admin.SimpleListFilter):
     """The entries of one list, chosen by its id (the list's page links here). Only the chosen list is
     named: offering every list as a choice drew thousands of them on every page."""
 
-    title = "list"
+    title = _("list")
     parameter_name = "handover_list__id__exact"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
         value = self.value()
         if not value or not value.isdigit():
             return []
@@ -116,3 +117,19 @@ class OneListFilter(admin.SimpleListFilter):
         if not value.isdigit():
             return queryset.none()
         return queryset.filter(handover_list_id=int(value))
+
+
+class ClaimVerificationFilter(admin.SimpleListFilter):
+    """Entries whose latest claim is in the chosen state of verification (the start page's counts)."""
+
+    title = _("claim")
+    parameter_name = "claim"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
+        return list(Verification.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ListEntry]) -> QuerySet[ListEntry] | None:
+        value = self.value()
+        if value not in Verification.values:
+            return None
+        return queryset.filter(claim_verification=value)

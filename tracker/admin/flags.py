@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from cases.admin import NoDeleteMixin
 from core.pagination import EstimatedCountPaginator
 from core.users import signed_in_user
 from tracker.models import Flag
+from tracker.selectors import flag_level_legend
 from tracker.services.flags import flag_dismiss, flag_raise
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class FlagForm(forms.ModelForm):
@@ -27,16 +32,16 @@ class FlagForm(forms.ModelForm):
         # blank note only for the sweep's flags.
         note: str = self.cleaned_data.get("note", "")
         if not note.strip():
-            raise forms.ValidationError("Say what needs attention.")
+            raise forms.ValidationError(gettext("Say what needs attention."))
         return note
 
 
 class OpenFilter(admin.SimpleListFilter):
-    title = "state"
+    title = _("state")
     parameter_name = "state"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("open", "Open"), ("resolved", "Resolved")]
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
+        return [("open", _("Open")), ("resolved", _("Resolved"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Flag]) -> QuerySet[Flag] | None:
         if self.value() == "open":
@@ -47,14 +52,11 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 class LevelFilter(admin.SimpleListFilter):
-    title = "level"
+    title = _("level")
     parameter_name = "level"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        thresholds = sorted(settings.TRACKER_ESCALATION_DAYS)
-        levels = [("1", "1: overdue")]
-        levels += [(str(n + 2), f"{n + 2}: {days} days past due") for n, days in enumerate(thresholds)]
-        return levels
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
+        return [(str(level), f"{level}: {text}") for level, text in flag_level_legend()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Flag]) -> QuerySet[Flag] | None:
         value = self.value()
@@ -95,13 +97,14 @@ class FlagAdmin(NoDeleteMixin, admin.ModelAdmin):
         # The page's "added" message and log entry name the flag as raised, kind and all.
         obj.refresh_from_db()
 
-    @admin.action(description="Dismiss the selected open flags")
+    @admin.action(description=_("Dismiss the selected open flags"))
     def dismiss(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         count = 0
         for flag in queryset.filter(resolved_at__isnull=True):
             flag_dismiss(flag=flag, actor=signed_in_user(request))
             count += 1
-        self.message_user(request, f"Dismissed {count} flag(s).", messages.SUCCESS)
+        self.message_user(request, ngettext("Dismissed %(n)d flag.", "Dismissed %(n)d flags.", count)
+                          % {"n": count}, messages.SUCCESS)
 
 # Partner access (keys, shares, webhooks) and imports of spreadsheets have their own modules;
 # importing them registers their pages.

@@ -12,6 +12,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from cases.admin import NoDeleteMixin
 from core.tasks import enqueue
@@ -34,21 +36,22 @@ PREVIEW_ROWS = 1000
 class ImportUploadForm(forms.Form):
     kind = forms.ChoiceField(choices=ImportBatch.Kind.choices, widget=forms.RadioSelect,
                              initial=ImportBatch.Kind.LIST)
-    file = forms.FileField(help_text="CSV (UTF-8, UTF-16 or Windows-1251; comma, semicolon or tab) or XLSX; a title "
-                                     "line above the header is fine. Column names: see the table below.")
-    sender = forms.ModelChoiceField(Organisation.objects.all(), required=False, label="Handed over by")
-    recipient = forms.ModelChoiceField(Organisation.objects.all(), required=False, label="Handed over to")
-    reference = forms.CharField(required=False, max_length=80,
-                                help_text="The list's reference (else the file's “list” column), or the reply's own.")
+    file = forms.FileField(help_text=_("CSV (UTF-8, UTF-16 or Windows-1251; comma, semicolon or tab) or XLSX; a title "
+                                       "line above the header is fine. Column names: see the table below."))
+    sender = forms.ModelChoiceField(Organisation.objects.all(), required=False, label=_("Handed over by"))
+    recipient = forms.ModelChoiceField(Organisation.objects.all(), required=False, label=_("Handed over to"))
+    reference = forms.CharField(
+        required=False, max_length=80,
+        help_text=_("The list's reference (else the file's “list” column), or the reply's own."))
     handed_over_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}),
-                                     help_text="Leave empty to keep the list as a draft.")
-    response_due_on = forms.DateField(required=False, label="Reply due",
+                                     help_text=_("Leave empty to keep the list as a draft."))
+    response_due_on = forms.DateField(required=False, label=_("Reply due"),
                                       widget=forms.DateInput(attrs={"type": "date"}))
     handover_list = forms.ModelChoiceField(
         HandoverList.objects.exclude(status=HandoverList.Status.DRAFT), required=False,
-        label="List replied to", help_text="For a reply.",
+        label=_("List replied to"), help_text=_("For a reply."),
     )
-    received_on = forms.DateField(required=False, label="Reply received on",
+    received_on = forms.DateField(required=False, label=_("Reply received on"),
                                   widget=forms.DateInput(attrs={"type": "date"}))
 
 
@@ -86,15 +89,16 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
                 # The file is read and checked by a worker, never in this request: a large one would
                 # hold the web process for seconds and hundreds of megabytes. The page shows the progress.
                 if not enqueue(tasks.validate_import, batch.pk):
-                    self.message_user(request, "The job queue cannot be reached just now. The file is kept and is "
-                                      "checked by itself within minutes of the queue's return.", messages.WARNING)
+                    self.message_user(request, gettext(
+                        "The job queue cannot be reached just now. The file is kept and is "
+                        "checked by itself within minutes of the queue's return."), messages.WARNING)
                 return HttpResponseRedirect(reverse("admin:tracker_importbatch_change", args=[batch.pk]))
         return self._upload_page(request, form, extra_context)
 
     def _upload_page(self, request: HttpRequest, form: ImportUploadForm,
                      extra_context: dict[str, Any] | None) -> TemplateResponse:
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "title": "Import a list or a reply", "columns": spreadsheets.LIST_COLUMNS,
+                   "title": gettext("Import a list or a reply"), "columns": spreadsheets.LIST_COLUMNS,
                    "reply_columns": spreadsheets.REPLY_COLUMNS, **(extra_context or {})}
         return TemplateResponse(request, "admin/tracker/importbatch/upload.html", context)
 
@@ -128,7 +132,7 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
         try:
             import_batch_decide(batch=batch, decisions=decisions, actor=signed_in_user(request))
             if "_confirm" not in request.POST:
-                self.message_user(request, "Decisions saved.", messages.SUCCESS)
+                self.message_user(request, gettext("Decisions saved."), messages.SUCCESS)
                 return here
             started = import_batch_start(batch=batch, actor=signed_in_user(request))
         except ExchangeError as error:
@@ -137,11 +141,11 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
             return here
         if started.row_count > settings.TRACKER_IMPORT_INLINE_ROWS:
             if enqueue(tasks.run_import, started.pk, signed_in_user(request).pk):
-                self.message_user(request, "Importing in the background: this page shows its progress.",
+                self.message_user(request, gettext("Importing in the background: this page shows its progress."),
                                   messages.INFO)
             else:
-                self.message_user(request, "The job queue cannot be reached just now. The import is saved as "
-                                  "confirmed and starts by itself within minutes of the queue's return.",
+                self.message_user(request, gettext("The job queue cannot be reached just now. The import is saved as "
+                                  "confirmed and starts by itself within minutes of the queue's return."),
                                   messages.WARNING)
         else:
             done = import_batch_run(batch_id=started.pk, actor=signed_in_user(request))

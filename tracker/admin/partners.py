@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from cases.admin import NoDeleteMixin
 from core.tasks import enqueue_on_commit
@@ -57,15 +58,16 @@ class ApiKeyAdmin(NoDeleteMixin, admin.ModelAdmin):
                                        expires_at=form.cleaned_data.get("expires_at"), actor=signed_in_user(request))
         obj.pk = key.pk
         self.message_user(
-            request, f"The new key is {full_text} — copy it now and give it to {key.organisation} safely: "
-            "it is not stored and will not be shown again.", messages.WARNING,
+            request, gettext("The new key is %(key)s — copy it now and give it to %(organisation)s safely: "
+                             "it is not stored and will not be shown again.")
+            % {"key": full_text, "organisation": key.organisation}, messages.WARNING,
         )
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(description=_("Revoke the selected keys"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             api_key_revoke(key=key)
-        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+        self.message_user(request, gettext("Revoked %(n)d key(s).") % {"n": queryset.count()}, messages.SUCCESS)
 
 
 @admin.register(CaseShare)
@@ -93,11 +95,11 @@ class CaseShareAdmin(NoDeleteMixin, admin.ModelAdmin):
                                  actor=signed_in_user(request))
         obj.pk = share.pk
 
-    @admin.action(description="Stop sharing the selected cases")
+    @admin.action(description=_("Stop sharing the selected cases"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[CaseShare]) -> None:
         count = case_shares_revoke(share_ids=list(queryset.values_list("pk", flat=True)),
                                    actor=signed_in_user(request))
-        self.message_user(request, f"Stopped {count} share(s).", messages.SUCCESS)
+        self.message_user(request, gettext("Stopped %(n)d share(s).") % {"n": count}, messages.SUCCESS)
 
 
 @admin.register(ListShare)
@@ -122,7 +124,7 @@ class WebhookEndpointForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
     events = forms.MultipleChoiceField(choices=WebhookEndpoint.Event.choices, required=False,
-                                       widget=forms.CheckboxSelectMultiple, help_text="None ticked: every event.")
+                                       widget=forms.CheckboxSelectMultiple, help_text=_("None ticked: every event."))
 
     class Meta:
         model = WebhookEndpoint
@@ -133,12 +135,12 @@ class WebhookEndpointForm(forms.ModelForm):
         # A form's initial value would be drawn into the page by any widget that shows values.
         self.initial.pop("secret", None)
         if self.instance.pk:
-            self.fields["secret"].help_text = ("Stored and never shown. Leave blank to keep it; type a new one "
-                                               "to replace it.")
+            self.fields["secret"].help_text = gettext("Stored and never shown. Leave blank to keep it; type a new one "
+                                                      "to replace it.")
         else:
             self.fields["secret"].required = True
-            self.fields["secret"].help_text = ("Shared with the partner for the X-Tracker-Signature HMAC; "
-                                               "not shown again.")
+            self.fields["secret"].help_text = gettext("Shared with the partner for the X-Tracker-Signature HMAC; "
+                                                      "not shown again.")
 
     def clean_secret(self) -> str:
         secret = self.cleaned_data.get("secret") or ""
@@ -207,7 +209,7 @@ class WebhookDeliveryAdmin(NoDeleteMixin, admin.ModelAdmin):
     readonly_fields = ("endpoint", "outbox_event", "payload", "state", "attempts", "last_attempt_at",
                        "last_status_code", "last_error", "delivered_at", "created_at")
 
-    @admin.display(description="event")
+    @admin.display(description=_("event"))
     def event_name(self, delivery: WebhookDelivery) -> str:
         return delivery.outbox_event.event
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case, Child
@@ -13,9 +14,9 @@ from core.models import TimeStampedModel, UndeletableQuerySet
 
 
 class OrganisationKind(models.TextChoices):
-    PARTY = "party", "Party"
-    MEDIATOR = "mediator", "Mediator"
-    PARTNER = "partner", "Partner organisation"
+    PARTY = "party", _("Party")
+    MEDIATOR = "mediator", _("Mediator")
+    PARTNER = "partner", _("Partner organisation")
 
 
 class Organisation(TimeStampedModel):
@@ -49,9 +50,9 @@ class Organisation(TimeStampedModel):
 
 
 class RoundKind(models.TextChoices):
-    NEGOTIATION = "negotiation", "Negotiation round"
-    MEDIATOR_CHANNEL = "mediator_channel", "Mediator channel"
-    HUMANITARIAN_CHANNEL = "humanitarian_channel", "Humanitarian channel"
+    NEGOTIATION = "negotiation", _("Negotiation round")
+    MEDIATOR_CHANNEL = "mediator_channel", _("Mediator channel")
+    HUMANITARIAN_CHANNEL = "humanitarian_channel", _("Humanitarian channel")
 
 
 class Round(TimeStampedModel):
@@ -59,7 +60,7 @@ class Round(TimeStampedModel):
 
     Kind = RoundKind
 
-    name = models.CharField(max_length=200, unique=True, help_text="For example “Istanbul, 2 June 2025”.")
+    name = models.CharField(max_length=200, unique=True, help_text=_("For example “Istanbul, 2 June 2025”."))
     kind = models.CharField(max_length=24, choices=Kind.choices, default=Kind.NEGOTIATION)
     place = models.CharField(max_length=120, blank=True)
     held_on = models.DateField(null=True, blank=True)
@@ -78,11 +79,11 @@ class Round(TimeStampedModel):
 
 
 class ListStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    HANDED_OVER = "handed_over", "Handed over, awaiting reply"
-    PARTIALLY_ANSWERED = "partially_answered", "Partially answered"
-    ANSWERED = "answered", "Answered"
-    CLOSED = "closed", "Closed"
+    DRAFT = "draft", _("Draft")
+    HANDED_OVER = "handed_over", _("Handed over, awaiting reply")
+    PARTIALLY_ANSWERED = "partially_answered", _("Partially answered")
+    ANSWERED = "answered", _("Answered")
+    CLOSED = "closed", _("Closed")
 
 
 class HandoverList(TimeStampedModel):
@@ -99,7 +100,7 @@ class HandoverList(TimeStampedModel):
     handed_over_on = models.DateField(null=True, blank=True)
     response_due_on = models.DateField(null=True, blank=True)
     document = models.FileField(upload_to="handover-lists/%Y/", blank=True,
-                                help_text="The scanned list as handed over.")
+                                help_text=_("The scanned list as handed over."))
     notes = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -142,10 +143,10 @@ class Verification(models.TextChoices):
 
 
 class ReplyState(models.TextChoices):
-    NOT_SENT = "not_sent", "Not yet handed over"
-    AWAITING = "awaiting", "Awaiting reply"
-    ANSWERED = "answered", "Answered"
-    WITHDRAWN = "withdrawn", "Withdrawn from the list"
+    NOT_SENT = "not_sent", _("Not yet handed over")
+    AWAITING = "awaiting", _("Awaiting reply")
+    ANSWERED = "answered", _("Answered")
+    WITHDRAWN = "withdrawn", _("Withdrawn from the list")
 
 
 class ListEntry(TimeStampedModel):
@@ -157,7 +158,7 @@ class ListEntry(TimeStampedModel):
     child = models.ForeignKey(Child, on_delete=models.PROTECT, related_name="list_entries")
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="list_entries")
     position = models.PositiveIntegerField()
-    due_on = models.DateField(null=True, blank=True, help_text="Defaults to the list's response date.")
+    due_on = models.DateField(null=True, blank=True, help_text=_("Defaults to the list's response date."))
     reply_state = models.CharField(max_length=10, choices=ReplyState.choices, default=ReplyState.NOT_SENT)
     age_at_listing = models.PositiveSmallIntegerField(null=True, blank=True)
     # The latest outcome claimed for this entry, kept here so lists and filters need no join.
@@ -174,7 +175,7 @@ class ListEntry(TimeStampedModel):
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:
-        verbose_name_plural = "list entries"
+        verbose_name_plural = _("list entries")
         ordering = ["handover_list", "position"]
         constraints = [
             # A child appears once per list, and each number on a list is used once.
@@ -199,22 +200,22 @@ class ListEntry(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.handover_list.reference} #{self.position}"
+        return gettext("%(list)s #%(position)s") % {"list": self.handover_list.reference, "position": self.position}
 
 
 class Outcome(models.TextChoices):
     """What the answering party claims about a child. A claim, not a fact: see Verification."""
 
-    LOCATED = "located", "Located"
-    NOT_FOUND = "not_found", "Not found"
-    NEVER_ON_TERRITORY = "never_on_territory", "Never on our territory"
-    NOW_ADULT = "now_adult", "Now an adult"
-    LEFT_COUNTRY = "left_country", "Left the country (destination unknown)"
-    RETURNED = "returned", "Returned"
-    DECEASED = "deceased", "Deceased"
-    REFUSED = "refused", "Refused"
-    MORE_INFORMATION_REQUESTED = "more_information_requested", "More information requested"
-    NO_INFORMATION = "no_information", "No information"
+    LOCATED = "located", _("Located")
+    NOT_FOUND = "not_found", _("Not found")
+    NEVER_ON_TERRITORY = "never_on_territory", _("Never on our territory")
+    NOW_ADULT = "now_adult", _("Now an adult")
+    LEFT_COUNTRY = "left_country", _("Left the country (destination unknown)")
+    RETURNED = "returned", _("Returned")
+    DECEASED = "deceased", _("Deceased")
+    REFUSED = "refused", _("Refused")
+    MORE_INFORMATION_REQUESTED = "more_information_requested", _("More information requested")
+    NO_INFORMATION = "no_information", _("No information")
 
 
 class Reply(TimeStampedModel):
@@ -223,7 +224,7 @@ class Reply(TimeStampedModel):
     handover_list = models.ForeignKey(HandoverList, on_delete=models.PROTECT, related_name="replies")
     received_from = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="replies_sent")
     received_on = models.DateField()
-    reference = models.CharField(max_length=80, blank=True, help_text="The reply's own number, if it has one.")
+    reference = models.CharField(max_length=80, blank=True, help_text=_("The reply's own number, if it has one."))
     document = models.FileField(upload_to="replies/%Y/", blank=True)
     notes = models.TextField(blank=True)
     recorded_by = models.ForeignKey(
@@ -234,12 +235,13 @@ class Reply(TimeStampedModel):
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:
-        verbose_name_plural = "replies"
+        verbose_name_plural = _("replies")
         ordering = ["-received_on", "-id"]
         indexes = [models.Index(fields=["-received_on"], name="reply_recent_idx")]
 
     def __str__(self) -> str:
-        return f"Reply to {self.handover_list.reference} of {self.received_on}"
+        return gettext("Reply to %(list)s of %(date)s") % {"list": self.handover_list.reference,
+                                                           "date": f"{self.received_on:%d.%m.%Y}"}
 
 
 class ReplyOutcome(TimeStampedModel):
@@ -248,7 +250,7 @@ class ReplyOutcome(TimeStampedModel):
     reply = models.ForeignKey(Reply, on_delete=models.PROTECT, related_name="outcomes")
     entry = models.ForeignKey(ListEntry, on_delete=models.PROTECT, related_name="outcomes")
     outcome = models.CharField(max_length=28, choices=Outcome.choices)
-    details = models.TextField(blank=True, help_text="What the reply says, as written.")
+    details = models.TextField(blank=True, help_text=_("What the reply says, as written."))
     reported_location = models.CharField(max_length=255, blank=True)
     verification = models.CharField(max_length=10, choices=Verification.choices, default=Verification.UNVERIFIED)
     verification_note = models.TextField(blank=True)

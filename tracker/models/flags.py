@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case
@@ -14,20 +15,20 @@ from tracker.models.exchange import ListEntry
 
 
 class FlagKind(models.TextChoices):
-    OVERDUE = "overdue", "Overdue, no reply"
-    DUE_SOON = "due_soon", "Reply due soon"
-    MANUAL = "manual", "Raised by a case worker"
+    OVERDUE = "overdue", _("Overdue, no reply")
+    DUE_SOON = "due_soon", _("Reply due soon")
+    MANUAL = "manual", _("Raised by a case worker")
     # A claim the case worker disputed: the entry awaits a further reply by the flag's date.
     DISPUTED = "disputed", _("Claim disputed")
 
 
 
 class FlagResolution(models.TextChoices):
-    ANSWERED = "answered", "Reply recorded"
-    SUPERSEDED = "superseded", "Superseded (now overdue)"
-    DEADLINE_CHANGED = "deadline_changed", "Deadline changed"
-    WITHDRAWN = "withdrawn", "Entry withdrawn"
-    DISMISSED = "dismissed", "Dismissed by a case worker"
+    ANSWERED = "answered", _("Reply recorded")
+    SUPERSEDED = "superseded", _("Superseded (now overdue)")
+    DEADLINE_CHANGED = "deadline_changed", _("Deadline changed")
+    WITHDRAWN = "withdrawn", _("Entry withdrawn")
+    DISMISSED = "dismissed", _("Dismissed by a case worker")
     # The dispute was taken back: the claim was marked verified or unverified again.
     UNDISPUTED = "undisputed", _("Claim no longer disputed")
 
@@ -107,7 +108,8 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         subject = self.entry if self.entry_id else self.case
-        return f"{self.get_kind_display()} (level {self.level}) · {subject}"
+        return gettext("%(kind)s (level %(level)s) · %(subject)s") % {
+            "kind": self.get_kind_display(), "level": self.level, "subject": subject}
 
     @property
     def is_open(self) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from cases.models import Child
 from core.models import TimeStampedModel
@@ -12,17 +14,17 @@ from tracker.models.exchange import HandoverList, Organisation, Reply
 
 
 class ImportKind(models.TextChoices):
-    LIST = "list", "Handover list"
-    REPLY = "reply", "Reply to a list"
+    LIST = "list", _("Handover list")
+    REPLY = "reply", _("Reply to a list")
 
 
 class ImportStatus(models.TextChoices):
-    UPLOADED = "uploaded", "Uploaded"
-    VALIDATING = "validating", "Checking and matching"
-    VALIDATED = "validated", "Ready to confirm"
-    FAILED = "failed", "Refused"
-    IMPORTING = "importing", "Importing"
-    DONE = "done", "Imported"
+    UPLOADED = "uploaded", _("Uploaded")
+    VALIDATING = "validating", _("Checking and matching")
+    VALIDATED = "validated", _("Ready to confirm")
+    FAILED = "failed", _("Refused")
+    IMPORTING = "importing", _("Importing")
+    DONE = "done", _("Imported")
 
 
 class ImportBatch(TimeStampedModel):
@@ -68,7 +70,7 @@ class ImportBatch(TimeStampedModel):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name_plural = "import batches"
+        verbose_name_plural = _("import batches")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=ImportKind.values), name="import_kind_valid"),
@@ -88,7 +90,8 @@ class ImportBatch(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} import {self.pk}: {self.file_name}"
+        return gettext("%(kind)s import %(id)s: %(file)s") % {"kind": self.get_kind_display(), "id": self.pk,
+                                                             "file": self.file_name}
 
     @property
     def is_running(self) -> bool:
@@ -111,16 +114,16 @@ IMPORT_RESULT_LABELS = {
 
 
 class RowVerdict(models.TextChoices):
-    MATCHED = "matched", "Same child as a stored one"
-    PROPOSED = "proposed", "Possibly a stored child: review"
-    NEW = "new", "New child"
-    ENTRY = "entry", "Entry on the list"
+    MATCHED = "matched", _("Same child as a stored one")
+    PROPOSED = "proposed", _("Possibly a stored child: review")
+    NEW = "new", _("New child")
+    ENTRY = "entry", _("Entry on the list")
 
 
 class RowDecision(models.TextChoices):
-    UNDECIDED = "", "Not decided"
-    ACCEPT = "accept", "Same child: use the stored one"
-    REJECT = "reject", "Another child: add a new one"
+    UNDECIDED = "", _("Not decided")
+    ACCEPT = "accept", _("Same child: use the stored one")
+    REJECT = "reject", _("Another child: add a new one")
 
 
 class ImportRow(models.Model):
@@ -155,4 +158,4 @@ class ImportRow(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.batch_id} line {self.line_number}"
+        return gettext("%(batch)s line %(line)s") % {"batch": self.batch_id, "line": self.line_number}

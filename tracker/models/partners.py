@@ -22,9 +22,9 @@ class CaseShare(TimeStampedModel):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="shares")
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="case_shares")
     include_restricted = models.BooleanField(
-        default=False, help_text="Also show the guardian, relatives, contacts and notes."
+        default=False, help_text=_("Also show the guardian, relatives, contacts and notes.")
     )
-    can_contribute = models.BooleanField(default=False, help_text="May update what is known of the child.")
+    can_contribute = models.BooleanField(default=False, help_text=_("May update what is known of the child."))
     shared_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                   related_name="+")
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -103,8 +103,8 @@ class ListShare(TimeStampedModel):
 
 
 class ApiScope(models.TextChoices):
-    READ = "read", "Read what is shared"
-    CONTRIBUTE = "contribute", "Contribute replies and updates"
+    READ = "read", _("Read what is shared")
+    CONTRIBUTE = "contribute", _("Contribute replies and updates")
 
 
 class ApiKey(TimeStampedModel):
@@ -113,11 +113,11 @@ class ApiKey(TimeStampedModel):
     Scope = ApiScope
 
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="api_keys")
-    name = models.CharField(max_length=120, help_text="What the key is for, e.g. “tracing team sync”.")
+    name = models.CharField(max_length=120, help_text=_("What the key is for, e.g. “tracing team sync”."))
     # The public part of the key, used to find it; the secret part is only ever stored hashed.
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)
-    scopes = models.JSONField(default=list, help_text="“read”, and “contribute” to post replies and updates.")
+    scopes = models.JSONField(default=list, help_text=_("“read”, and “contribute” to post replies and updates."))
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -125,7 +125,7 @@ class ApiKey(TimeStampedModel):
                                    related_name="+")
 
     class Meta:
-        verbose_name = "API key"
+        verbose_name = _("API key")
 
     def __str__(self) -> str:
         return f"{self.organisation}: {self.name} ({self.prefix}…)"
@@ -139,14 +139,14 @@ class WebhookEndpoint(TimeStampedModel):
     """Where a partner wants to be told of changes, and the secret the deliveries are signed with."""
 
     class Event(models.TextChoices):
-        CASE_STATUS_CHANGED = "case.status_changed", "case.status_changed"
-        ENTRY_FLAGGED = "entry.flagged", "entry.flagged"
-        ENTRY_ESCALATED = "entry.escalated", "entry.escalated"
-        REPLY_RECORDED = "reply.recorded", "reply.recorded"
-        CASE_SHARED = "case.shared", "case.shared"
-        CASE_UNSHARED = "case.unshared", "case.unshared"
+        CASE_STATUS_CHANGED = "case.status_changed", _("case.status_changed")
+        ENTRY_FLAGGED = "entry.flagged", _("entry.flagged")
+        ENTRY_ESCALATED = "entry.escalated", _("entry.escalated")
+        REPLY_RECORDED = "reply.recorded", _("reply.recorded")
+        CASE_SHARED = "case.shared", _("case.shared")
+        CASE_UNSHARED = "case.unshared", _("case.unshared")
         # Sent to an endpoint alone when it is registered, whatever events it chose.
-        PING = "webhook.ping", "webhook.ping"
+        PING = "webhook.ping", _("webhook.ping")
 
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="webhooks")
     url = models.URLField(max_length=500)
@@ -155,7 +155,7 @@ class WebhookEndpoint(TimeStampedModel):
     # During a rotation the old secret signs too, until `previous_secret_until`.
     previous_secret = models.CharField(max_length=200, blank=True)
     previous_secret_until = models.DateTimeField(null=True, blank=True)
-    events = models.JSONField(default=list, help_text="Event names; empty means every event.")
+    events = models.JSONField(default=list, help_text=_("Event names; empty means every event."))
     is_active = models.BooleanField(default=True)
     # Deleted through the API: sends nothing more, kept with its deliveries and history.
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -214,9 +214,9 @@ class WebhookDelivery(TimeStampedModel):
     """One event sent to one endpoint: its signed body, every attempt, and how it ended."""
 
     class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries")
     outbox_event = models.ForeignKey(OutboxEvent, on_delete=models.PROTECT, related_name="deliveries")
@@ -232,7 +232,7 @@ class WebhookDelivery(TimeStampedModel):
     claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name_plural = "webhook deliveries"
+        verbose_name_plural = _("webhook deliveries")
         ordering = ["-id"]
         constraints = [
             # Fanning out twice (a retried dispatcher) must not send an event twice.

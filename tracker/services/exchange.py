@@ -74,9 +74,9 @@ class HandOver:
     def problems(self) -> list[tuple[str, str]]:
         problems = []
         if self.handed_over_on > timezone.localdate():
-            problems.append(("handed_over_on", "the hand-over date is in the future"))
+            problems.append(("handed_over_on", gettext("the hand-over date is in the future")))
         if self.response_due_on is not None and self.response_due_on < self.handed_over_on:
-            problems.append(("response_due_on", "the response cannot be due before the hand-over date"))
+            problems.append(("response_due_on", gettext("the response cannot be due before the hand-over date")))
         return problems
 
 
@@ -105,11 +105,11 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
         cases = list(cases)
         closed = [c for c in cases if c.status == CaseStatus.CLOSED]
         if closed:
-            raise ExchangeError([(f"case {c.pk}", "a closed case cannot be put on a list") for c in closed])
+            raise ExchangeError([(f"case {c.pk}", gettext("a closed case cannot be put on a list")) for c in closed])
         already = set(locked.entries.values_list("child_id", flat=True))
         position = (locked.entries.aggregate(m=Max("position"))["m"] or 0)
         if positions is not None and len(positions) != len(cases):
-            raise ExchangeError([("positions", "give one number per case")])
+            raise ExchangeError([("positions", gettext("give one number per case"))])
         entries, listed = [], []
         for index, case in enumerate(cases):
             if case.child_id in already:
@@ -370,11 +370,12 @@ def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
             continue
         where = f"{where} (#{entry.position})"
         if item.outcome not in Outcome.values:
-            problems.append((where, f"“{item.outcome}” is not a known outcome; use one of {', '.join(Outcome.values)}"))
+            problems.append((where, gettext("“%(outcome)s” is not a known outcome; use one of %(known)s")
+                             % {"outcome": item.outcome, "known": ", ".join(Outcome.values)}))
         if entry.id in seen:
-            problems.append((where, "the same child is answered twice in this reply"))
+            problems.append((where, gettext("the same child is answered twice in this reply")))
         if entry.reply_state == ListEntry.ReplyState.WITHDRAWN:
-            problems.append((where, "this child was withdrawn from the list"))
+            problems.append((where, gettext("this child was withdrawn from the list")))
         seen.add(entry.id)
         resolved.append((entry, item))
     if problems:

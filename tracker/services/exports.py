@@ -135,7 +135,8 @@ def handover_entries(handover_list: HandoverList) -> list[ListEntry]:
 
 
 def _date(value: datetime.date | None) -> str:
-    return f"{value:%Y-%m-%d}" if value else NONE
+    # As dates are written in Ukraine, for both readers of the document.
+    return f"{value:%d.%m.%Y}" if value else NONE
 
 
 def handover_title_lines(handover_list: HandoverList, count: int) -> list[tuple[str, str]]:
@@ -216,7 +217,7 @@ FONT_BOLD = "SourceSansPro-Bold"
 
 
 @cache
-def _register_fonts() -> None:
+def register_fonts() -> None:
     """Embed a font with Cyrillic (Source Sans Pro, shipped by a pinned PyPI package, so no system font
     is needed): the PDF's built-in fonts have no Cyrillic and would print black boxes."""
     font_dir = files("font_source_sans_pro") / "files"
@@ -225,10 +226,12 @@ def _register_fonts() -> None:
     pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD)
 
 
-class _PagedCanvas(Canvas):
+class PagedCanvas(Canvas):
     """Holds each page back until the last one is laid out, so that every footer can say "of Y"."""
 
     footer = ""
+    # "%(number)d" and "%(total)d" filled in; the handover document's is in both languages.
+    page_label = "Сторінка %(number)d з %(total)d / Page %(number)d of %(total)d"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -253,11 +256,11 @@ class _PagedCanvas(Canvas):
         self.setFont(FONT, 8)
         self.setFillColor(colors.grey)
         self.drawString(12 * mm, 8 * mm, self.footer)
-        self.drawRightString(width - 12 * mm, 8 * mm, f"Сторінка {number} з {total} / Page {number} of {total}")
+        self.drawRightString(width - 12 * mm, 8 * mm, self.page_label % {"number": number, "total": total})
 
 
 def handover_list_pdf(handover_list: HandoverList) -> bytes:
-    _register_fonts()
+    register_fonts()
     handover_list = _list_with_parties(handover_list)
     entries = handover_entries(handover_list)
     page = landscape(A4)
@@ -274,19 +277,20 @@ def handover_list_pdf(handover_list: HandoverList) -> bytes:
     body = ParagraphStyle("body", fontName=FONT, fontSize=8, leading=9.5)
 
     story: list[Flowable] = [
-        Paragraph(f"Список дітей для передачі / List of children handed over: {_esc(handover_list.reference)}",
+        Paragraph(f"Список дітей для передачі / List of children handed over: {escape_markup(handover_list.reference)}",
                   title),
     ]
     if handover_list.title:
-        story.append(Paragraph(_esc(handover_list.title), label))
+        story.append(Paragraph(escape_markup(handover_list.title), label))
     for name, value in handover_title_lines(handover_list, len(entries))[1:]:
-        story.append(Paragraph(f"<b>{_esc(name)}:</b> {_esc(value)}", label))
+        story.append(Paragraph(f"<b>{escape_markup(name)}:</b> {escape_markup(value)}", label))
     story.append(Spacer(1, 5 * mm))
 
     total_width = sum(c.width for c in HANDOVER_FIELDS)
     widths = [doc.width * c.width / total_width for c in HANDOVER_FIELDS]
-    rows: list[list[Any]] = [[Paragraph(f"{_esc(c.uk)}<br/>{_esc(c.en)}", head) for c in HANDOVER_FIELDS]]
-    rows += [[Paragraph(_esc(str(c.value(e))), body) for c in HANDOVER_FIELDS] for e in entries]
+    rows: list[list[Any]] = [[Paragraph(f"{escape_markup(c.uk)}<br/>{escape_markup(c.en)}", head)
+                              for c in HANDOVER_FIELDS]]
+    rows += [[Paragraph(escape_markup(str(c.value(e))), body) for c in HANDOVER_FIELDS] for e in entries]
     table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(TableStyle([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -301,9 +305,9 @@ def handover_list_pdf(handover_list: HandoverList) -> bytes:
 
     footer = f"{handover_list.reference} · {handover_list.sender} → {handover_list.recipient}"
     if handover_list.handed_over_on:
-        footer += f" · {handover_list.handed_over_on:%Y-%m-%d}"
+        footer += f" · {handover_list.handed_over_on:%d.%m.%Y}"
 
-    class ListCanvas(_PagedCanvas):
+    class ListCanvas(PagedCanvas):
         """This list's pages, each with its footer."""
 
     ListCanvas.footer = footer
@@ -311,7 +315,7 @@ def handover_list_pdf(handover_list: HandoverList) -> bytes:
     return out.getvalue()
 
 
-def _esc(text: str) -> str:
+def escape_markup(text: str) -> str:
     """Paragraphs read a markup of their own: a name with "&" or "<" must print as written."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

@@ -19,7 +19,8 @@ from django.contrib.auth.models import User
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext, ngettext
 
 from cases.models import Case, CaseEvent
 from cases.services import (
@@ -187,16 +188,8 @@ def send_flag_digests(*, now: datetime.datetime | None = None) -> DigestResult:
                 by_recipient[",".join(unassigned_to)].append(flag)
         messages = []
         for recipient, flags in by_recipient.items():
-            lines = [_digest_line(flag) for flag in flags[:DIGEST_LINES]]
-            if len(flags) > DIGEST_LINES:
-                lines.append(f"… and {len(flags) - DIGEST_LINES} more: see the tracker's start page.")
-            messages.append(
-                EmailMessage(
-                    subject=f"Case tracker: {len(flags)} flag(s) need your attention",
-                    body="New and escalated flags on your cases:\n\n" + "\n".join(lines) + "\n",
-                    to=recipient.split(","),
-                )
-            )
+            subject, body = _digest(flags)
+            messages.append(EmailMessage(subject=subject, body=body, to=recipient.split(",")))
         told = [flag.pk for flags in by_recipient.values() for flag in flags]
         if messages:
             get_connection(fail_silently=False).send_messages(messages)
@@ -204,16 +197,36 @@ def send_flag_digests(*, now: datetime.datetime | None = None) -> DigestResult:
     return DigestResult(emails=len(messages), flags=len(told))
 
 
+def _digest(flags: list[Flag]) -> tuple[str, str]:
+    """The digest's subject and body, in Ukrainian and then English (the tracker keeps no language per
+    user, and the mail is read by both), one language after the other."""
+    subjects, bodies = [], []
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            lines = [_digest_line(flag) for flag in flags[:DIGEST_LINES]]
+            if len(flags) > DIGEST_LINES:
+                lines.append(gettext("… and %(n)d more: see the tracker's start page.")
+                             % {"n": len(flags) - DIGEST_LINES})
+            subjects.append(ngettext("%(n)d flag needs your attention", "%(n)d flags need your attention",
+                                     len(flags)) % {"n": len(flags)})
+            bodies.append(gettext("New and escalated flags on your cases:") + "\n\n" + "\n".join(lines) + "\n")
+    return gettext("Case tracker") + ": " + " / ".join(subjects), "\n\n".join(bodies)
+
+
 def _digest_line(flag: Flag) -> str:
-    where = f"{flag.entry.handover_list.reference} #{flag.entry.position}" if flag.entry is not None else "case flag"
-    due = f", due {flag.due_on}" if flag.due_on else ""
-    return f"- [{flag.get_kind_display()}, level {flag.level}] {flag.case.child} (case {flag.case_id}), {where}{due}"
+    where = (f"{flag.entry.handover_list.reference} №{flag.entry.position}" if flag.entry is not None
+             else gettext("case flag"))
+    due = gettext(", due %(date)s") % {"date": formats.date_format(flag.due_on, "SHORT_DATE_FORMAT")} \
+        if flag.due_on else ""
+    return gettext("- [%(kind)s, level %(level)d] %(child)s (case %(case)s), %(where)s%(due)s") % {
+        "kind": flag.get_kind_display(), "level": flag.level, "child": flag.case.child, "case": flag.case_id,
+        "where": where, "due": due}
 
 
 def flag_raise(*, case: Case, note: str, actor: User | None) -> Flag:
     """A case worker's own flag on a case: something needs attention that no deadline shows."""
     if not note.strip():
-        raise ExchangeError([("note", "say what needs attention")])
+        raise ExchangeError([("note", gettext("say what needs attention"))])
     with transaction.atomic():
         flag = Flag.objects.create(kind=Flag.Kind.MANUAL, case=case, note=note, raised_by=actor)
         case_add_event(case=case, kind=CaseEvent.Kind.FLAG_RAISED, actor=actor, message=note, data={"flag": flag.pk})
