@@ -253,8 +253,7 @@ def file_name(event: CaseEvent) -> str:
 class CaseEventInline(ReadOnlyInline):
     model = CaseEvent
     verbose_name_plural = _("timeline")
-    fields: tuple[str, ...] = ("happened_at", "kind", "channel", "from_status", "to_status", "actor", "message",
-                               "attachment_link")
+    fields = ("happened_at", "kind", "channel", "from_status", "to_status", "actor", "message", "attachment_link")
     # What a line says and the file that came with it.
     restricted: tuple[str, ...] = ("message", "attachment_link")
     ordering = ("-happened_at", "-id")
