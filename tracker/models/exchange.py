@@ -157,6 +157,9 @@ class ListEntry(TimeStampedModel):
     # As long as the reply's own outcome column: "more_information_requested" is 26 characters.
     last_outcome = models.CharField(max_length=28, blank=True)
     answered_on = models.DateField(null=True, blank=True)
+    # The child as the list handed over described them (an imported row's names, birth date, place...),
+    # which the handover document prints; empty for an entry added by hand, printed from the child.
+    as_handed_over = models.JSONField(default=dict, blank=True)
 
     history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()
