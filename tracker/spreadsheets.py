@@ -624,7 +624,8 @@ def find_header(head: list[Line], columns: Mapping[str, Sequence[str]], required
         upper = _recognised(cells, vocabulary, mapping)
         texts = {column: str(cell).strip() for column, cell in enumerate(cells) if not _blank(cell)}
         options: list[tuple[tuple[int, ...], int, dict[int, HeaderMatch], dict[int, str]]] = []
-        if index + 1 < len(filled) and len(texts) > 1:
+        # A title merged across the table repeats one text: never a header's first level.
+        if index + 1 < len(filled) and len(set(texts.values())) > 1:
             below_line, below = filled[index + 1]
             lower = _recognised(below, vocabulary, mapping)
             # A second level names fields of its own under the first (a title line above a header is
@@ -678,14 +679,14 @@ def _header_of(lines: tuple[int, ...], last: int, matches: dict[int, HeaderMatch
 
 def headers_found(head: list[Line], columns: Mapping[str, Sequence[str]],
                   merges: Sequence[tuple[int, int, int, int]] = ()) -> tuple[int | None, list[str]]:
-    """When no header is recognised: the line that looks most like one (the most text cells, and of
-    those the most recognised, among the first lines), and its cells, for the message and the mapping."""
+    """When no header is recognised: the line that looks most like one (the most cells of text without
+    digits, then the most recognised, then the first), and its cells, for the message and the mapping."""
     vocabulary = _vocabulary(columns)
     best: tuple[int, int, int] | None = None
     filled = _fill_merges(head, merges)
     for index, (_line, cells) in enumerate(filled[:HEADER_SEARCH_ROWS]):
         texts = [cell for cell in cells if isinstance(cell, str) and cell.strip() and not re.search(r"\d", cell)]
-        score = (len(_recognised(cells, vocabulary, None)), len(texts), -index)
+        score = (len(texts), len(_recognised(cells, vocabulary, None)), -index)
         if best is None or score > best:
             best = score
             found = index
