@@ -44,6 +44,7 @@ def main() -> None:
         spec = importlib.util.spec_from_file_location("reader_measured", args.reader)
         assert spec is not None and spec.loader is not None
         spreadsheets = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = spreadsheets
         spec.loader.exec_module(spreadsheets)
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
