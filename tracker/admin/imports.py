@@ -18,7 +18,7 @@ from cases.admin import NoDeleteMixin
 from core.tasks import enqueue
 from core.users import signed_in_user
 from tracker import spreadsheets, tasks
-from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation, Outcome
+from tracker.models import HandoverList, ImportBatch, ImportMapping, ImportRow, Organisation, Outcome
 from tracker.services.exchange import ExchangeError
 from tracker.services.imports import (
     file_too_large,
@@ -197,3 +197,14 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
             level = messages.SUCCESS if done.status == ImportBatch.Status.DONE else messages.ERROR
             self.message_user(request, f"{done}: {done.get_status_display().lower()}.", level)
         return here
+
+
+@admin.register(ImportMapping)
+class ImportMappingAdmin(NoDeleteMixin, admin.ModelAdmin):
+    """How each party's files are read: the headers and reply phrases mapped on the preview."""
+
+    list_display = ("organisation", "kind", "updated_by", "updated_at")
+    list_filter = ("kind",)
+    list_select_related = ("organisation", "updated_by")
+    readonly_fields = ("updated_by", "updated_at")
+    fields = ("organisation", "kind", "columns", "outcomes", "updated_by", "updated_at")
