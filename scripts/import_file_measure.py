@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("path")
     parser.add_argument("--reply", action="store_true")
     parser.add_argument("--reader", help="another version of tracker/spreadsheets.py to measure")
+    parser.add_argument("--max-rows", type=int, help="the row limit, as TRACKER_IMPORT_MAX_ROWS (default: none)")
     args = parser.parse_args()
     import django
 
@@ -54,7 +55,8 @@ def main() -> None:
     streams = "IO[bytes]" in str(inspect.signature(parse).parameters["source" if "source" in inspect.signature(
         parse).parameters else "content"].annotation)
     with path.open("rb") as stream:
-        parsed = parse(stream if streams else stream.read(), path.name, today=timezone.localdate(), max_rows=None)
+        parsed = parse(stream if streams else stream.read(), path.name, today=timezone.localdate(),
+                       max_rows=args.max_rows)
     took = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"{args.path}: {Path(args.path).stat().st_size / 2**20:.1f} MB, {len(parsed.rows):,} rows read, "

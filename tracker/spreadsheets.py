@@ -44,13 +44,13 @@ from tracker.models import Outcome
 NAME_COLUMNS: dict[str, tuple[str, ...]] = {
     "position": ("№", "№ з/п", "№ п/п", "з/п", "п/п", "№ пп", "no", "nr", "number", "#", "номер", "номер у списку",
                  "номер в списке", "порядковий номер", "порядковый номер", "n", "no.", "item", "position"),
-    "full_name": ("піб", "прізвище, ім'я, по батькові", "прізвище ім'я по батькові", "прізвище та ім'я",
+    "full_name": ("піб", "піп", "прізвище, ім'я, по батькові", "прізвище ім'я по батькові", "прізвище та ім'я",
                   "прізвище, ім'я", "фио", "фамилия, имя, отчество", "фамилия имя отчество", "фамилия и имя",
                   "фамилия, имя", "full name", "name", "name of the child", "child's name", "child name",
                   "піб дитини", "фио ребенка"),
     "family_name": ("прізвище", "фамилия", "family name", "surname", "last name", "family_name",
                     "прізвище дитини", "фамилия ребенка"),
-    "given_name": ("ім'я", "имя", "given name", "first name", "forename", "given_name", "ім'я дитини",
+    "given_name": ("ім'я", "імя", "имя", "given name", "first name", "forename", "given_name", "ім'я дитини",
                    "имя ребенка"),
     "patronymic": ("по батькові", "по-батькові", "отчество", "patronymic", "middle name", "father's name",
                    "по батьков"),
@@ -953,7 +953,7 @@ OUTCOME_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 _GENDER_ENDING = re.compile(r"\((?:а|ла|на|ая|ась|ся|ой|ий|ого|ої|ей|ие)\)")
 _PLACE_AFTER = re.compile(r"(?:находится|проживает|пребывает|содержится|обучается|перебуває|проживає|lives|resides|"
-                          r"is|stays)\s+(?:в|во|у|на|in|at)\s+(.+)$", re.IGNORECASE)
+                          r"is|stays|located|found)\s+(?:в|во|у|на|in|at)\s+(.+)$", re.IGNORECASE)
 
 
 def phrase_key(value: Any) -> str:
