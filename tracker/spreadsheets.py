@@ -366,7 +366,7 @@ def _merges(archive: zipfile.ZipFile, sheet_path: str) -> list[tuple[int, int, i
     are written after all the rows, and reading them first spares holding the rows."""
     found: set[bytes] = set()
     tail = b""
-    with archive.open(sheet_path) as sheet:
+    with _xml(archive, sheet_path) as sheet:
         while chunk := sheet.read(1 << 20):
             block = tail + chunk
             found.update(_MERGE.findall(block))

@@ -426,3 +426,19 @@ def test_a_matched_childs_blanks_are_filled_and_the_document_prints_the_row_as_h
     assert sheet is not None
     printed = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert printed[-1][:4] == [1, "Шевченко", "Кирило", "Петрович"]
+
+
+@pytest.mark.django_db
+def test_a_workbook_declaring_entities_is_refused_unread(parties):
+    plain = workbook_bytes([["Прізвище", "Ім'я"], ["Ткаченко", "Марія"]])
+    source = zipfile.ZipFile(io.BytesIO(plain))
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(crafted, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<worksheet", b'<!DOCTYPE w [<!ENTITY a "aaaaaaaaaa">]>\n<worksheet', 1)
+            target.writestr(item, data)
+    batch = check(crafted.getvalue(), "crafted.xlsx", parties)
+    assert batch.status == ImportBatch.Status.FAILED
+    assert batch.errors[0]["reason"].startswith("not a readable .xlsx file")
