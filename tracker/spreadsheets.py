@@ -30,7 +30,7 @@ from openpyxl.utils.cell import column_index_from_string, get_column_letter, ran
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 from rapidfuzz.distance import Levenshtein
 
-from cases.matching.engine import PersonRecord, blocking_keys, compare
+from cases.matching.engine import PersonRecord, compare, search_keys
 from cases.matching.names import latin_key
 from cases.models import ChildCategory, Circumstances, Oblast
 from tracker.models import Outcome
@@ -1299,13 +1299,17 @@ def _check_positions(parsed: ParsedFile, numbers: list[tuple[int, int]], *, numb
 def _check_same_child_twice(parsed: ParsedFile) -> None:
     """A child is once on a list: two rows the engine judges the same child are a mistake in the file.
 
-    The pairs to compare are those sharing a blocking key (the engine's `blocking_keys`, in blocks
-    no larger than its `MAX_BLOCK_SIZE`), each compared once, in the block of the first key the two
-    share, so that no set of all pairs is held: a list of a hundred thousand rows has millions."""
+    Two rows are compared when they share one of the keys the engine looks a record up by among the
+    stored children (`search_keys`: both names, or one name with the birth month where known, else
+    the year), the same reach as the match against the stored children; blocks larger than the
+    engine's `MAX_BLOCK_SIZE` say nothing and are left. All of a record's blocking keys would
+    compare three times as many pairs (every row with a namesake born the same year) for the same
+    findings: millions in a list of a hundred thousand rows. Each pair is compared once, in the
+    block of the first key the two share, so that no set of all pairs is held."""
     from cases.matching.engine import MAX_BLOCK_SIZE
 
     records = [row.record() for row in parsed.rows]
-    keys = [blocking_keys(record) for record in records]
+    keys = [search_keys(record) for record in records]
     blocks: dict[str, list[int]] = {}
     for index, record_keys in enumerate(keys):
         for key in record_keys:
