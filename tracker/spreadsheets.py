@@ -142,6 +142,10 @@ class UnreadableFile(Exception):
     """The file is not a spreadsheet this reads (or is damaged, or too large)."""
 
 
+class TooManyLines(UnreadableFile):
+    """The file goes on past the most lines one import reads: the reading stopped there."""
+
+
 @dataclass(frozen=True)
 class CellFault:
     """A cell whose value the file does not hold: a formula never calculated, or an error value."""
@@ -253,7 +257,7 @@ def read_table(source: bytes | IO[bytes], file_name: str = "", *, max_rows: int 
 def _at_most(lines: Iterator[Line], max_rows: int) -> Iterator[Line]:
     for count, line in enumerate(lines, start=1):
         if count > max_rows:
-            raise UnreadableFile(_("the file has more than {count} lines, more than one import takes: split it "
+            raise TooManyLines(_("the file has more than {count} lines, more than one import takes: split it "
                                    "into several files").format(count=f"{max_rows:,}"))
         yield line
 
@@ -1178,6 +1182,11 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
             held.clear()
             count += 1
             check(line, cells)
+    except TooManyLines:
+        parsed.problems.append(RowProblem(None, "", _(
+            "the file has more than {limit} rows; one import takes at most {limit}: split it into several "
+            "files").format(limit=f"{max_rows or 0:,}")))
+        return
     except UnreadableFile as error:
         parsed.problems.append(RowProblem(None, "", str(error)))
         return
