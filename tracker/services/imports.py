@@ -129,10 +129,12 @@ def import_batch_remap(*, batch: ImportBatch, columns: dict[str, str], outcomes:
         locked.status = ImportBatch.Status.UPLOADED
         locked.errors = []
         locked.progress = 0
+        # Counted again by the check; an uploaded batch with no count is what the safety net re-queues.
+        locked.row_count = 0
         locked.finished_at = None
         locked.rows.all().delete()
         locked.save(update_fields=["column_mapping", "outcome_mapping", "status", "errors", "progress",
-                                   "finished_at", "updated_at"])
+                                   "row_count", "finished_at", "updated_at"])
         sender = _mapping_sender(locked)
         if remember and sender is not None:
             memory, _created = ImportMapping.objects.select_for_update().get_or_create(
