@@ -62,10 +62,12 @@ def parse_pasted_reply(text: str) -> PastedReply:
         location = cells[2] if len(cells) > 2 else ""
         details = " ".join(cell for cell in cells[3:] if cell)
         try:
-            outcome = parse_outcome(said)
+            outcome, place = parse_outcome(said)
         except ValueError as error:
             pasted.problems.append((gettext("%(row)s, outcome") % {"row": label}, str(error)))
             continue
+        # "находится в …": the phrase names the place when no column does.
+        location = location or place
         if len(location) > LOCATION_MAX:
             pasted.problems.append((gettext("%(row)s, location") % {"row": label},
                                     gettext("longer than %(max)s characters") % {"max": LOCATION_MAX}))

@@ -1,9 +1,12 @@
 """Reading handover lists and replies from spreadsheets as people make them, into checked rows.
 
-Plain functions, no database: a file (CSV or XLSX) becomes a table of lines, the header row is
-found and its columns recognised (Ukrainian, Russian or English, see `LIST_COLUMNS` and
-`REPLY_COLUMNS`), and every row is checked. The result holds the rows as they will be saved and
-every problem, each with its line, column and reason; `tracker.services.imports` does the rest.
+Plain functions, no database: a file (CSV or XLSX) is read as a stream of lines, the header row (or
+two rows, for a two-level header with merged cells) is found and its columns recognised against a
+vocabulary of Ukrainian, Russian and English headers (`LIST_COLUMNS`, `REPLY_COLUMNS`), with a
+header one typo away still recognised, and every row is checked. A case worker's mapping of
+headers (and of reply phrases) comes first. The result holds the rows as they will be saved, every
+problem with its line, column and reason, every column left unread, and notices of what was read
+by inference (a header with a typo, a totals row skipped); `tracker.services.imports` does the rest.
 """
 
 from __future__ import annotations
@@ -11,108 +14,143 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime
+import functools
 import io
 import re
 import statistics
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, Literal
+from xml.etree.ElementTree import Element, iterparse
 
-from cases.matching.engine import PersonRecord, candidate_pairs, compare
+from django.utils.translation import gettext as _
+from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
+from openpyxl.utils.cell import column_index_from_string, get_column_letter, range_boundaries
+from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
+from rapidfuzz.distance import Levenshtein
+
+from cases.matching.engine import PersonRecord, compare, search_keys
 from cases.matching.names import latin_key
-from cases.models import Oblast
+from cases.models import ChildCategory, Circumstances, Oblast
 from tracker.models import Outcome
 
 # ---------------------------------------------------------------------------------------------
-# Column headers: what a column may be called, per field. Compared after folding case, spaces,
-# apostrophes and a trailing colon or full stop, so "Ім’я:" and "ім'я" are one header.
+# The vocabulary: what a column may be called, per field, in Ukrainian, Russian and English. Compared
+# after folding (`fold`): case, ё/е, apostrophes, punctuation and spaces do not matter, so "П.І.Б.",
+# "ПІБ" and "піб:" are one header. A header one or two typos from one of these is recognised too.
 # ---------------------------------------------------------------------------------------------
 
 NAME_COLUMNS: dict[str, tuple[str, ...]] = {
-    "position": ("№", "№ з/п", "№ п/п", "№з/п", "з/п", "п/п", "no", "nr", "number", "#", "номер", "номер у списку"),
-    "full_name": ("піб", "п.і.б", "прізвище, ім'я, по батькові", "прізвище ім'я по батькові", "фио", "ф.и.о",
-                  "фамилия, имя, отчество", "full name", "name"),
-    "family_name": ("прізвище", "фамилия", "family name", "surname", "last name"),
-    "given_name": ("ім'я", "имя", "given name", "first name", "forename"),
-    "patronymic": ("по батькові", "по-батькові", "отчество", "patronymic", "middle name", "father's name"),
+    "position": ("№", "№ з/п", "№ п/п", "з/п", "п/п", "№ пп", "no", "nr", "number", "#", "номер", "номер у списку",
+                 "номер в списке", "порядковий номер", "порядковый номер", "n", "no.", "item", "position"),
+    "full_name": ("піб", "піп", "прізвище, ім'я, по батькові", "прізвище ім'я по батькові", "прізвище та ім'я",
+                  "прізвище, ім'я", "фио", "фамилия, имя, отчество", "фамилия имя отчество", "фамилия и имя",
+                  "фамилия, имя", "full name", "name", "name of the child", "child's name", "child name",
+                  "піб дитини", "фио ребенка"),
+    "family_name": ("прізвище", "фамилия", "family name", "surname", "last name", "family_name",
+                    "прізвище дитини", "фамилия ребенка"),
+    "given_name": ("ім'я", "імя", "имя", "given name", "first name", "forename", "given_name", "ім'я дитини",
+                   "имя ребенка"),
+    "patronymic": ("по батькові", "по-батькові", "отчество", "patronymic", "middle name", "father's name",
+                   "по батьков"),
     "birth_date": ("дата народження", "дата рождения", "date of birth", "birth date", "birthdate", "dob", "born",
-                   "рік народження", "год рождения", "year of birth"),
+                   "рік народження", "год рождения", "year of birth", "д.н", "д/н", "дата нар", "birth_date",
+                   "дата і рік народження", "число, месяц, год рождения"),
     "sex": ("стать", "пол", "sex", "gender"),
 }
 LIST_COLUMNS: dict[str, tuple[str, ...]] = {
     **NAME_COLUMNS,
-    "settlement": ("населений пункт", "населенный пункт", "settlement", "home settlement", "місце проживання",
-                   "место жительства", "place of residence", "town", "city"),
-    "oblast": ("область", "oblast", "region"),
-    "last_known_location": ("останнє відоме місце перебування", "місце перебування", "местонахождение",
-                            "last known location", "last known place", "whereabouts"),
-    "reference": ("номер списку", "список", "list", "list reference"),
+    "latin_name": ("латиницею", "піб латиницею", "латиницей", "фио латиницей", "name in latin", "latin",
+                   "latin name", "name (latin)", "transliteration"),
+    "family_name_latin": ("прізвище латиницею", "фамилия латиницей", "family name in latin", "family_name_latin",
+                          "surname (latin)", "surname in latin"),
+    "given_name_latin": ("ім'я латиницею", "имя латиницей", "given name in latin", "given_name_latin",
+                         "first name (latin)", "first name in latin"),
+    "patronymic_latin": ("по батькові латиницею", "отчество латиницей", "patronymic in latin",
+                         "patronymic_latin"),
+    "birth_date_precision": ("birth_date_precision", "точність дати народження", "точность даты рождения"),
+    "settlement": ("населений пункт", "населенный пункт", "settlement", "home settlement", "home_settlement",
+                   "місце проживання", "место жительства", "место проживания", "place of residence", "town",
+                   "city", "місто", "город", "адреса", "адрес", "address", "місце постійного проживання",
+                   "звідки", "откуда", "населений пункт проживання"),
+    "oblast": ("область", "oblast", "region", "home_oblast", "home oblast", "регіон", "регион"),
+    "circumstances": ("обставини", "обстоятельства", "circumstances", "обставини вивезення",
+                      "обставини переміщення", "обстоятельства перемещения", "обстоятельства вывоза", "статус дитини",
+                      "статус ребенка", "що сталося", "what happened", "situation", "ситуація", "ситуация"),
+    "category": ("категорія", "категория", "category", "категорія дитини", "категория ребенка", "child category",
+                 "соціальний статус", "социальный статус"),
+    "last_known_location": ("останнє відоме місце перебування", "останнє відоме місце", "місце перебування",
+                            "местонахождение", "местоположение", "последнее известное местонахождение",
+                            "last known location", "last known place", "whereabouts", "last_known_location",
+                            "current location", "де перебуває", "где находится", "місцеперебування"),
+    "last_known_on": ("last_known_on", "дата останніх відомостей", "дата последних сведений", "last known on",
+                      "last seen on", "станом на", "по состоянию на"),
+    "icrc_reference": ("icrc_reference", "icrc reference", "icrc", "мкчх", "номер мкчх", "icrc ref",
+                       "номер мккк", "мккк"),
+    "nib_reference": ("nib_reference", "nib reference", "нііб", "нib", "номер ніб", "ніб", "national information "
+                      "bureau reference", "номер національного інформаційного бюро"),
+    "reference": ("номер списку", "список", "list", "list reference", "номер списка", "list_reference"),
 }
 REPLY_COLUMNS: dict[str, tuple[str, ...]] = {
     **NAME_COLUMNS,
-    "outcome": ("результат", "відповідь", "ответ", "outcome", "result", "answer"),
+    "outcome": ("результат", "відповідь", "ответ", "outcome", "result", "answer", "результат розшуку",
+                "результат розыска", "результаты розыска", "результат проверки", "результат перевірки",
+                "сведения", "відомості", "информация о местонахождении", "інформація", "информация",
+                "результат рассмотрения", "статус", "status", "reply"),
     "details": ("деталі", "подробиці", "примітка", "примітки", "коментар", "комментарий", "details", "comment",
-                "comments", "notes", "note"),
-    "reported_location": ("місце перебування", "местонахождение", "location", "reported location", "whereabouts"),
+                "comments", "notes", "note", "примечание", "примечания", "додаткова інформація",
+                "дополнительная информация", "remarks"),
+    "reported_location": ("місце перебування", "местонахождение", "location", "reported location", "whereabouts",
+                          "местоположение", "место нахождения", "где находится", "де перебуває",
+                          "reported_location", "місцеперебування", "адрес", "адреса"),
 }
 
-# What each field is called in a report, when the file has no header of its own for it.
-FIELD_LABELS = {"position": "№", "family_name": "Прізвище / family name", "given_name": "Ім'я / given name",
-                "outcome": "Результат / outcome", "full_name": "ПІБ / full name"}
-
-# The words accepted for each outcome, besides its code and English label.
-OUTCOME_WORDS: dict[str, tuple[str, ...]] = {
-    Outcome.LOCATED: ("знайдено", "знайдений", "знайдена", "місцеперебування встановлено", "найден", "найдена",
-                      "местонахождение установлено", "found"),
-    Outcome.NOT_FOUND: ("не знайдено", "не знайдений", "не знайдена", "не найден", "не найдена", "не установлено"),
-    Outcome.NEVER_ON_TERRITORY: ("не перебував", "не перебувала", "не находился", "не находилась",
-                                 "never on territory"),
-    Outcome.NOW_ADULT: ("повнолітній", "повнолітня", "совершеннолетний", "совершеннолетняя", "adult"),
-    Outcome.LEFT_COUNTRY: ("виїхав", "виїхала", "выехал", "выехала", "left country"),
-    Outcome.RETURNED: ("повернуто", "повернутий", "повернута", "повернувся", "повернулася", "возвращен",
-                       "возвращена"),
-    Outcome.DECEASED: ("помер", "померла", "загинув", "загинула", "умер", "умерла", "dead"),
-    Outcome.REFUSED: ("відмова", "відмовлено", "отказ", "отказано"),
-    Outcome.MORE_INFORMATION_REQUESTED: ("запит інформації", "потрібна додаткова інформація", "запрос информации",
-                                         "more information"),
-    Outcome.NO_INFORMATION: ("немає інформації", "інформація відсутня", "нет информации", "нет сведений",
-                             "no info"),
+# What each field is called for a person: in reports and on the mapping step's choices.
+FIELD_LABELS: dict[str, str] = {
+    "position": "№ (number on the list)", "full_name": "ПІБ / full name (all three in one)",
+    "family_name": "Прізвище / family name", "given_name": "Ім'я / given name",
+    "patronymic": "По батькові / patronymic", "latin_name": "Латиницею / name in Latin (all three)",
+    "family_name_latin": "Family name in Latin", "given_name_latin": "Given name in Latin",
+    "patronymic_latin": "Patronymic in Latin", "birth_date": "Дата народження / date of birth",
+    "birth_date_precision": "Precision of the birth date (day, month, year)", "sex": "Стать / sex",
+    "settlement": "Населений пункт / settlement", "oblast": "Область / oblast",
+    "circumstances": "Обставини / circumstances", "category": "Категорія / category",
+    "last_known_location": "Останнє відоме місце / last known location",
+    "last_known_on": "Last known on (date)", "icrc_reference": "ICRC reference",
+    "nib_reference": "National Information Bureau reference", "reference": "Номер списку / list reference",
+    "outcome": "Результат / outcome", "details": "Деталі / details",
+    "reported_location": "Місце перебування / reported location",
 }
+# The mapping's choice for a column to leave unread.
+IGNORE = "ignore"
 
-SEX_WORDS = {
-    "m": "M", "male": "M", "boy": "M", "ч": "M", "чол": "M", "чоловіча": "M", "чоловіча стать": "M", "хлопчик": "M",
-    "м": "M", "муж": "M", "мужской": "M", "мальчик": "M",
-    "f": "F", "female": "F", "girl": "F", "ж": "F", "жін": "F", "жіноча": "F", "жіноча стать": "F", "дівчинка": "F",
-    "жен": "F", "женский": "F", "девочка": "F",
-}
-
-# The start of each oblast's name in any of its forms (Донецька, Донецкая, Donetsk ...), folded.
-OBLAST_STEMS: dict[str, tuple[str, ...]] = {
-    Oblast.CHERKASY: ("Черкас", "Cherkas"), Oblast.CHERNIHIV: ("Черніг", "Черниг", "Chernih", "Chernig"),
-    Oblast.CHERNIVTSI: ("Чернів", "Черновиц", "Chernivt"), Oblast.CRIMEA: ("Крим", "Crimea", "Krym"),
-    Oblast.DNIPROPETROVSK: ("Дніпропетров", "Днепропетров", "Dnipropetrov", "Дніпро", "Dnipro"),
-    Oblast.DONETSK: ("Донец", "Donets"), Oblast.IVANO_FRANKIVSK: ("Івано", "Ивано", "Ivano"),
-    Oblast.KHARKIV: ("Харків", "Харьков", "Kharkiv"), Oblast.KHERSON: ("Херсон", "Kherson"),
-    Oblast.KHMELNYTSKYI: ("Хмельниц", "Khmelnyts"), Oblast.KIROVOHRAD: ("Кіровоград", "Кировоград", "Kirovohrad"),
-    Oblast.KYIV: ("Київ", "Киев", "Kyiv"), Oblast.LUHANSK: ("Луган", "Luhansk", "Lugansk"),
-    Oblast.LVIV: ("Львів", "Львов", "Lviv"), Oblast.MYKOLAIV: ("Миколаїв", "Николаев", "Mykolaiv"),
-    Oblast.ODESA: ("Одес", "Odes"), Oblast.POLTAVA: ("Полтав", "Poltav"), Oblast.RIVNE: ("Рівн", "Ровен", "Rivne"),
-    Oblast.SEVASTOPOL: ("Севастопол", "Sevastopol"), Oblast.SUMY: ("Сум", "Sumy"),
-    Oblast.TERNOPIL: ("Тернопіл", "Тернопол", "Ternopil"), Oblast.VINNYTSIA: ("Вінниц", "Винниц", "Vinnyts"),
-    Oblast.VOLYN: ("Волин", "Волын", "Volyn"), Oblast.ZAKARPATTIA: ("Закарпат", "Zakarpat"),
-    Oblast.ZAPORIZHZHIA: ("Запоріз", "Запорож", "Zaporiz"), Oblast.ZHYTOMYR: ("Житомир", "Zhytomyr"),
-}
-_PLACE_KIND_WORDS = {"область", "обл", "oblast", "obl", "region", "ар", "автономна", "республіка", "ark"}
-_CITY_WORDS = {"м", "місто", "г", "город", "city"}
+TOTAL_WORDS = ("всього", "усього", "разом", "итого", "всего", "итог", "загалом", "підсумок", "total", "totals",
+               "grand total", "sum", "в том числе", "у тому числі")
 
 HEADER_SEARCH_ROWS = 30
 NAME_LENGTH = 120
 EARLIEST_BIRTH_YEAR = 1990
+# Modern apostrophe: names are stored with U+02BC whatever the file used (', ’, `, ʹ ...).
+APOSTROPHE = "\u02bc"
+_APOSTROPHES = re.compile("['\u2019\u2018`\u00b4\u02b9\u02bc\u0301\u2032]")
+_BLANK_MARKS = {"—", "–", "-", "--", "н/д", "н/в", "n/a", "na", "немає", "нет", "none", "unknown", "невідомо",
+                "неизвестно", "?"}
 
 
 class UnreadableFile(Exception):
-    """The file is not a spreadsheet this reads (or is damaged)."""
+    """The file is not a spreadsheet this reads (or is damaged, or too large)."""
+
+
+class TooManyLines(UnreadableFile):
+    """The file goes on past the most lines one import reads: the reading stopped there."""
+
+
+@dataclass(frozen=True)
+class CellFault:
+    """A cell whose value the file does not hold: a formula never calculated, or an error value."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -147,83 +185,34 @@ class ParsedFile:
     rows: list[ParsedRow] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     header_line: int | None = None
+    # Field → the header it was read from, as the file writes it.
     columns: dict[str, str] = field(default_factory=dict)
+    # Columns not read, each named: by its header, or "column F (no header)" for one with data only.
     ignored_columns: list[str] = field(default_factory=list)
+    # What was read by inference, for the case worker to see: a header with a typo, a totals row.
+    notices: list[str] = field(default_factory=list)
+    # The header cells of the most header-like row, when no header was recognised (for the mapping).
+    headers_found: list[str] = field(default_factory=list)
+    # The headers not recognised, as written: what the case worker may map.
+    unread_headers: list[str] = field(default_factory=list)
+    # Reply phrases not known (as written), for the case worker to map to an outcome.
+    unknown_phrases: list[str] = field(default_factory=list)
+    # The list's title, when a line above the header gives one.
+    title: str = ""
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading the file into lines
-# ---------------------------------------------------------------------------------------------
-
-def read_table(content: bytes, file_name: str = "", *, max_rows: int | None = None) -> list[tuple[int, list[Any]]]:
-    """The file's non-blank lines as (line number as the user sees it, cell values); past `max_rows`
-    non-blank lines it stops reading and refuses the file, so that a huge file costs no more than that.
-
-    XLSX through openpyxl, so dates come as dates. CSV in UTF-8 (with or without a byte-order
-    mark), UTF-16 (Excel's "Unicode text") or Windows-1251 (older Excel), separated by commas,
-    semicolons or tabs. The csv module reads the CSV rather than tablib, because the report needs
-    each row's line in the file, which tablib does not keep.
-    """
-    if content[:4] == b"PK\x03\x04" or file_name.lower().endswith(".xlsx"):
-        return _read_xlsx(content, max_rows)
-    if content[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-        raise UnreadableFile("this is an old Excel (.xls) file: save it as .xlsx or .csv and upload that")
-    return _read_csv(_decode(content), max_rows)
+Line = tuple[int, list[Any]]
 
 
-def _too_many(max_rows: int) -> UnreadableFile:
-    return UnreadableFile(f"the file has more than {max_rows:,} lines, more than one import takes: split it into "
-                          "several files")
+def fold(text: Any) -> str:
+    """A header or phrase as compared: lower case, ё as е, one apostrophe, punctuation as spaces."""
+    text = _APOSTROPHES.sub("'", str(text or "").lower().replace("ё", "е"))
+    text = re.sub(r"[^\w№#'/]+", " ", text)
+    return re.sub(r"\s+", " ", text).strip(" /")
 
 
-def _read_xlsx(content: bytes, max_rows: int | None) -> list[tuple[int, list[Any]]]:
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
-        raise UnreadableFile(f"not a readable .xlsx file ({error})") from error
-    try:
-        sheet = workbook.worksheets[0]
-        lines = []
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            cells = list(values)
-            if any(_blank(cell) is False for cell in cells):
-                lines.append((number, cells))
-                if max_rows is not None and len(lines) > max_rows:
-                    raise _too_many(max_rows)
-        return lines
-    finally:
-        workbook.close()
-
-
-def _decode(content: bytes) -> str:
-    if content.startswith(codecs.BOM_UTF8):
-        return content[len(codecs.BOM_UTF8):].decode("utf-8", errors="replace")
-    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return content.decode("utf-16")
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        # Older Excel saves CSV in the Windows code page; for Cyrillic that is 1251.
-        return content.decode("cp1251", errors="replace")
-
-
-def _read_csv(text: str, max_rows: int | None) -> list[tuple[int, list[Any]]]:
-    sample = [line for line in text.splitlines()[:HEADER_SEARCH_ROWS * 2] if line.strip()]
-    # The separator is the one that splits the lines most evenly into the most columns: a title
-    # line above the header has none, and a comma inside a quoted name does not count.
-    delimiter = max(";,\t", key=lambda sep: statistics.median(
-        [len(row) for row in csv.reader(sample, delimiter=sep)] or [0]))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    lines, next_line = [], 1
-    for cells in reader:
-        if any(cell.strip() for cell in cells):
-            lines.append((next_line, cells))
-            if max_rows is not None and len(lines) > max_rows:
-                raise _too_many(max_rows)
-        next_line = reader.line_num + 1
-    return lines
+def _compact(text: str) -> str:
+    return text.replace(" ", "")
 
 
 def _blank(value: Any) -> bool:
@@ -231,34 +220,508 @@ def _blank(value: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# Reading the file into lines, as a stream: memory stays bounded whatever the file's length
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Table:
+    """The file's non-blank lines as (line number as the user sees it, cells), read as they are
+    asked for, and the merged ranges of an XLSX sheet (min_col, min_row, max_col, max_row)."""
+
+    lines: Iterator[Line]
+    merges: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+def read_table(source: bytes | IO[bytes], file_name: str = "", *, max_rows: int | None = None) -> Table:
+    """The file as a `Table`; past `max_rows` non-blank lines the reading stops and refuses the file.
+
+    XLSX is read straight from its XML, a row at a time: dates come as dates (by the cell's number
+    format), a formula's saved value is used and never recalculated, a formula with none or an error
+    value is a `CellFault`. CSV in UTF-8 (with or without a byte-order mark), UTF-16 (Excel's
+    "Unicode text") or Windows-1251 (older Excel), separated by commas, semicolons or tabs.
+    """
+    stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
+    start = stream.read(8)
+    stream.seek(0)
+    if start[:4] == b"PK\x03\x04" or (not start and file_name.lower().endswith(".xlsx")):
+        table = _read_xlsx(stream)
+    elif start == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise UnreadableFile(_("this is an old Excel (.xls) file: save it as .xlsx or .csv and upload that"))
+    else:
+        table = Table(_read_csv(stream))
+    if max_rows is not None:
+        table.lines = _at_most(table.lines, max_rows)
+    return table
+
+
+def _at_most(lines: Iterator[Line], max_rows: int) -> Iterator[Line]:
+    for count, line in enumerate(lines, start=1):
+        if count > max_rows:
+            raise TooManyLines(_("the file has more than {count} lines, more than one import takes: split it "
+                                   "into several files").format(count=f"{max_rows:,}"))
+        yield line
+
+
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
+
+
+def _xml(archive: zipfile.ZipFile, name: str) -> IO[bytes]:
+    """A member of the workbook opened for reading, refused if it declares a document type.
+
+    The parser is the standard library's C one (expat 2.4.1 and later refuse entity expansion
+    attacks); entities can only be declared in a document type, which a workbook's parts never have,
+    so one with a document type is refused before it is parsed. defusedxml would do the same through
+    a pure-Python parser, several times slower on a sheet of a hundred thousand rows.
+    """
+    with archive.open(name) as member:
+        head = member.read(1 << 16)
+    root = _ROOT_START.search(head)
+    if root is None or b"<!DOCTYPE" in head[:root.start()].upper():
+        raise ValueError(f"{name} is not a spreadsheet's XML")
+    return archive.open(name)
+
+
+def _events(stream: IO[bytes], events: tuple[Literal["start", "end"], ...] = ("end",)) -> Iterator[tuple[str, Element]]:
+    """The parse events of a member opened by `_xml`, which refused any document type."""
+    return iterparse(stream, events=events)  # noqa: S314 see _xml
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _read_xlsx(stream: IO[bytes]) -> Table:
+    try:
+        archive = zipfile.ZipFile(stream)
+        sheet_path, calendar = _first_sheet(archive)
+        strings = _shared_strings(archive)
+        date_styles = _date_styles(archive)
+        merges = _merges(archive, sheet_path)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as error:
+        raise UnreadableFile(_("not a readable .xlsx file ({error})").format(error=error)) from error
+    return Table(_xlsx_lines(archive, sheet_path, strings, date_styles, calendar), merges)
+
+
+def _first_sheet(archive: zipfile.ZipFile) -> tuple[str, datetime.datetime]:
+    """The first sheet's path in the archive, and the workbook's calendar (1900 or Mac 1904)."""
+    first_id, calendar = None, CALENDAR_WINDOWS_1900
+    with _xml(archive, "xl/workbook.xml") as workbook:
+        for _event, element in _events(workbook):
+            name = _local(element.tag)
+            if name == "workbookPr" and element.get("date1904") in ("1", "true"):
+                calendar = CALENDAR_MAC_1904
+            elif name == "sheet" and first_id is None:
+                first_id = next((value for key, value in element.attrib.items() if _local(key) == "id"), None)
+    targets: dict[str, str] = {}
+    if "xl/_rels/workbook.xml.rels" in archive.namelist():
+        with _xml(archive, "xl/_rels/workbook.xml.rels") as rels:
+            for _event, element in _events(rels):
+                if _local(element.tag) == "Relationship":
+                    targets[element.get("Id", "")] = element.get("Target", "")
+    target = targets.get(first_id or "", "worksheets/sheet1.xml")
+    return (target.lstrip("/") if target.startswith("/") else f"xl/{target}"), calendar
+
+
+def _shared_strings(archive: zipfile.ZipFile) -> list[str]:
+    if "xl/sharedStrings.xml" not in archive.namelist():
+        return []
+    strings: list[str] = []
+    with _xml(archive, "xl/sharedStrings.xml") as shared:
+        for _event, element in _events(shared):
+            if _local(element.tag) == "si":
+                # Plain text, or rich-text runs; never the phonetic guides (rPh) beside them.
+                strings.append("".join(
+                    (part.text or "") for child in element for part in ([child] if _local(child.tag) == "t" else
+                                                                         child if _local(child.tag) == "r" else [])
+                    if _local(part.tag) == "t"))
+                element.clear()
+    return strings
+
+
+def _date_styles(archive: zipfile.ZipFile) -> set[int]:
+    """The cell styles whose number format is a date: a number in such a cell is a date."""
+    if "xl/styles.xml" not in archive.namelist():
+        return set()
+    custom: dict[int, str] = {}
+    formats: list[int] = []
+    in_cell_xfs = False
+    with _xml(archive, "xl/styles.xml") as styles:
+        for event, element in _events(styles, ("start", "end")):
+            name = _local(element.tag)
+            if name == "cellXfs":
+                in_cell_xfs = event == "start"
+            elif event == "end" and name == "numFmt":
+                custom[int(element.get("numFmtId", "0"))] = element.get("formatCode", "")
+            elif event == "start" and name == "xf" and in_cell_xfs:
+                formats.append(int(element.get("numFmtId", "0")))
+    dates = set()
+    for index, number_format in enumerate(formats):
+        code = custom.get(number_format, BUILTIN_FORMATS.get(number_format, ""))
+        if is_date_format(code) or 14 <= number_format <= 22:
+            dates.add(index)
+    return dates
+
+
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+[0-9]+:[A-Z]+[0-9]+)"')
+
+
+def _merges(archive: zipfile.ZipFile, sheet_path: str) -> list[tuple[int, int, int, int]]:
+    """The sheet's merged ranges near its top (where headers are), found by scanning its XML: they
+    are written after all the rows, and reading them first spares holding the rows."""
+    found: set[bytes] = set()
+    tail = b""
+    with _xml(archive, sheet_path) as sheet:
+        while chunk := sheet.read(1 << 20):
+            block = tail + chunk
+            found.update(_MERGE.findall(block))
+            tail = block[-300:]
+    merges = []
+    for ref in found:
+        min_col, min_row, max_col, max_row = range_boundaries(ref.decode())
+        if min_row is not None and min_row <= HEADER_SEARCH_ROWS + 2:
+            merges.append((min_col or 1, min_row, max_col or 1, max_row or min_row))
+    return sorted(merges, key=lambda merge: (merge[1], merge[0]))
+
+
+_FORMULA_WITHOUT_VALUE = CellFault("a formula with no saved value: open the file in a spreadsheet and save it "
+                                   "again (or type the value in)")
+
+
+def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], date_styles: set[int],
+                calendar: datetime.datetime) -> Iterator[Line]:
+    column_of: dict[str, int] = {}
+    with _xml(archive, sheet_path) as sheet:
+        parent = None
+        row_number = 0
+        for event, element in _events(sheet, ("start", "end")):
+            name = _local(element.tag)
+            if event == "start":
+                if name == "sheetData":
+                    parent = element
+                continue
+            if name != "row":
+                continue
+            row_number = int(element.get("r") or row_number + 1)
+            cells: list[Any] = []
+            for cell in element:
+                if _local(cell.tag) != "c":
+                    continue
+                reference = cell.get("r")
+                if reference:
+                    letters = reference.rstrip("0123456789")
+                    column = column_of.get(letters)
+                    if column is None:
+                        column = column_of[letters] = column_index_from_string(letters) - 1
+                else:
+                    column = len(cells)
+                value = _xlsx_value(cell, strings, date_styles, calendar)
+                if value is not None:
+                    cells.extend([None] * (column + 1 - len(cells)))
+                    cells[column] = value
+            if parent is not None:
+                parent.remove(element)
+            else:
+                element.clear()
+            if any(not _blank(value) for value in cells):
+                yield row_number, cells
+
+
+def _xlsx_value(cell: Any, strings: list[str], date_styles: set[int], calendar: datetime.datetime) -> Any:
+    kind = cell.get("t", "n")
+    raw: str | None = None
+    formula = False
+    for child in cell:
+        name = _local(child.tag)
+        if name == "v":
+            raw = child.text
+        elif name == "f":
+            formula = True
+        elif name == "is":
+            raw = "".join(part.text or "" for part in child.iter() if _local(part.tag) == "t")
+    if formula and not raw and kind not in ("str", "inlineStr"):
+        return _FORMULA_WITHOUT_VALUE
+    if raw is None:
+        return None
+    if kind == "s":
+        return strings[int(raw)]
+    if kind in ("str", "inlineStr"):
+        return raw
+    if kind == "b":
+        return raw.strip() in ("1", "true")
+    if kind == "e":
+        return CellFault(f"the cell holds the error {raw}")
+    if kind == "d":
+        return datetime.datetime.fromisoformat(raw.strip().rstrip("Z"))
+    number: float = int(raw) if re.fullmatch(r"-?\d+", raw.strip()) else float(raw)
+    if int(cell.get("s") or 0) in date_styles:
+        moment = from_excel(number, calendar)
+        return moment.date() if isinstance(moment, datetime.datetime) and moment.time() == datetime.time() else moment
+    return number
+
+
+def _read_csv(stream: IO[bytes]) -> Iterator[Line]:
+    head = stream.read(1 << 16)
+    stream.seek(0)
+    if head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+            encoding = "utf-8"
+        except UnicodeDecodeError:
+            # Older Excel saves CSV in the Windows code page; for Cyrillic that is 1251.
+            encoding = "cp1251"
+    sample_text = head.decode(encoding, errors="ignore")
+    sample = [line for line in sample_text.splitlines()[:HEADER_SEARCH_ROWS * 2] if line.strip()]
+    # The separator is the one that splits the lines most evenly into the most columns: a title
+    # line above the header has none, and a comma inside a quoted name does not count.
+    delimiter = max(";,\t", key=lambda sep: statistics.median(
+        [len(row) for row in csv.reader(sample, delimiter=sep)] or [0]))
+    text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    next_line = 1
+    for cells in reader:
+        if any(cell.strip() for cell in cells):
+            yield next_line, cells
+        next_line = reader.line_num + 1
+
+
+# ---------------------------------------------------------------------------------------------
 # The header
 # ---------------------------------------------------------------------------------------------
 
-def _fold_header(text: Any) -> str:
-    text = str(text or "").lower().replace("’", "'").replace("ʼ", "'").replace("`", "'").replace("\n", " ")
-    return re.sub(r"\s+", " ", text).strip().rstrip(":.").strip()
+@dataclass(frozen=True)
+class Vocabulary:
+    """The header forms of one kind of file, folded and compacted, with the field each names."""
+
+    exact: dict[str, str]
+    forms: tuple[str, ...]
+
+    @classmethod
+    def of(cls, columns: Mapping[str, Sequence[str]]) -> Vocabulary:
+        exact: dict[str, str] = {}
+        for field_name, names in columns.items():
+            for name in (*names, field_name):
+                exact.setdefault(_compact(fold(name)), field_name)
+        return cls(exact, tuple(exact))
 
 
-def _header_lookup(columns: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    return {_fold_header(name): field_name for field_name, names in columns.items() for name in names}
+_VOCABULARIES: dict[int, Vocabulary] = {}
 
 
-def find_header(lines: Sequence[tuple[int, list[Any]]], columns: dict[str, tuple[str, ...]],
-                required: Sequence[Sequence[str]]) -> tuple[int, dict[int, str], list[str]] | None:
-    """The first line (of the first few) whose cells name the required fields: its index in `lines`,
-    the field of each recognised column, and the headers not recognised. `required` lists
-    alternatives, each a set of fields that together suffice."""
-    lookup = _header_lookup(columns)
-    for index, (_line, cells) in enumerate(lines[:HEADER_SEARCH_ROWS]):
-        fields: dict[int, str] = {}
-        for column, cell in enumerate(cells):
-            field_name = lookup.get(_fold_header(cell))
-            if field_name and field_name not in fields.values():
-                fields[column] = field_name
-        if any(set(option) <= set(fields.values()) for option in required):
-            ignored = [str(cell) for column, cell in enumerate(cells) if column not in fields and not _blank(cell)]
-            return index, fields, ignored
+def _vocabulary(columns: Mapping[str, Sequence[str]]) -> Vocabulary:
+    if id(columns) not in _VOCABULARIES:
+        _VOCABULARIES[id(columns)] = Vocabulary.of(columns)
+    return _VOCABULARIES[id(columns)]
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    field: str
+    # How it was recognised: "mapped" (the case worker said), "exact", "part" (one line or half of a
+    # bilingual header, or the header without its note in brackets), "prefix", "typo" (edit distance).
+    how: str
+    known_as: str = ""
+
+
+def _variants(folded: str, text: str) -> list[str]:
+    """A header's readings, most literal first: whole; each line or each half of "uk / en"; without
+    a note in brackets; each comma- or semicolon-separated part when one of them is a field name."""
+    parts = [folded]
+    raw = str(text)
+    for splitter in ("\n", " / ", "/", "|"):
+        if splitter in raw:
+            parts += [fold(piece) for piece in raw.split(splitter)]
+    without_note = fold(re.sub(r"\([^)]*\)|\[[^]]*\]", " ", raw))
+    if without_note and without_note != folded:
+        parts.append(without_note)
+    return [part for index, part in enumerate(parts) if part and part not in parts[:index]]
+
+
+def recognise_header(text: Any, vocabulary: Vocabulary, mapping: Mapping[str, str] | None = None
+                     ) -> HeaderMatch | None:
+    """The field a header names: the case worker's mapping first, then the vocabulary exactly, by a
+    line or half of it, by its first words, then within a typo or two (edit distance, on headers long
+    enough for a typo to be told from another word)."""
+    folded = fold(text)
+    if not folded:
+        return None
+    if mapping and _compact(folded) in mapping:
+        return HeaderMatch(mapping[_compact(folded)], "mapped")
+    variants = _variants(folded, text)
+    for index, variant in enumerate(variants):
+        found = vocabulary.exact.get(_compact(variant))
+        if found:
+            return HeaderMatch(found, "exact" if index == 0 else "part")
+    # "Прізвище дитини", "Дата народження (дд.мм.рррр)": the longest known header the text starts with.
+    best: tuple[int, str, str] | None = None
+    for variant in variants:
+        words = variant.split()
+        for size in range(len(words) - 1, 0, -1):
+            start = _compact(" ".join(words[:size]))
+            if len(words) <= 6 and len(start) >= 4 and start in vocabulary.exact and (
+                    best is None or len(start) > best[0]):
+                best = (len(start), vocabulary.exact[start], start)
+                break
+    if best is not None:
+        return HeaderMatch(best[1], "prefix", best[2])
+    for variant in variants:
+        compact = _compact(variant)
+        if len(compact) < 5:
+            continue
+        allowed = 1 if len(compact) < 10 else 2
+        near = [(Levenshtein.distance(compact, form, score_cutoff=allowed), form) for form in vocabulary.forms
+                if abs(len(form) - len(compact)) <= allowed and len(form) >= 5]
+        near = [(distance, form) for distance, form in near if distance <= allowed]
+        if not near:
+            continue
+        closest = min(distance for distance, _form in near)
+        fields = {vocabulary.exact[form] for distance, form in near if distance == closest}
+        if len(fields) == 1:
+            form = next(form for distance, form in near if distance == closest)
+            return HeaderMatch(fields.pop(), "typo", form)
     return None
+
+
+def _known_form(columns: Mapping[str, Sequence[str]], compact_form: str) -> str:
+    for names in columns.values():
+        for name in names:
+            if _compact(fold(name)) == compact_form:
+                return name
+    return compact_form
+
+
+@dataclass
+class Header:
+    index: int  # of the header's (last) line among the lines read
+    lines: tuple[int, ...]  # the file's line numbers the header takes
+    fields: dict[int, str]  # column → field
+    texts: dict[int, str]  # column → its header as the file writes it
+    notices: list[str]
+    ignored: list[str]
+    headed: set[int]  # every column with a header, read or not
+    unread: list[str]  # the headers not recognised (or mapped to be left), as the file writes them
+
+
+def _fill_merges(head: list[Line], merges: Sequence[tuple[int, int, int, int]]) -> list[Line]:
+    """The first lines with each merged range's value in every cell it covers: "ПІБ" over three
+    columns heads all three, "№" merged down two rows heads both."""
+    if not merges:
+        return head
+    rows = {number: list(cells) for number, cells in head}
+    for min_col, min_row, max_col, max_row in merges:
+        top = rows.get(min_row)
+        if top is None or min_col - 1 >= len(top) or _blank(top[min_col - 1]):
+            continue
+        value = top[min_col - 1]
+        for row_number in range(min_row, max_row + 1):
+            cells = rows.get(row_number)
+            if cells is None:
+                # A row left blank under a downward merge is still the header's second row.
+                cells = rows[row_number] = []
+            cells.extend([None] * (max_col - len(cells)))
+            for column in range(min_col - 1, max_col):
+                if _blank(cells[column]):
+                    cells[column] = value
+    return sorted(rows.items())
+
+
+def _recognised(cells: Sequence[Any], vocabulary: Vocabulary, mapping: Mapping[str, str] | None
+                ) -> dict[int, HeaderMatch]:
+    found: dict[int, HeaderMatch] = {}
+    for column, cell in enumerate(cells):
+        # Only text heads a column: numbers and dates are data.
+        if isinstance(cell, str):
+            match = recognise_header(cell, vocabulary, mapping)
+            if match is not None:
+                found[column] = match
+    return found
+
+
+def find_header(head: list[Line], columns: Mapping[str, Sequence[str]], required: Sequence[Sequence[str]],
+                *, mapping: Mapping[str, str] | None = None,
+                merges: Sequence[tuple[int, int, int, int]] = ()) -> Header | None:
+    """The first line (of the first few) whose cells name the required fields, with the line below
+    it when that is the header's second level (ПІБ over Прізвище / Ім'я / По батькові, with № and
+    the dates merged down): each column takes the field its lower cell names, else its upper one's."""
+    vocabulary = _vocabulary(columns)
+    filled = _fill_merges(head, merges)
+    for index, (line, cells) in enumerate(filled[:HEADER_SEARCH_ROWS]):
+        upper = _recognised(cells, vocabulary, mapping)
+        texts = {column: str(cell).strip() for column, cell in enumerate(cells) if not _blank(cell)}
+        options: list[tuple[tuple[int, ...], int, dict[int, HeaderMatch], dict[int, str]]] = []
+        # A title merged across the table repeats one text: never a header's first level.
+        if index + 1 < len(filled) and len(set(texts.values())) > 1:
+            below_line, below = filled[index + 1]
+            lower = _recognised(below, vocabulary, mapping)
+            # A second level names fields of its own under the first (a title line above a header is
+            # one cell, never a first level).
+            if any(upper.get(column) is None or upper[column].field != match.field for column, match in lower.items()):
+                joined = {**upper, **lower}
+                joined_texts = dict(texts)
+                for column, cell in enumerate(below):
+                    if _blank(cell):
+                        continue
+                    if column in lower or column not in texts:
+                        joined_texts[column] = str(cell).strip()
+                    elif str(cell).strip() != texts[column]:
+                        joined_texts[column] = f"{texts[column]} {str(cell).strip()}"
+                options.append(((line, below_line), index + 1, joined, joined_texts))
+        options.append(((line,), index, upper, texts))
+        for lines, last, matches, header_texts in options:
+            header = _header_of(lines, last, matches, header_texts, columns, required)
+            if header is not None:
+                return header
+    return None
+
+
+def _header_of(lines: tuple[int, ...], last: int, matches: dict[int, HeaderMatch], texts: dict[int, str],
+               columns: Mapping[str, Sequence[str]], required: Sequence[Sequence[str]]) -> Header | None:
+    fields: dict[int, str] = {}
+    notices: list[str] = []
+    ignored: list[str] = []
+    for column in sorted(matches):
+        match = matches[column]
+        if match.field == IGNORE:
+            continue
+        if match.field in fields.values():
+            ignored.append(_("{header} (a second column for {field})").format(
+                header=texts.get(column, ""), field=FIELD_LABELS.get(match.field, match.field)))
+            continue
+        fields[column] = match.field
+        if match.how in ("typo", "prefix"):
+            notices.append(_("the header “{header}” was read as “{known}”: {field}").format(
+                header=texts.get(column, ""), known=_known_form(columns, match.known_as),
+                field=FIELD_LABELS.get(match.field, match.field)))
+    if not any(set(option) <= set(fields.values()) for option in required):
+        return None
+    # Unread: each column with a header not recognised, or mapped to be left (a second column for a
+    # field is named above, with that reason).
+    seconds = {column for column, match in matches.items() if column not in fields and match.field != IGNORE}
+    unread = [texts[column] for column in sorted(texts) if column not in fields and column not in seconds]
+    return Header(last, lines, fields, {column: texts.get(column, "") for column in fields}, notices,
+                  unread + ignored, set(texts), unread)
+
+
+def headers_found(head: list[Line], columns: Mapping[str, Sequence[str]],
+                  merges: Sequence[tuple[int, int, int, int]] = ()) -> tuple[int | None, list[str]]:
+    """When no header is recognised: the line that looks most like one (the most cells of text without
+    digits, then the most recognised, then the first), and its cells, for the message and the mapping."""
+    vocabulary = _vocabulary(columns)
+    best: tuple[int, int, int] | None = None
+    filled = _fill_merges(head, merges)
+    for index, (_line, cells) in enumerate(filled[:HEADER_SEARCH_ROWS]):
+        texts = [cell for cell in cells if isinstance(cell, str) and cell.strip() and not re.search(r"\d", cell)]
+        score = (len(texts), len(_recognised(cells, vocabulary, None)), -index)
+        if best is None or score > best:
+            best = score
+            found = index
+    if best is None:
+        return None, []
+    line, cells = filled[found]
+    return line, [str(cell).strip() for cell in cells if not _blank(cell)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,136 +732,312 @@ _DATE_PATTERNS = (
     (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"), ("year", "month", "day")),
     (re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{4})$"), ("day", "month", "year")),
     (re.compile(r"^(\d{1,2})[./-](\d{4})$"), ("month", "year")),
-    (re.compile(r"^(\d{4})-(\d{1,2})$"), ("year", "month")),
+    (re.compile(r"^(\d{4})[-.](\d{1,2})$"), ("year", "month")),
     (re.compile(r"^(\d{4})$"), ("year",)),
 )
+# Excel counts days from 30 December 1899: 32874 is 1 January 1990, 73051 is 31 December 2099.
+_SERIAL_DATES = range(32_874, 73_051)
 
 
-def parse_birth_date(value: Any, *, today: datetime.date) -> tuple[datetime.date, str] | None:
-    """(first day of what is known, precision) for a birth date in any of the forms lists use:
-    2011-03-05, 05.03.2011, 05/03/2011 (day first), 03.2011, 2011, "2011 р.", a spreadsheet date.
-    None for an empty cell; ValueError saying why for anything else."""
+def _readings(value: Any) -> list[str]:
+    """A cell's text, then each half of a bilingual "Ж / F" or "Депортовано / Deported"."""
+    text = str(value).strip()
+    parts = [text]
+    if "/" in text and not re.fullmatch(r"[\d./\s-]+", text):
+        parts += [part.strip() for part in text.split("/") if part.strip()]
+    return parts
+
+
+def parse_date(value: Any, *, today: datetime.date, earliest: int = EARLIEST_BIRTH_YEAR,
+               what: str = "date") -> tuple[datetime.date, str] | None:
+    """(first day of what is known, precision) for a date in any of the forms lists use: 2011-03-05,
+    05.03.2011, 05/03/2011 (day first), 03.2011, 2011, "2011 р.", a spreadsheet's date, or Excel's
+    serial number of a day in a number cell (40973). None for an empty cell; ValueError saying why."""
     if _blank(value):
         return None
     if isinstance(value, datetime.datetime):
         value = value.date()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, datetime.date):
         found, precision = value, "day"
+    elif isinstance(value, int) and not isinstance(value, bool) and value in _SERIAL_DATES:
+        found, precision = datetime.date(1899, 12, 30) + datetime.timedelta(days=value), "day"
     else:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
         text = str(value).strip()
         # A date a spreadsheet turned into text keeps its midnight (05.03.2011 0:00:00).
         text = re.sub(r"[ T]0?0:00(:00)?$", "", text)
-        text = re.sub(r"\s*(р|рік|г|год|року)\.?$", "", text)
+        text = re.sub(r"\s*(р|рік|г|год|року|рр|yr)\.?$", "", text)
         for pattern, parts in _DATE_PATTERNS:
             match = pattern.match(text)
             if match:
                 numbers = dict(zip(parts, map(int, match.groups()), strict=True))
                 break
         else:
-            raise ValueError(f"“{value}” is not a date: write it as 2011-03-05, 05.03.2011, 03.2011 or 2011")
+            raise ValueError(_("“{value}” is not a {what}: write it as 2011-03-05, 05.03.2011, 03.2011 or 2011")
+                             .format(value=value, what=what))
         precision = "day" if "day" in numbers else "month" if "month" in numbers else "year"
         try:
             found = datetime.date(numbers["year"], numbers.get("month", 1), numbers.get("day", 1))
         except ValueError as error:
-            raise ValueError(f"“{value}” is not a date of the calendar") from error
+            raise ValueError(_("“{value}” is not a date of the calendar").format(value=value)) from error
     if found > today:
-        raise ValueError(f"“{value}” is in the future")
-    if found.year < EARLIEST_BIRTH_YEAR:
-        raise ValueError(f"“{value}” is before {EARLIEST_BIRTH_YEAR}: not a child's birth date")
+        raise ValueError(_("“{value}” is in the future").format(value=_shown(value, found)))
+    if found.year < earliest:
+        raise ValueError(_("“{value}” is before {year}: not a child's birth date").format(
+            value=_shown(value, found), year=earliest))
     return found, precision
+
+
+def _shown(value: Any, found: datetime.date) -> str:
+    return f"{found:%d.%m.%Y}" if isinstance(value, int | float | datetime.date) else str(value)
+
+
+def parse_birth_date(value: Any, *, today: datetime.date) -> tuple[datetime.date, str] | None:
+    return parse_date(value, today=today)
 
 
 def birth_date_text(found: datetime.date, precision: str) -> str:
     return {"year": f"{found:%Y}", "month": f"{found:%Y-%m}"}.get(precision, found.isoformat())
 
 
+SEX_WORDS = {
+    "m": "M", "male": "M", "boy": "M", "ч": "M", "чол": "M", "чоловіча": "M", "чоловіча стать": "M", "хлопчик": "M",
+    "м": "M", "муж": "M", "мужской": "M", "мальчик": "M", "чоловік": "M", "хлопець": "M", "юнак": "M",
+    "f": "F", "female": "F", "girl": "F", "ж": "F", "жін": "F", "жіноча": "F", "жіноча стать": "F", "дівчинка": "F",
+    "жен": "F", "женский": "F", "девочка": "F", "дівчина": "F", "девушка": "F",
+    "u": "U", "unknown": "U", "невідомо": "U", "неизвестно": "U",
+}
+
+# The start of each oblast's name in any of its forms (Донецька, Донецкая, Donetsk ...), folded.
+OBLAST_STEMS: dict[str, tuple[str, ...]] = {
+    Oblast.CHERKASY: ("Черкас", "Cherkas"), Oblast.CHERNIHIV: ("Черніг", "Черниг", "Chernih", "Chernig"),
+    Oblast.CHERNIVTSI: ("Чернів", "Черновиц", "Chernivt"), Oblast.CRIMEA: ("Крим", "Crimea", "Krym"),
+    Oblast.DNIPROPETROVSK: ("Дніпропетров", "Днепропетров", "Dnipropetrov", "Дніпро", "Dnipro"),
+    Oblast.DONETSK: ("Донец", "Donets"), Oblast.IVANO_FRANKIVSK: ("Івано", "Ивано", "Ivano"),
+    Oblast.KHARKIV: ("Харків", "Харьков", "Kharkiv"), Oblast.KHERSON: ("Херсон", "Kherson"),
+    Oblast.KHMELNYTSKYI: ("Хмельниц", "Khmelnyts"), Oblast.KIROVOHRAD: ("Кіровоград", "Кировоград", "Kirovohrad"),
+    Oblast.KYIV: ("Київ", "Киев", "Kyiv"), Oblast.LUHANSK: ("Луган", "Luhansk", "Lugansk"),
+    Oblast.LVIV: ("Львів", "Львов", "Lviv"), Oblast.MYKOLAIV: ("Миколаїв", "Николаев", "Mykolaiv"),
+    Oblast.ODESA: ("Одес", "Odes"), Oblast.POLTAVA: ("Полтав", "Poltav"), Oblast.RIVNE: ("Рівн", "Ровен", "Rivne"),
+    Oblast.SEVASTOPOL: ("Севастопол", "Sevastopol"), Oblast.SUMY: ("Сум", "Sumy"),
+    Oblast.TERNOPIL: ("Тернопіл", "Тернопол", "Ternopil"), Oblast.VINNYTSIA: ("Вінниц", "Винниц", "Vinnyts"),
+    Oblast.VOLYN: ("Волин", "Волын", "Volyn"), Oblast.ZAKARPATTIA: ("Закарпат", "Zakarpat"),
+    Oblast.ZAPORIZHZHIA: ("Запоріз", "Запорож", "Zaporiz"), Oblast.ZHYTOMYR: ("Житомир", "Zhytomyr"),
+}
+_PLACE_KIND_WORDS = {"область", "обл", "oblast", "obl", "region", "ар", "автономна", "республіка", "ark"}
+_CITY_WORDS = {"м", "місто", "г", "город", "city"}
+
+
+# The same few words fill a column thousands of times: each is worked out once.
+_ONCE = functools.lru_cache(maxsize=8192)
+_OBLAST_CODES = frozenset(Oblast.values)
+
+
+@_ONCE
 def parse_oblast(value: Any) -> str:
     """The oblast's code for its name in any form (Донецька обл., Донецкая, Donetsk region, м. Київ)."""
-    words = latin_key(str(value)).split()
-    city = bool(set(words) & {latin_key(word) for word in _CITY_WORDS})
-    words = [word for word in words if word not in {latin_key(w) for w in _PLACE_KIND_WORDS | _CITY_WORDS}]
-    if not words:
-        raise ValueError(f"“{value}” is not an oblast")
-    name = words[0]
-    for code, stems in OBLAST_STEMS.items():
-        if name == code or any(name.startswith(latin_key(stem)) for stem in stems):
-            if code == Oblast.KYIV and city:
-                return Oblast.KYIV_CITY
+    for reading in _readings(value):
+        words = latin_key(reading).split()
+        city = bool(set(words) & {latin_key(word) for word in _CITY_WORDS})
+        words = [word for word in words if word not in {latin_key(w) for w in _PLACE_KIND_WORDS | _CITY_WORDS}]
+        if not words:
+            continue
+        name = words[0]
+        if reading.strip() in _OBLAST_CODES:
+            return reading.strip()
+        for code, stems in OBLAST_STEMS.items():
+            if name == code or any(name.startswith(latin_key(stem)) for stem in stems):
+                if code == Oblast.KYIV and city:
+                    return Oblast.KYIV_CITY
+                return str(code)
+    raise ValueError(_("“{value}” is not an oblast of Ukraine").format(value=value))
+
+
+# Words that name each circumstance, as stems of the folded text, in Ukrainian, Russian and English.
+# Read in this order: "депортовано, вихованець інтернату" is deported first.
+CIRCUMSTANCE_STEMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (Circumstances.DEPORTED, ("депорт", "deport", "вивезен", "вывезен")),
+    (Circumstances.FORCIBLY_TRANSFERRED, ("примусово перемі", "примусове перемі", "примусово перем",
+                                          "принудительно перемещ", "насильственно перемещ", "насильно перемещ",
+                                          "forcibly transfer", "forced transfer", "transferred", "перемещен",
+                                          "переміщен")),
+    (Circumstances.HELD_IN_OCCUPIED_TERRITORY, ("тот", "окупован", "оккупирован", "утримуєт", "утримуют",
+                                                "удерживает", "occupied", "held in")),
+    (Circumstances.PLACED_WITH_FAMILY, ("в сім'ю", "у сім'ю", "в родину", "у родину", "в сем'ю", "в семью",
+                                        "передан в сем", "передано в сім", "влаштован", "устроен в сем",
+                                        "опік", "опек", "усиновл", "удочер", "усинов", "placed with",
+                                        "foster", "adopted", "family")),
+    (Circumstances.IN_INSTITUTION, ("інтернат", "интернат", "заклад", "учрежден", "дитяч будинок",
+                                    "дитячий будинок", "детский дом", "детдом", "institution", "orphanage",
+                                    "boarding school", "вихованец", "воспитанни", "санатор", "лагер", "camp")),
+    (Circumstances.OTHER, ("інше", "інший", "другое", "иное", "other")),
+)
+CATEGORY_STEMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (ChildCategory.WITHOUT_PARENTAL_CARE, ("позбавлен", "без батьківського", "без попечения", "без піклування",
+                                           "оставшийся без", "лишен", "without parental", "позбавлена")),
+    (ChildCategory.ORPHAN, ("сирот", "orphan")),
+    (ChildCategory.INSTITUTION_PUPIL, ("вихованец", "вихованк", "воспитанни", "pupil", "інтернат",
+                                       "интернат", "institution")),
+    (ChildCategory.WITH_PARENTS, ("з батьк", "с родител", "з родин", "with parent", "з мат", "с мат",
+                                  "з бать", "with famil", "with mother", "with father")),
+    (ChildCategory.UNKNOWN, ("невідом", "неизвест", "unknown", "не визнач")),
+)
+
+
+def _choice(value: Any, choices: Any, stems: Sequence[tuple[str, tuple[str, ...]]], what: str) -> str:
+    """A choice's code from its code, its English label, or the words for it (the first stem found)."""
+    for reading in _readings(value):
+        folded = fold(reading)
+        for choice in choices:
+            if folded in (choice.value, fold(choice.value), fold(choice.label)):
+                return str(choice.value)
+    folded = fold(value)
+    spaced = f" {folded} "
+    for code, words in stems:
+        if any((f" {word}" in spaced if len(word) <= 3 else word in folded) for word in words):
             return str(code)
-    raise ValueError(f"“{value}” is not an oblast of Ukraine")
+    raise ValueError(_("“{value}” is not a {what} this knows: write one of {known}").format(
+        value=value, what=what, known=", ".join(str(choice.label).lower() for choice in choices)))
 
 
-def _outcome_lookup() -> dict[str, str]:
+@_ONCE
+def parse_circumstances(value: Any) -> str:
+    return _choice(value, Circumstances, CIRCUMSTANCE_STEMS, _("circumstance"))
+
+
+@_ONCE
+def parse_category(value: Any) -> str:
+    return _choice(value, ChildCategory, CATEGORY_STEMS, _("category"))
+
+
+@_ONCE
+def parse_sex(value: Any) -> str:
+    for reading in _readings(value):
+        sex = SEX_WORDS.get(fold(reading))
+        if sex is not None:
+            return sex
+    raise ValueError(_("“{value}” is not a sex: write ч / ж, M / F").format(value=value))
+
+
+# Outcomes as official replies phrase them, as stems of the folded phrase (gender endings such as
+# "(а)", "(ла)" dropped first). Negative findings are read first: "не найден" is not "найден".
+OUTCOME_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (Outcome.NO_INFORMATION, ("сведений не имеется", "сведения отсутствуют", "сведений нет", "нет сведений",
+                              "нет информации", "информация отсутствует", "информации не имеется",
+                              "данных нет", "нет данных", "сведениями не располага", "не располагаем",
+                              "немає інформації", "інформація відсутня", "відомості відсутні", "відомостей немає",
+                              "немає відомостей", "даних немає", "немає даних", "no information", "no data",
+                              "no info", "information unavailable", "нет ответа", "no record")),
+    (Outcome.NEVER_ON_TERRITORY, ("не значится", "не значиться", "не значився", "не значилась", "не прибывал",
+                                  "не находился", "не находилась", "не перебував", "не перебувала",
+                                  "не въезжал", "не в'їжджав", "never on", "never entered", "never arrived",
+                                  "not registered", "no record of entry", "не поступал")),
+    (Outcome.NOT_FOUND, ("не найден", "не обнаружен", "не установлен", "не удалось установить",
+                         "не розшукан", "не знайден", "не виявлен", "не встановлен", "не вдалося встановити",
+                         "местонахождение неизвестно", "місцеперебування невідоме", "not found", "not located",
+                         "whereabouts unknown", "could not be located", "розыск продолжается")),
+    (Outcome.DECEASED, ("умер", "скончал", "погиб", "смерт", "помер", "загинув", "загинула", "died", "deceased",
+                        "dead", "death")),
+    (Outcome.NOW_ADULT, ("совершеннолет", "повноліт", "adult", "age of majority", "turned 18", "18 лет", "18 років")),
+    (Outcome.LEFT_COUNTRY, ("выехал", "выбыл за пределы", "за пределы", "покинул", "виїхав", "виїхала",
+                            "за межі", "left the country", "left russia", "left the territory", "departed")),
+    (Outcome.RETURNED, ("возвращен", "вернул", "передан законн", "передан родител", "воссоедин", "повернут",
+                        "повернен", "повернувся", "повернулась", "повернулася", "возз'єдн", "returned",
+                        "reunited", "reunified")),
+    (Outcome.REFUSED, ("отказ", "відмов", "refus", "declin", "отклонен")),
+    (Outcome.MORE_INFORMATION_REQUESTED, ("запрос", "уточн", "дополнительн", "додатков", "запит", "просим сообщ",
+                                          "просимо надати", "more information", "clarif", "further details",
+                                          "please provide")),
+    (Outcome.LOCATED, ("установлено местонахождение", "местонахождение установлено", "находится", "проживает",
+                       "пребывает", "содержится", "обучается", "найден", "обнаружен", "розшукан", "знайден",
+                       "виявлен", "перебуває", "проживає", "встановлено місцеперебування",
+                       "місцеперебування встановлено", "located", "found", "whereabouts known", "lives in",
+                       "resides", "is in", "stays")),
+)
+_GENDER_ENDING = re.compile(r"\((?:а|ла|на|ая|ась|ся|ой|ий|ого|ої|ей|ие)\)")
+_PLACE_AFTER = re.compile(r"(?:находится|проживает|пребывает|содержится|обучается|перебуває|проживає|lives|resides|"
+                          r"is|stays|located|found)\s+(?:в|во|у|на|in|at)\s+(.+)$", re.IGNORECASE)
+
+
+def phrase_key(value: Any) -> str:
+    """A reply's phrase as matched and as mapped: folded, its gender endings "(а)", "(ла)" dropped."""
+    return fold(_GENDER_ENDING.sub("", str(value or "")))
+
+
+def _outcome_codes() -> dict[str, str]:
     lookup = {}
     for outcome in Outcome:
-        for word in (outcome.value, outcome.value.replace("_", " "), outcome.label, *OUTCOME_WORDS.get(outcome, ())):
-            lookup[_fold_header(word)] = outcome.value
+        for word in (outcome.value, outcome.value.replace("_", " "), outcome.label):
+            lookup[fold(word)] = str(outcome.value)
     return lookup
 
 
-_OUTCOMES = _outcome_lookup()
+_OUTCOMES = _outcome_codes()
 
 
-def parse_outcome(value: Any) -> str:
-    found = _OUTCOMES.get(_fold_header(value))
-    if found is None:
-        raise ValueError(f"“{value}” is not a known outcome; use one of: "
-                         + ", ".join(outcome.label.lower() for outcome in Outcome))
-    return found
+class UnknownPhrase(ValueError):
+    """A reply's phrase no outcome is known for: a person maps it, nothing guesses it."""
+
+
+def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(outcome, the place the phrase names, if any) for a reply's phrase: the case worker's mapping
+    first, then the outcome's code or label, then the phrases official replies use. A phrase that
+    names two outcomes, or none, is an `UnknownPhrase`."""
+    key = phrase_key(value)
+    if mapping and key in mapping:
+        return mapping[key], ""
+    if key in _OUTCOMES:
+        return _OUTCOMES[key], ""
+    text = " " + key + " "
+    found: list[str] = []
+    for outcome, stems in OUTCOME_PHRASES:
+        hit = next((stem for stem in stems if (f" {stem}" in text)), None)
+        if hit is None:
+            continue
+        if outcome in (Outcome.NO_INFORMATION, Outcome.NEVER_ON_TERRITORY, Outcome.NOT_FOUND):
+            # A negative finding says it all: "местонахождение не установлено" is not "установлено".
+            found = [str(outcome)]
+            break
+        found.append(str(outcome))
+    if len(found) != 1:
+        raise UnknownPhrase(_("“{value}” is not an outcome this knows{why}: map it to one in the preview, or "
+                              "with --outcomes").format(value=value, why=_(" (it reads as more than one)")
+                                                        if found else ""))
+    place = ""
+    if found[0] == Outcome.LOCATED:
+        near = _PLACE_AFTER.search(re.sub(r"\s+", " ", str(value)).strip())
+        if near:
+            place = near.group(1).strip(" .;,")[:255]
+    return found[0], place
 
 
 def tidy_name(value: Any) -> str:
-    """A name as it will be saved: spaces tidied, and one written in capitals given its usual case
-    (ШЕВЧЕНКО → Шевченко, МАР'ЯНА → Мар'яна, АННА-МАРІЯ → Анна-Марія)."""
+    """A name as it will be saved: spaces tidied, apostrophes as the Ukrainian one (U+02BC), and one
+    written in capitals given its usual case (ШЕВЧЕНКО → Шевченко, АННА-МАРІЯ → Анна-Марія)."""
     text = re.sub(r"\s+", " ", str(value or "")).strip()
+    if text in _BLANK_MARKS:
+        return ""
+    text = _APOSTROPHES.sub(APOSTROPHE, text)
     if text.isupper():
         text = re.sub(r"[^\s-]+", lambda word: word.group(0)[0] + word.group(0)[1:].lower(), text)
     return text
 
 
+def _is_totals(cells: Sequence[Any]) -> bool:
+    """A totals line under a table: its words "Всього", "Разом", "Итого", "Total" and a count or two."""
+    filled = [cell for cell in cells if not _blank(cell)]
+    if not filled or len(filled) > 4:
+        return False
+    texts = [fold(cell) for cell in filled if isinstance(cell, str)]
+    return any(text == word or text.startswith(word + " ") for text in texts for word in TOTAL_WORDS) and all(
+        not text or any(text.startswith(word) for word in TOTAL_WORDS) or re.fullmatch(r"[\d\s]+\w*", text)
+        for text in texts)
+
+
 # ---------------------------------------------------------------------------------------------
 # Rows
 # ---------------------------------------------------------------------------------------------
-
-def _cells(cells: list[Any], fields: dict[int, str]) -> dict[str, Any]:
-    values = {}
-    for column, field_name in fields.items():
-        value = cells[column] if column < len(cells) else None
-        values[field_name] = None if _blank(value) else value.strip() if isinstance(value, str) else value
-    return values
-
-
-def _position(value: Any) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip().rstrip(".")
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"“{value}” is not a number on the list (1, 2, 3 ...)")
-    return int(text)
-
-
-def _name_parts(values: dict[str, Any]) -> dict[str, str]:
-    if values.get("full_name") and not (values.get("family_name") or values.get("given_name")):
-        words = tidy_name(values["full_name"]).split()
-        return {"family_name": words[0] if words else "", "given_name": words[1] if len(words) > 1 else "",
-                "patronymic": " ".join(words[2:])}
-    return {part: tidy_name(values.get(part)) for part in ("family_name", "given_name", "patronymic")}
-
-
-def _check_names(names: dict[str, str], problem: Any, *, required: bool) -> None:
-    for part in ("family_name", "given_name", "patronymic"):
-        text = names[part]
-        if not text:
-            if required and part != "patronymic":
-                problem(part, "missing")
-            continue
-        if len(text) > NAME_LENGTH:
-            problem(part, f"longer than {NAME_LENGTH} characters")
-        elif re.search(r"\d", text) or not re.search(r"[^\W\d_]", text):
-            problem(part, f"“{text}” is not a name")
-
 
 class _RowChecker:
     """Collects a row's problems under the file's own column headers."""
@@ -414,32 +1053,241 @@ class _RowChecker:
         self.failed = True
 
 
-def _over_the_limit(parsed: ParsedFile, data_lines: list[tuple[int, list[Any]]], max_rows: int | None) -> bool:
-    if max_rows is None or len(data_lines) <= max_rows:
-        return False
-    parsed.problems.append(RowProblem(None, "", f"the file has {len(data_lines):,} rows; one import takes at most "
-                                                f"{max_rows:,}: split it into several files"))
-    return True
+def _position(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip().rstrip(".)")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(_("“{value}” is not a number on the list (1, 2, 3 ...)").format(value=value))
+    return int(text)
 
 
-def _start(lines: list[tuple[int, list[Any]]], columns: dict[str, tuple[str, ...]],
-           required: Sequence[Sequence[str]], what: str) -> tuple[ParsedFile, list[tuple[int, list[Any]]],
-                                                                  dict[int, str]]:
+def _split_name(text: str) -> tuple[str, str, str]:
+    words = tidy_name(text).split()
+    return (words[0] if words else "", words[1] if len(words) > 1 else "", " ".join(words[2:]))
+
+
+def _name_parts(values: dict[str, Any]) -> dict[str, str]:
+    if values.get("full_name") and not (values.get("family_name") or values.get("given_name")):
+        family, given, patronymic = _split_name(values["full_name"])
+        return {"family_name": family, "given_name": given, "patronymic": patronymic}
+    return {part: tidy_name(values.get(part)) for part in ("family_name", "given_name", "patronymic")}
+
+
+def _check_names(names: dict[str, str], problem: Callable[[str, str], None], *, required: bool) -> None:
+    for part in ("family_name", "given_name", "patronymic"):
+        text = names[part]
+        if not text:
+            if required and part != "patronymic":
+                problem(part, _("missing"))
+            continue
+        if len(text) > NAME_LENGTH:
+            problem(part, _("longer than {count} characters").format(count=NAME_LENGTH))
+        elif re.search(r"\d", text) or not re.search(r"[^\W\d_]", text):
+            problem(part, _("“{text}” is not a name").format(text=text))
+
+
+@dataclass
+class _Reading:
+    """A file being read: its header, and the lines below it still to come."""
+
+    parsed: ParsedFile
+    fields: dict[int, str]
+    data: Iterator[Line]
+    headed: set[int]
+    unheaded: set[int] = field(default_factory=set)
+
+
+def _open(source: bytes | IO[bytes], file_name: str, columns: Mapping[str, Sequence[str]],
+          required: Sequence[Sequence[str]], what: str, max_rows: int | None,
+          mapping: Mapping[str, str] | None) -> _Reading | ParsedFile:
+    try:
+        table = read_table(source, file_name, max_rows=None if max_rows is None else max_rows + HEADER_SEARCH_ROWS)
+        head: list[Line] = []
+        for line in table.lines:
+            head.append(line)
+            if len(head) >= HEADER_SEARCH_ROWS + 2:
+                break
+    except UnreadableFile as error:
+        return ParsedFile(problems=[RowProblem(None, "", str(error))])
     parsed = ParsedFile()
-    header = find_header(lines, columns, required)
+    header = find_header(head, columns, required, mapping=mapping, merges=table.merges)
     if header is None:
-        wanted = " or ".join(" + ".join(FIELD_LABELS.get(f, f) for f in option) for option in required)
-        parsed.problems.append(RowProblem(None, "", f"no header row found for {what}: the first rows need the "
-                                                    f"columns {wanted} (see the column names in the README)"))
-        return parsed, [], {}
-    index, fields, ignored = header
-    parsed.header_line = lines[index][0]
-    parsed.columns = {field_name: str(lines[index][1][column]).strip() for column, field_name in fields.items()}
-    parsed.ignored_columns = ignored
-    data_lines = lines[index + 1:]
-    if not data_lines:
-        parsed.problems.append(RowProblem(None, "", "the file has a header but no rows"))
-    return parsed, data_lines, fields
+        found_on, found = headers_found(head, columns, table.merges)
+        parsed.headers_found = found
+        wanted = _(" or ").join(" + ".join(f"“{FIELD_LABELS.get(f, f)}”" for f in option) for option in required)
+        seen = ", ".join(f"“{text}”" for text in found) or _("none")
+        parsed.problems.append(RowProblem(None, "", _(
+            "no header row found for {what}. Headers found{where}: {seen}. Expected: {wanted}. Map the columns "
+            "in the preview, or give the mapping (--columns \"header=field,…\")").format(
+                what=what, where=_(" on line {line}").format(line=found_on) if found_on else "", seen=seen,
+                wanted=wanted)))
+        return parsed
+    parsed.header_line = header.lines[-1]
+    parsed.columns = {field_name: header.texts[column] for column, field_name in header.fields.items()}
+    parsed.ignored_columns = header.ignored
+    parsed.unread_headers = header.unread
+    parsed.notices = header.notices
+    if len(header.lines) > 1:
+        parsed.notices.append(_("a two-level header on lines {first}–{last}").format(
+            first=header.lines[0], last=header.lines[-1]))
+    above = [cells for number, cells in head if number < header.lines[0]]
+    titles = [str(cell).strip() for cells in above for cell in cells if isinstance(cell, str) and cell.strip()]
+    parsed.title = titles[0][:200] if titles else ""
+    last = header.lines[-1]
+    rest = (line for line in head if line[0] > last)
+
+    def data() -> Iterator[Line]:
+        yield from rest
+        yield from table.lines
+
+    return _Reading(parsed, header.fields, data(), header.headed)
+
+
+def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker], None],
+          max_rows: int | None) -> None:
+    """Every data line to `checker`, with its values by field; a totals row at the end is skipped and
+    named; a column with data and no header is named. Formula and error cells are the row's problems."""
+    parsed, fields = reading.parsed, reading.fields
+    headed = set(fields) | reading.headed
+    held: list[Line] = []
+    count = 0
+
+    def check(line: int, cells: list[Any]) -> None:
+        problem = _RowChecker(line, parsed.columns, parsed.problems)
+        values: dict[str, Any] = {}
+        for column, field_name in fields.items():
+            value = cells[column] if column < len(cells) else None
+            if isinstance(value, CellFault):
+                problem(field_name, value.reason)
+                value = None
+            elif isinstance(value, str):
+                value = value.strip()
+                if not value or value.lower() in _BLANK_MARKS:
+                    value = None
+            values[field_name] = value
+        for column in range(len(cells)):
+            if column not in headed and column not in reading.unheaded and not _blank(cells[column]):
+                reading.unheaded.add(column)
+        checker(line, values, problem)
+
+    try:
+        for line, cells in reading.data:
+            if _is_totals(cells):
+                held.append((line, cells))
+                continue
+            for waiting in held:
+                count += 1
+                check(*waiting)
+            held.clear()
+            count += 1
+            check(line, cells)
+    except TooManyLines:
+        parsed.problems.append(RowProblem(None, "", _(
+            "the file has more than {limit} rows; one import takes at most {limit}: split it into several "
+            "files").format(limit=f"{max_rows or 0:,}")))
+        return
+    except UnreadableFile as error:
+        parsed.problems.append(RowProblem(None, "", str(error)))
+        return
+    for line, cells in held:
+        words = " ".join(str(cell) for cell in cells if not _blank(cell) and not isinstance(cell, CellFault))
+        parsed.notices.append(_("line {line}: a totals row (“{words}”) was skipped").format(line=line, words=words))
+    if max_rows is not None and count > max_rows:
+        parsed.problems.append(RowProblem(None, "", _(
+            "the file has {count} rows; one import takes at most {limit}: split it into several files").format(
+                count=f"{count:,}", limit=f"{max_rows:,}")))
+    if not count and not parsed.problems:
+        parsed.problems.append(RowProblem(None, "", _("the file has a header but no rows")))
+    parsed.ignored_columns += [_("column {letter} (no header)").format(letter=get_column_letter(column + 1))
+                               for column in sorted(reading.unheaded)]
+
+
+_LIST_REQUIRED = (("family_name", "given_name"), ("full_name",), ("family_name_latin", "given_name_latin"),
+                  ("latin_name",))
+_REPLY_REQUIRED = (("position", "outcome"), ("family_name", "given_name", "outcome"), ("full_name", "outcome"))
+
+
+def parse_list(source: bytes | IO[bytes], file_name: str = "", *, today: datetime.date, max_rows: int | None = None,
+               mapping: Mapping[str, str] | None = None) -> ParsedFile:
+    """A handover list: one child per row, checked; every problem with its line and column.
+    `mapping` is the case worker's: a folded, compacted header → its field (or `IGNORE`)."""
+    reading = _open(source, file_name, LIST_COLUMNS, _LIST_REQUIRED, _("a handover list"), max_rows, mapping)
+    if isinstance(reading, ParsedFile):
+        return reading
+    parsed = reading.parsed
+    numbered = "position" in reading.fields.values()
+    numbers: list[tuple[int, int]] = []
+
+    def check(line: int, values: dict[str, Any], problem: _RowChecker) -> None:
+        names = _name_parts(values)
+        latin = {part: tidy_name(values.get(f"{part}_latin")) for part in ("family_name", "given_name", "patronymic")}
+        if values.get("latin_name") and not any(latin.values()):
+            latin = dict(zip(("family_name", "given_name", "patronymic"), _split_name(values["latin_name"]),
+                             strict=True))
+        if not (names["family_name"] or names["given_name"]) and latin["family_name"]:
+            # A list in Latin letters only: the names as written are the names there are.
+            names = dict(latin)
+        _check_names(names, problem, required=True)
+        data: dict[str, Any] = {
+            **names, **{f"{part}_latin": text for part, text in latin.items()}, "birth_date": None,
+            "birth_date_precision": "day", "birth_date_text": "", "sex": "U", "settlement": "", "oblast": "",
+            "circumstances": "", "category": "", "last_known_location": "", "last_known_on": None,
+            "icrc_reference": "", "nib_reference": "", "reference": str(values.get("reference") or "").strip(),
+        }
+        position = None
+        if numbered:
+            try:
+                if values.get("position") is None:
+                    raise ValueError(_("missing: every row needs its number when the list has a № column"))
+                position = _position(values["position"])
+                numbers.append((line, position))
+            except ValueError as error:
+                problem("position", str(error))
+        try:
+            born = parse_birth_date(values.get("birth_date"), today=today)
+            if born:
+                precision = str(values.get("birth_date_precision") or "").strip().lower()
+                if precision in ("year", "month") and born[1] == "day":
+                    born = (born[0], precision)
+                data["birth_date"], data["birth_date_precision"] = born[0].isoformat(), born[1]
+                data["birth_date_text"] = birth_date_text(*born)
+        except ValueError as error:
+            problem("birth_date", str(error))
+        try:
+            seen = parse_date(values.get("last_known_on"), today=today, earliest=1991)
+            data["last_known_on"] = seen[0].isoformat() if seen else None
+        except ValueError as error:
+            problem("last_known_on", str(error))
+        for field_name, parser in (("sex", parse_sex), ("oblast", parse_oblast),
+                                   ("circumstances", parse_circumstances), ("category", parse_category)):
+            if values.get(field_name) is not None:
+                try:
+                    data[field_name] = parser(values[field_name])
+                except ValueError as error:
+                    problem(field_name, str(error))
+        for text_field, limit in (("settlement", 160), ("last_known_location", 255), ("icrc_reference", 64),
+                                  ("nib_reference", 64)):
+            text = re.sub(r"\s+", " ", str(values.get(text_field) or "")).strip()
+            if isinstance(values.get(text_field), float) and values[text_field].is_integer():
+                text = str(int(values[text_field]))
+            if len(text) > limit:
+                problem(text_field, _("longer than {count} characters").format(count=limit))
+            data[text_field] = text
+        if not problem.failed:
+            parsed.rows.append(ParsedRow(line, position, data))
+
+    _rows(reading, check, max_rows)
+    if parsed.problems and any(p.line is None for p in parsed.problems):
+        return parsed
+    _check_positions(parsed, numbers, numbered=numbered)
+    _check_same_child_twice(parsed)
+    references = {row.data["reference"] for row in parsed.rows if row.data["reference"]}
+    if len(references) > 1:
+        parsed.problems.append(RowProblem(None, parsed.columns.get("reference", ""),
+                                          _("the rows name more than one list: {lists}").format(
+                                              lists=", ".join(sorted(references)))))
+    return parsed
 
 
 def _check_positions(parsed: ParsedFile, numbers: list[tuple[int, int]], *, numbered: bool) -> None:
@@ -452,106 +1300,65 @@ def _check_positions(parsed: ParsedFile, numbers: list[tuple[int, int]], *, numb
     seen: dict[int, int] = {}
     for line, position in numbers:
         if position in seen:
-            parsed.problems.append(RowProblem(line, parsed.columns["position"],
-                                              f"number {position} is already used on line {seen[position]}"))
+            parsed.problems.append(RowProblem(line, parsed.columns["position"], _(
+                "number {position} is already used on line {line}").format(position=position, line=seen[position])))
         seen.setdefault(position, line)
 
 
-def parse_list(content: bytes, file_name: str = "", *, today: datetime.date,
-               max_rows: int | None = None) -> ParsedFile:
-    """A handover list: one child per row, checked; every problem with its line and column."""
-    try:
-        lines = read_table(content, file_name, max_rows=None if max_rows is None else max_rows + HEADER_SEARCH_ROWS)
-    except UnreadableFile as error:
-        return ParsedFile(problems=[RowProblem(None, "", str(error))])
-    parsed, data_lines, fields = _start(lines, LIST_COLUMNS, [("family_name", "given_name"), ("full_name",)],
-                                        "a handover list")
-    if _over_the_limit(parsed, data_lines, max_rows):
-        return parsed
-    numbered = "position" in fields.values()
-    numbers: list[tuple[int, int]] = []
-    for line, cells in data_lines:
-        values = _cells(cells, fields)
-        problem = _RowChecker(line, parsed.columns, parsed.problems)
-        names = _name_parts(values)
-        _check_names(names, problem, required=True)
-        data: dict[str, Any] = {**names, "birth_date": None, "birth_date_precision": "day", "birth_date_text": "",
-                                "sex": "U", "settlement": "", "oblast": "", "last_known_location": "",
-                                "reference": str(values.get("reference") or "")}
-        position = None
-        if numbered:
-            try:
-                if values.get("position") is None:
-                    raise ValueError("missing: every row needs its number when the list has a № column")
-                position = _position(values["position"])
-                numbers.append((line, position))
-            except ValueError as error:
-                problem("position", str(error))
-        try:
-            born = parse_birth_date(values.get("birth_date"), today=today)
-            if born:
-                data["birth_date"], data["birth_date_precision"] = born[0].isoformat(), born[1]
-                data["birth_date_text"] = birth_date_text(*born)
-        except ValueError as error:
-            problem("birth_date", str(error))
-        if values.get("sex") is not None:
-            sex = SEX_WORDS.get(_fold_header(values["sex"]))
-            if sex is None:
-                problem("sex", f"“{values['sex']}” is not a sex: write ч / ж, M / F")
-            data["sex"] = sex or "U"
-        for text_field, limit in (("settlement", 160), ("last_known_location", 255)):
-            text = re.sub(r"\s+", " ", str(values.get(text_field) or "")).strip()
-            if len(text) > limit:
-                problem(text_field, f"longer than {limit} characters")
-            data[text_field] = text
-        if values.get("oblast") is not None:
-            try:
-                data["oblast"] = parse_oblast(values["oblast"])
-            except ValueError as error:
-                problem("oblast", str(error))
-        if not problem.failed:
-            parsed.rows.append(ParsedRow(line, position, data))
-    _check_positions(parsed, numbers, numbered=numbered)
-    _check_same_child_twice(parsed)
-    references = {row.data["reference"] for row in parsed.rows if row.data["reference"]}
-    if len(references) > 1:
-        parsed.problems.append(RowProblem(None, parsed.columns.get("reference", ""),
-                                          f"the rows name more than one list: {', '.join(sorted(references))}"))
-    return parsed
-
-
 def _check_same_child_twice(parsed: ParsedFile) -> None:
-    """A child is once on a list: two rows the engine judges the same child are a mistake in the file."""
+    """A child is once on a list: two rows the engine judges the same child are a mistake in the file.
+
+    Two rows are compared when they share one of the keys the engine looks a record up by among the
+    stored children (`search_keys`: both names, or one name with the birth month where known, else
+    the year), the same reach as the match against the stored children; blocks larger than the
+    engine's `MAX_BLOCK_SIZE` say nothing and are left. All of a record's blocking keys would
+    compare three times as many pairs (every row with a namesake born the same year) for the same
+    findings: millions in a list of a hundred thousand rows. Each pair is compared once, in the
+    block of the first key the two share, so that no set of all pairs is held."""
+    from cases.matching.engine import MAX_BLOCK_SIZE
+
     records = [row.record() for row in parsed.rows]
-    for first, second in sorted(candidate_pairs(records)):
-        result = compare(records[first], records[second])
-        if result.is_same:
-            column = parsed.columns.get("family_name") or parsed.columns.get("full_name", "")
-            parsed.problems.append(RowProblem(parsed.rows[second].line, column,
-                                              f"the same child as line {parsed.rows[first].line} "
-                                              f"({'; '.join(result.reasons[:3])})"))
+    keys = [search_keys(record) for record in records]
+    blocks: dict[str, list[int]] = {}
+    for index, record_keys in enumerate(keys):
+        for key in record_keys:
+            blocks.setdefault(key, []).append(index)
+    usable = {key for key, members in blocks.items() if 1 < len(members) <= MAX_BLOCK_SIZE}
+    column = parsed.columns.get("family_name") or parsed.columns.get("full_name", "")
+    found: list[RowProblem] = []
+    for key in usable:
+        members = blocks[key]
+        for position, first in enumerate(members):
+            first_keys = keys[first]
+            for second in members[position + 1:]:
+                if min(first_keys & keys[second] & usable) != key:
+                    continue
+                result = compare(records[first], records[second])
+                if result.is_same:
+                    found.append(RowProblem(parsed.rows[second].line, column, _(
+                        "the same child as line {line} ({why})").format(
+                            line=parsed.rows[first].line, why="; ".join(result.reasons[:3]))))
+    parsed.problems += sorted(found, key=lambda problem: problem.line or 0)
 
 
-def parse_reply(content: bytes, file_name: str = "", *, today: datetime.date,
-               max_rows: int | None = None) -> ParsedFile:
-    """A reply: per row the child (by number on the list, or by name) and the outcome claimed."""
-    try:
-        lines = read_table(content, file_name, max_rows=None if max_rows is None else max_rows + HEADER_SEARCH_ROWS)
-    except UnreadableFile as error:
-        return ParsedFile(problems=[RowProblem(None, "", str(error))])
-    parsed, data_lines, fields = _start(
-        lines, REPLY_COLUMNS, [("position", "outcome"), ("family_name", "given_name", "outcome"),
-                               ("full_name", "outcome")], "a reply")
-    if _over_the_limit(parsed, data_lines, max_rows):
-        return parsed
-    for line, cells in data_lines:
-        values = _cells(cells, fields)
-        problem = _RowChecker(line, parsed.columns, parsed.problems)
+def parse_reply(source: bytes | IO[bytes], file_name: str = "", *, today: datetime.date,
+                max_rows: int | None = None, mapping: Mapping[str, str] | None = None,
+                outcomes: Mapping[str, str] | None = None) -> ParsedFile:
+    """A reply: per row the child (by number on the list, or by name) and the outcome claimed, in
+    the other side's words; a phrase no outcome is known for is named for the case worker to map
+    (`outcomes`: a phrase's `phrase_key` → outcome)."""
+    reading = _open(source, file_name, REPLY_COLUMNS, _REPLY_REQUIRED, _("a reply"), max_rows, mapping)
+    if isinstance(reading, ParsedFile):
+        return reading
+    parsed = reading.parsed
+    unknown: dict[str, str] = {}
+
+    def check(line: int, values: dict[str, Any], problem: _RowChecker) -> None:
         names = _name_parts(values)
         _check_names(names, problem, required=False)
         data: dict[str, Any] = {**names, "outcome": "", "birth_date_text": "", "sex": "",
-                                "details": str(values.get("details") or ""),
-                                "reported_location": str(values.get("reported_location") or "")[:255]}
+                                "details": str(values.get("details") or "").strip(),
+                                "reported_location": str(values.get("reported_location") or "").strip()[:255]}
         position = None
         if values.get("position") is not None:
             try:
@@ -559,7 +1366,7 @@ def parse_reply(content: bytes, file_name: str = "", *, today: datetime.date,
             except ValueError as error:
                 problem("position", str(error))
         elif not (names["family_name"] and names["given_name"]):
-            problem("position", "missing: give the child's number on the list, or the child's names")
+            problem("position", _("missing: give the child's number on the list, or the child's names"))
         try:
             born = parse_birth_date(values.get("birth_date"), today=today)
             data["birth_date_text"] = birth_date_text(*born) if born else ""
@@ -567,10 +1374,21 @@ def parse_reply(content: bytes, file_name: str = "", *, today: datetime.date,
             problem("birth_date", str(error))
         try:
             if values.get("outcome") is None:
-                raise ValueError("missing")
-            data["outcome"] = parse_outcome(values["outcome"])
+                raise ValueError(_("missing"))
+            data["outcome"], place = parse_outcome(values["outcome"], outcomes)
+            if place and not data["reported_location"]:
+                data["reported_location"] = place
+            if phrase_key(values["outcome"]) not in _OUTCOMES and not data["details"]:
+                # The reply's own words stay with the outcome read from them.
+                data["details"] = str(values["outcome"]).strip()
+        except UnknownPhrase as error:
+            unknown.setdefault(phrase_key(values["outcome"]), str(values["outcome"]).strip())
+            problem("outcome", str(error))
         except ValueError as error:
             problem("outcome", str(error))
         if not problem.failed:
             parsed.rows.append(ParsedRow(line, position, data))
+
+    _rows(reading, check, max_rows)
+    parsed.unknown_phrases = list(unknown.values())
     return parsed

@@ -288,11 +288,11 @@ def letter_rows(entries: list[ListEntry], posted: Any) -> tuple[list[OutcomeInpu
                 problems.append((label, gettext("choose the outcome claimed, or clear the location and details")))
             continue
         try:
-            outcome = parse_outcome(said)
+            outcome, place = parse_outcome(said)
         except ValueError as error:
             problems.append((label, str(error)))
             continue
-        outcomes.append(OutcomeInput(entry_id=entry.pk, outcome=outcome, reported_location=location[:255],
+        outcomes.append(OutcomeInput(entry_id=entry.pk, outcome=outcome, reported_location=(location or place)[:255],
                                      details=details, label=label))
     return outcomes, problems
 

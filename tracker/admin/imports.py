@@ -19,12 +19,14 @@ from cases.admin import NoDeleteMixin
 from core.tasks import enqueue
 from core.users import signed_in_user
 from tracker import spreadsheets, tasks
-from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation
+from tracker.models import HandoverList, ImportBatch, ImportMapping, ImportRow, Organisation, Outcome
 from tracker.services.exchange import ExchangeError
 from tracker.services.imports import (
     file_too_large,
     import_batch_create,
     import_batch_decide,
+    import_batch_remap,
+    import_batch_repeats,
     import_batch_run,
     import_batch_start,
     import_progress,
@@ -111,16 +113,61 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
         if not self.has_view_or_change_permission(request, batch):
             raise PermissionDenied
         if request.method == "POST":
+            if "_remap" in request.POST:
+                return self._remap(request, batch)
             return self._confirm(request, batch)
         rows = batch.rows.select_related("child").order_by("line_number")
         proposed = list(rows.filter(verdict=ImportRow.Verdict.PROPOSED))
+        can_change = self.has_change_permission(request, batch)
+        summary = batch.summary or {}
+        # The mapping step: every header the reader did not recognise (or, with no header found, the
+        # cells of the line most like one), each to a field or left out; every reply phrase not known.
+        mappable = summary.get("headers_found") or summary.get("unread_headers") or []
+        can_map = can_change and bool(batch.file) and batch.status in (
+            ImportBatch.Status.FAILED, ImportBatch.Status.VALIDATED) and bool(
+            mappable or summary.get("unknown_phrases"))
+        fields = spreadsheets.LIST_COLUMNS if batch.kind == ImportBatch.Kind.LIST else spreadsheets.REPLY_COLUMNS
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "batch": batch,
             "title": str(batch), "progress": import_progress(batch), "proposed": proposed,
             "rows": rows[:PREVIEW_ROWS], "shown": PREVIEW_ROWS, "decisions": ImportRow.Decision.choices[1:],
-            "can_confirm": batch.status == ImportBatch.Status.VALIDATED and self.has_change_permission(request, batch),
+            "can_confirm": batch.status == ImportBatch.Status.VALIDATED and can_change,
+            "repeats": import_batch_repeats(batch) if batch.status == ImportBatch.Status.VALIDATED else [],
+            "can_map": can_map, "mappable": mappable, "unknown_phrases": summary.get("unknown_phrases", []),
+            "field_choices": [(name, spreadsheets.FIELD_LABELS.get(name, name)) for name in fields],
+            "ignore": spreadsheets.IGNORE, "outcomes": Outcome.choices,
+            "sender": batch.sender if batch.kind == ImportBatch.Kind.LIST else (
+                batch.handover_list.recipient if batch.handover_list else None),
         }
         return TemplateResponse(request, "admin/tracker/importbatch/preview.html", context)
+
+    def _remap(self, request: HttpRequest, batch: ImportBatch) -> HttpResponse:
+        """The case worker's mapping of headers and phrases: kept (for the sender too), and the file
+        checked again with it."""
+        here = HttpResponseRedirect(reverse("admin:tracker_importbatch_change", args=[batch.pk]))
+        if not self.has_change_permission(request, batch):
+            raise PermissionDenied
+        columns: dict[str, str] = {}
+        outcomes: dict[str, str] = {}
+        for name in request.POST:
+            text, index = str(request.POST.get(name, "")), name.partition("-")[2]
+            if name.startswith("header-") and request.POST.get(f"field-{index}"):
+                columns[text] = str(request.POST[f"field-{index}"])
+            if name.startswith("phrase-") and request.POST.get(f"outcome-{index}"):
+                outcomes[text] = str(request.POST[f"outcome-{index}"])
+        try:
+            import_batch_remap(batch=batch, columns=columns, outcomes=outcomes, actor=signed_in_user(request),
+                               remember=bool(request.POST.get("remember")))
+        except ExchangeError as error:
+            for where, why in error.problems:
+                self.message_user(request, f"{where}: {why}", messages.ERROR)
+            return here
+        if not enqueue(tasks.validate_import, batch.pk):
+            self.message_user(request, gettext("The job queue cannot be reached just now. The file is checked again by "
+                                         "itself within minutes of the queue's return."), messages.WARNING)
+        else:
+            self.message_user(request, gettext("Mapping saved: the file is being checked again."), messages.SUCCESS)
+        return here
 
     def _confirm(self, request: HttpRequest, batch: ImportBatch) -> HttpResponse:
         here = HttpResponseRedirect(reverse("admin:tracker_importbatch_change", args=[batch.pk]))
@@ -134,7 +181,8 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
             if "_confirm" not in request.POST:
                 self.message_user(request, gettext("Decisions saved."), messages.SUCCESS)
                 return here
-            started = import_batch_start(batch=batch, actor=signed_in_user(request))
+            started = import_batch_start(batch=batch, actor=signed_in_user(request),
+                                         repeats_confirmed=bool(request.POST.get("confirm_repeats")))
         except ExchangeError as error:
             for where, why in error.problems:
                 self.message_user(request, f"{where}: {why}", messages.ERROR)
@@ -152,3 +200,14 @@ class ImportBatchAdmin(NoDeleteMixin, admin.ModelAdmin):
             level = messages.SUCCESS if done.status == ImportBatch.Status.DONE else messages.ERROR
             self.message_user(request, f"{done}: {done.get_status_display().lower()}.", level)
         return here
+
+
+@admin.register(ImportMapping)
+class ImportMappingAdmin(NoDeleteMixin, admin.ModelAdmin):
+    """How each party's files are read: the headers and reply phrases mapped on the preview."""
+
+    list_display = ("organisation", "kind", "updated_by", "updated_at")
+    list_filter = ("kind",)
+    list_select_related = ("organisation", "updated_by")
+    readonly_fields = ("updated_by", "updated_at")
+    fields = ("organisation", "kind", "columns", "outcomes", "updated_by", "updated_at")

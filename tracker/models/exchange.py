@@ -170,6 +170,9 @@ class ListEntry(TimeStampedModel):
     claim_count = models.PositiveSmallIntegerField(_("claims"), default=0)
     claim_verification = models.CharField(_("latest claim"), max_length=10, blank=True,
                                           choices=[("", _("No claim yet")), *Verification.choices])
+    # The child as the list handed over described them (an imported row's names, birth date, place...),
+    # which the handover document prints; empty for an entry added by hand, printed from the child.
+    as_handed_over = models.JSONField(default=dict, blank=True)
 
     history = AppendOnlyHistory()
     objects = UndeletableQuerySet.as_manager()

@@ -68,6 +68,11 @@ class ImportBatch(TimeStampedModel):
     confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="+")
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The case worker's reading of this file: a header (folded, see `tracker.spreadsheets.fold`) → the
+    # field it gives, or "ignore"; a reply's phrase (`phrase_key`) → the outcome it states. Saved for
+    # the sender too (`ImportMapping`), so that their next file is read the same way.
+    column_mapping = models.JSONField(default=dict, blank=True)
+    outcome_mapping = models.JSONField(default=dict, blank=True)
 
     class Meta:
         verbose_name_plural = _("import batches")
@@ -159,3 +164,28 @@ class ImportRow(models.Model):
 
     def __str__(self) -> str:
         return gettext("%(batch)s line %(line)s") % {"batch": self.batch_id, "line": self.line_number}
+
+
+class ImportMapping(TimeStampedModel):
+    """How one party's files are read: the headers and reply phrases a case worker mapped once,
+    applied to every later file of that party and kind (the batch's own mapping comes first)."""
+
+    Kind = ImportKind
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="import_mappings")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    columns = models.JSONField(default=dict, blank=True, help_text=_("Header (folded) → field, or “ignore”."))
+    outcomes = models.JSONField(default=dict, blank=True, help_text=_("Reply phrase (folded) → outcome."))
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+
+    class Meta:
+        verbose_name = _("import mapping")
+        constraints = [
+            # One mapping per party and kind of file: the one the next import reads.
+            models.UniqueConstraint(fields=["organisation", "kind"], name="import_mapping_once_per_sender"),
+            models.CheckConstraint(condition=Q(kind__in=ImportKind.values), name="import_mapping_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation} ({self.get_kind_display()})"

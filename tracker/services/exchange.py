@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.files import File
@@ -81,7 +82,8 @@ class HandOver:
 
 
 def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor: User | None,
-                   positions: Sequence[int] | None = None, handing_over: HandOver | None = None) -> int:
+                   positions: Sequence[int] | None = None, handing_over: HandOver | None = None,
+                   handed_over_as: Sequence[dict[str, Any]] | None = None) -> int:
     """Put cases on a draft list, numbered after the last entry (or at `positions`, one per case,
     as a list read from a file numbers them); a case already on it is skipped.
 
@@ -117,7 +119,8 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
             position = positions[index] if positions is not None else position + 1
             already.add(case.child_id)
             entries.append(ListEntry(handover_list_id=locked.pk, child_id=case.child_id, case_id=case.pk,
-                                     position=position))
+                                     position=position,
+                                     as_handed_over=handed_over_as[index] if handed_over_as is not None else {}))
             listed.append(case)
         reason = f"Added to {locked.reference}"
         if handing_over is not None:

@@ -27,6 +27,7 @@ from importlib.resources import files
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from openpyxl import Workbook
 from openpyxl.cell import Cell, WriteOnlyCell
@@ -44,6 +45,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
+from cases.matching.names import transliterate_uk
 from cases.models import Case, Child, Circumstances, Oblast, Sex
 from tracker.models import HandoverList, ListEntry
 
@@ -99,11 +101,43 @@ def _latin_name(child: Child) -> str:
     return " ".join(p for p in (child.family_name_latin, child.given_name_latin, child.patronymic_latin) if p)
 
 
+def _handed(entry: ListEntry, key: str) -> Any:
+    """What the document says of a child: the entry's row as it was handed over where it keeps one (an
+    imported list), else the child as stored."""
+    row = entry.as_handed_over
+    if not row:
+        child = entry.child
+        return {"family_name": child.family_name, "given_name": child.given_name, "patronymic": child.patronymic,
+                "latin": _latin_name(child), "birth": _birth(child.birth_date, child.birth_date_precision),
+                "sex": child.sex, "settlement": child.home_settlement, "oblast": child.home_oblast,
+                "circumstances": child.circumstances, "last_known_location": child.last_known_location}[key]
+    if key == "latin":
+        parts = [row.get(f"{part}_latin") or transliterate_uk(row.get(part, ""))
+                 for part in ("family_name", "given_name", "patronymic")]
+        return " ".join(part for part in parts if part)
+    if key == "birth":
+        text = row.get("birth_date_text", "")
+        return datetime.date.fromisoformat(text) if len(text) == 10 else text
+    return row.get(key, "")
+
+
+def _birth(born: datetime.date | None, precision: str) -> datetime.date | str:
+    """A birth date known to the day as a date; one known to the month or year as its text (2011-03, 2011)."""
+    if born is None:
+        return ""
+    if precision == Child.DatePrecision.DAY:
+        return born
+    return f"{born:%Y}" if precision == Child.DatePrecision.YEAR else f"{born:%Y-%m}"
+
+
+Value = str | int | datetime.date
+
+
 @dataclass(frozen=True)
 class HandoverColumn:
     uk: str
     en: str
-    value: Callable[[ListEntry], str | int]
+    value: Callable[[ListEntry], Value]
     # Relative width: XLSX characters, and the PDF's share of the page.
     width: float
 
@@ -112,19 +146,18 @@ class HandoverColumn:
 # among them, and nothing else reaches the handover document.
 HANDOVER_FIELDS: tuple[HandoverColumn, ...] = (
     HandoverColumn("№", "No.", lambda e: e.position, 4),
-    HandoverColumn("Прізвище", "Family name", lambda e: e.child.family_name, 14),
-    HandoverColumn("Ім'я", "Given name", lambda e: e.child.given_name, 11),
-    HandoverColumn("По батькові", "Patronymic", lambda e: e.child.patronymic or NONE, 13),
-    HandoverColumn("Латиницею", "Latin", lambda e: _latin_name(e.child) or NONE, 25),
-    HandoverColumn("Дата народження", "Date of birth",
-                   lambda e: e.child.birth_date_display if e.child.birth_date else NONE, 12),
-    HandoverColumn("Стать", "Sex", lambda e: SEX_UK.get(e.child.sex, e.child.sex), 6),
-    HandoverColumn("Населений пункт", "Settlement", lambda e: e.child.home_settlement or NONE, 14),
-    HandoverColumn("Область", "Oblast", lambda e: _bilingual(OBLAST_UK, Oblast, e.child.home_oblast), 17),
+    HandoverColumn("Прізвище", "Family name", lambda e: _handed(e, "family_name"), 14),
+    HandoverColumn("Ім'я", "Given name", lambda e: _handed(e, "given_name"), 11),
+    HandoverColumn("По батькові", "Patronymic", lambda e: _handed(e, "patronymic") or NONE, 13),
+    HandoverColumn("Латиницею", "Latin", lambda e: _handed(e, "latin") or NONE, 25),
+    HandoverColumn("Дата народження", "Date of birth", lambda e: _handed(e, "birth") or NONE, 12),
+    HandoverColumn("Стать", "Sex", lambda e: SEX_UK.get(_handed(e, "sex") or "U", _handed(e, "sex")), 6),
+    HandoverColumn("Населений пункт", "Settlement", lambda e: _handed(e, "settlement") or NONE, 14),
+    HandoverColumn("Область", "Oblast", lambda e: _bilingual(OBLAST_UK, Oblast, _handed(e, "oblast")), 17),
     HandoverColumn("Обставини", "Circumstances",
-                   lambda e: _bilingual(CIRCUMSTANCES_UK, Circumstances, e.child.circumstances), 22),
+                   lambda e: _bilingual(CIRCUMSTANCES_UK, Circumstances, _handed(e, "circumstances")), 22),
     HandoverColumn("Останнє відоме місце", "Last known location",
-                   lambda e: e.child.last_known_location or NONE, 22),
+                   lambda e: _handed(e, "last_known_location") or NONE, 22),
 )
 
 
@@ -160,8 +193,17 @@ def _list_with_parties(handover_list: HandoverList) -> HandoverList:
 # --- XLSX -----------------------------------------------------------------------------------------
 
 
-def _text_cell(sheet: WriteOnlyWorksheet, value: str | int, font: Font | None = None) -> Cell:
+DATE_FORMAT = "DD.MM.YYYY"
+DATE_TIME_FORMAT = "DD.MM.YYYY HH:MM"
+
+
+def _text_cell(sheet: WriteOnlyWorksheet, value: Value, font: Font | None = None) -> Cell:
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        value = datetime.datetime.combine(value, datetime.time())
     cell = WriteOnlyCell(sheet, value=value)
+    # Dates as dates, which a spreadsheet sorts and filters, shown as the readers write them.
+    if isinstance(value, datetime.datetime):
+        cell.number_format = DATE_FORMAT if value.time() == datetime.time() else DATE_TIME_FORMAT
     # A text starting with "=" would otherwise be stored as a formula; a partner can write the last
     # known location, so every text is stored as text.
     if isinstance(value, str):
@@ -196,7 +238,7 @@ def handover_list_xlsx(handover_list: HandoverList) -> bytes:
     sheet.append([])
     wrapped = Alignment(wrap_text=True, vertical="top")
 
-    def row(values: Iterable[str | int], font: Font | None = None) -> list[Cell]:
+    def row(values: Iterable[Value], font: Font | None = None) -> list[Cell]:
         cells = [_text_cell(sheet, value, font) for value in values]
         for cell in cells:
             cell.alignment = wrapped
@@ -290,7 +332,7 @@ def handover_list_pdf(handover_list: HandoverList) -> bytes:
     widths = [doc.width * c.width / total_width for c in HANDOVER_FIELDS]
     rows: list[list[Any]] = [[Paragraph(f"{escape_markup(c.uk)}<br/>{escape_markup(c.en)}", head)
                               for c in HANDOVER_FIELDS]]
-    rows += [[Paragraph(escape_markup(str(c.value(e))), body) for c in HANDOVER_FIELDS] for e in entries]
+    rows += [[Paragraph(escape_markup(_printed(c.value(e))), body) for c in HANDOVER_FIELDS] for e in entries]
     table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(TableStyle([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -313,6 +355,10 @@ def handover_list_pdf(handover_list: HandoverList) -> bytes:
     ListCanvas.footer = footer
     doc.build(story, canvasmaker=ListCanvas)
     return out.getvalue()
+
+
+def _printed(value: Value) -> str:
+    return f"{value:%d.%m.%Y}" if isinstance(value, datetime.date) else str(value)
 
 
 def escape_markup(text: str) -> str:
@@ -413,16 +459,32 @@ def cases_csv(cases: Iterable[Case], *, include_restricted: bool) -> Iterator[st
         yield writer.writerow([_csv_safe(_plain(v)) for v in row])
 
 
+def _spreadsheet_value(value: object, name: str) -> Value:
+    if isinstance(value, bool):
+        return _plain(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime.datetime):
+        return timezone.localtime(value).replace(tzinfo=None)
+    if isinstance(value, datetime.date):
+        return value
+    if name == "birth_date" and isinstance(value, str) and len(value) == 10:
+        return datetime.date.fromisoformat(value)
+    return _plain(value)
+
+
 def cases_xlsx(cases: Iterable[Case], *, include_restricted: bool) -> bytes:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title="cases")
     sheet.freeze_panes = "A2"
     bold = Font(bold=True)
-    sheet.append([_text_cell(sheet, name, bold) for name in case_export_header(include_restricted=include_restricted)])
+    header = case_export_header(include_restricted=include_restricted)
+    sheet.append([_text_cell(sheet, name, bold) for name in header])
     for case in cases:
         row = case_export_values(case, include_restricted=include_restricted)
-        # Numbers stay numbers, so that a spreadsheet sorts and sums them; the rest is text.
-        sheet.append([_text_cell(sheet, v if isinstance(v, int) else _plain(v)) for v in row])
+        # Numbers stay numbers, so that a spreadsheet sorts and sums them, and dates dates (a birth
+        # date known to the day; times in the local zone); the rest is text.
+        sheet.append([_text_cell(sheet, _spreadsheet_value(v, name)) for v, name in zip(row, header, strict=True)])
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

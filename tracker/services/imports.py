@@ -17,10 +17,11 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from cases.matching.candidates import QUERY_BATCH, child_records, find_candidates
+from cases.matching.candidates import QUERY_BATCH, child_records, find_candidates, sync_match_keys_many
 from cases.matching.engine import MatchScore, PersonRecord, blocking_keys, compare
-from cases.models import Case, Child
+from cases.models import MATCH_FIELDS, Case, Child
 from cases.services import (
     cases_open_many,
     children_add_spellings,
@@ -28,18 +29,23 @@ from cases.services import (
 )
 from core.bulk import (
     ANALYZE_AFTER_ROWS,
+    CHANGED,
     bulk_job,
     insert_instances,
     keys_in,
+    record_history,
     refresh_statistics,
+    update_instances,
 )
 from tracker import spreadsheets
 from tracker.models import (
     HandoverList,
     ImportBatch,
+    ImportMapping,
     ImportRow,
     ListEntry,
     Organisation,
+    Outcome,
 )
 from tracker.services.exchange import (
     ExchangeError,
@@ -60,6 +66,86 @@ def file_too_large(size: int) -> str:
             "split it into several files")
 
 
+def mapping_read(*, kind: str, columns: dict[str, str] | None = None, outcomes: dict[str, str] | None = None
+                 ) -> tuple[dict[str, str], dict[str, str]]:
+    """A case worker's mapping, checked, with its keys folded as the reader compares them: headers to
+    a field of the kind of file (or "ignore"), reply phrases to an outcome. Refuses an unknown name."""
+    fields = spreadsheets.LIST_COLUMNS if kind == ImportBatch.Kind.LIST else spreadsheets.REPLY_COLUMNS
+    problems: list[tuple[str, str]] = []
+    read_columns: dict[str, str] = {}
+    for header, field_name in (columns or {}).items():
+        key = spreadsheets.fold(header).replace(" ", "")
+        if not key:
+            continue
+        if field_name not in fields and field_name != spreadsheets.IGNORE:
+            problems.append(("columns", _("“{header}={field}”: {field} is not a field; use one of {known}, or "
+                                          "ignore").format(header=header, field=field_name,
+                                                           known=", ".join(fields))))
+        read_columns[key] = field_name
+    read_outcomes: dict[str, str] = {}
+    for phrase, outcome in (outcomes or {}).items():
+        if outcome not in Outcome.values:
+            problems.append(("outcomes", _("“{phrase}={outcome}”: {outcome} is not an outcome; use one of {known}")
+                             .format(phrase=phrase, outcome=outcome, known=", ".join(Outcome.values))))
+        key = spreadsheets.phrase_key(phrase)
+        if key:
+            read_outcomes[key] = outcome
+    if problems:
+        raise ExchangeError(problems)
+    return read_columns, read_outcomes
+
+
+def _mapping_sender(batch: ImportBatch) -> Organisation | None:
+    """Whose files a batch's mapping is remembered for: a list's sender; a reply's author, the party
+    the list was handed to."""
+    if batch.kind == ImportBatch.Kind.LIST:
+        return batch.sender
+    return batch.handover_list.recipient if batch.handover_list is not None else None
+
+
+def _mapping_for(batch: ImportBatch) -> tuple[dict[str, str], dict[str, str]]:
+    sender = _mapping_sender(batch)
+    remembered = ImportMapping.objects.filter(organisation=sender, kind=batch.kind).first() if sender else None
+    columns = {**(remembered.columns if remembered else {}), **batch.column_mapping}
+    outcomes = {**(remembered.outcomes if remembered else {}), **batch.outcome_mapping}
+    return columns, outcomes
+
+
+def import_batch_remap(*, batch: ImportBatch, columns: dict[str, str], outcomes: dict[str, str],
+                       actor: User | None, remember: bool = True) -> ImportBatch:
+    """A case worker's mapping of a file's headers (and a reply's phrases), kept on the batch and, with
+    `remember`, for the sender's next files; the file is then checked again (the caller queues it)."""
+    read_columns, read_outcomes = mapping_read(kind=batch.kind, columns=columns, outcomes=outcomes)
+    with transaction.atomic():
+        locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        if locked.status not in (ImportBatch.Status.FAILED, ImportBatch.Status.VALIDATED,
+                                 ImportBatch.Status.UPLOADED):
+            raise ExchangeError([("status", _("import {pk} is {status}: its mapping cannot change now").format(
+                pk=locked.pk, status=locked.get_status_display().lower()))])
+        if not locked.file:
+            raise ExchangeError([("file", _("the file of import {pk} was deleted").format(pk=locked.pk))])
+        locked.column_mapping = {**locked.column_mapping, **read_columns}
+        locked.outcome_mapping = {**locked.outcome_mapping, **read_outcomes}
+        locked.status = ImportBatch.Status.UPLOADED
+        locked.errors = []
+        locked.progress = 0
+        # Counted again by the check; an uploaded batch with no count is what the safety net re-queues.
+        locked.row_count = 0
+        locked.finished_at = None
+        locked.rows.all().delete()
+        locked.save(update_fields=["column_mapping", "outcome_mapping", "status", "errors", "progress",
+                                   "row_count", "finished_at", "updated_at"])
+        sender = _mapping_sender(locked)
+        if remember and sender is not None:
+            memory, _created = ImportMapping.objects.select_for_update().get_or_create(
+                organisation=sender, kind=locked.kind)
+            memory.columns = {**memory.columns, **read_columns}
+            memory.outcomes = {**memory.outcomes, **read_outcomes}
+            memory.updated_by = actor
+            memory.save()
+    return locked
+
+
 class AlreadyImported(ExchangeError):
     """The same file was already imported into the same place: nothing is done the second time."""
 
@@ -77,12 +163,17 @@ def import_batch_create(
     response_due_on: datetime.date | None = None,
     handover_list: HandoverList | None = None,
     received_on: datetime.date | None = None,
+    column_mapping: dict[str, str] | None = None,
+    outcome_mapping: dict[str, str] | None = None,
 ) -> ImportBatch:
     """Keep an uploaded file with what it is to become; nothing of it is read into the lists yet.
 
     Refuses a file already imported into the same place (same bytes, same list or "a new list").
+    `column_mapping` and `outcome_mapping` say how to read headers and reply phrases the reader does
+    not know (see `mapping_read`).
     """
     problems: list[tuple[str, str]] = []
+    read_columns, read_outcomes = mapping_read(kind=kind, columns=column_mapping, outcomes=outcome_mapping)
     reference = reference.strip()
     if kind == ImportBatch.Kind.LIST:
         if sender is None or recipient is None:
@@ -122,7 +213,7 @@ def import_batch_create(
     batch = ImportBatch(kind=kind, file_name=file_name[:255], file_sha256=digest, target=target, sender=sender,
                         recipient=recipient, reference=reference, handed_over_on=handed_over_on,
                         response_due_on=response_due_on, handover_list=handover_list, received_on=received_on,
-                        created_by=actor)
+                        created_by=actor, column_mapping=read_columns, outcome_mapping=read_outcomes)
     batch.file.save(file_name, ContentFile(content), save=False)
     batch.save()
     return batch
@@ -176,18 +267,23 @@ def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = 
             return batch
         batch.status = ImportBatch.Status.VALIDATING
         batch.save(update_fields=["status", "updated_at"])
-    with batch.file.open("rb") as uploaded:
-        content = uploaded.read()
     today = timezone.localdate()
-    if batch.kind == ImportBatch.Kind.LIST:
-        parsed = spreadsheets.parse_list(content, batch.file_name, today=today,
-                                         max_rows=settings.TRACKER_IMPORT_MAX_ROWS)
-    else:
-        parsed = spreadsheets.parse_reply(content, batch.file_name, today=today,
-                                          max_rows=settings.TRACKER_IMPORT_MAX_ROWS)
+    columns, outcomes = _mapping_for(batch)
+    # Read as a stream from storage: the file is never held whole in memory.
+    with batch.file.open("rb") as uploaded:
+        if batch.kind == ImportBatch.Kind.LIST:
+            parsed = spreadsheets.parse_list(uploaded, batch.file_name, today=today,
+                                             max_rows=settings.TRACKER_IMPORT_MAX_ROWS, mapping=columns)
+        else:
+            parsed = spreadsheets.parse_reply(uploaded, batch.file_name, today=today,
+                                              max_rows=settings.TRACKER_IMPORT_MAX_ROWS, mapping=columns,
+                                              outcomes=outcomes)
     batch.row_count = len(parsed.rows) + len({p.line for p in parsed.problems if p.line is not None})
     batch.summary = {"header_line": parsed.header_line, "columns": parsed.columns,
-                     "ignored_columns": parsed.ignored_columns}
+                     "ignored_columns": parsed.ignored_columns, "notices": parsed.notices,
+                     "headers_found": parsed.headers_found, "unread_headers": parsed.unread_headers,
+                     "unknown_phrases": parsed.unknown_phrases,
+                     "title": parsed.title}
     batch.save(update_fields=["row_count", "summary", "updated_at"])
     if parsed.problems:
         return _fail(batch, parsed.problems)
@@ -252,7 +348,35 @@ def _match_list_rows(batch: ImportBatch, parsed: ParsedFile,
     if reference and not batch.reference:
         batch.reference = reference
         batch.save(update_fields=["reference", "updated_at"])
+    batch.summary = {**batch.summary, "repeats": _repeats(batch, rows)}
     return rows, problems
+
+
+def _repeats(batch: ImportBatch, rows: list[ImportRow]) -> list[dict[str, Any]]:
+    """Rows whose child (as matched, or as proposed) is still awaiting a reply from the same recipient
+    on another list, or on a draft to it: listed again, their open entries and flags would double."""
+    by_child = {row.child_id: row for row in rows if row.child_id is not None}
+    if not by_child or batch.recipient_id is None:
+        return []
+    open_entries = ListEntry.objects.filter(
+        child_id__in=keys_in(by_child), handover_list__recipient_id=batch.recipient_id,
+        reply_state__in=[ListEntry.ReplyState.AWAITING, ListEntry.ReplyState.NOT_SENT],
+    ).values_list("child_id", "handover_list__reference", "position", "handover_list__handed_over_on")
+    repeats = []
+    for child_id, reference, position, handed_over_on in open_entries.order_by("handover_list__handed_over_on"):
+        row = by_child[child_id]
+        repeats.append({"line": row.line_number, "child": str(row.child), "list": reference, "position": position,
+                        "handed_over_on": handed_over_on.isoformat() if handed_over_on else None,
+                        "proposed": row.verdict == ImportRow.Verdict.PROPOSED})
+    return sorted(repeats, key=lambda repeat: repeat["line"])
+
+
+def import_batch_repeats(batch: ImportBatch) -> list[dict[str, Any]]:
+    """The rows listing a child still awaiting a reply from the same recipient, as the import would
+    write them: matched rows, and proposed ones unless decided to be another child."""
+    rejected = set(batch.rows.filter(verdict=ImportRow.Verdict.PROPOSED, decision=ImportRow.Decision.REJECT)
+                   .values_list("line_number", flat=True)) if batch.summary.get("repeats") else set()
+    return [repeat for repeat in batch.summary.get("repeats", []) if repeat["line"] not in rejected]
 
 
 def _match_reply_rows(batch: ImportBatch, parsed: ParsedFile,
@@ -343,12 +467,14 @@ def import_batch_decide(*, batch: ImportBatch, decisions: dict[int, str], actor:
     return decided
 
 
-def import_batch_start(*, batch: ImportBatch, actor: User | None, proposed: str = "") -> ImportBatch:
+def import_batch_start(*, batch: ImportBatch, actor: User | None, proposed: str = "",
+                       repeats_confirmed: bool = False) -> ImportBatch:
     """Check the batch may be imported and mark it as importing, in its own short transaction, so
     that the admin shows it at once and a second confirmation is refused.
 
     `proposed` decides every still undecided proposed match ("accept" or "reject"); without it,
-    an undecided one stops the import, naming its line.
+    an undecided one stops the import, naming its line. A child still awaiting a reply from the same
+    recipient (`import_batch_repeats`) is listed again only with `repeats_confirmed`.
     """
     with transaction.atomic():
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
@@ -361,6 +487,12 @@ def import_batch_start(*, batch: ImportBatch, actor: User | None, proposed: str 
         elif undecided.exists():
             lines = ", ".join(str(line) for line in undecided.values_list("line_number", flat=True)[:50])
             raise ExchangeError([("proposed", f"decide the proposed matches first (lines {lines})")])
+        repeats = import_batch_repeats(locked)
+        if repeats and not repeats_confirmed:
+            lines = ", ".join(str(repeat["line"]) for repeat in repeats[:50])
+            raise ExchangeError([("repeats", _(
+                "{count} children are still awaiting a reply from {recipient} on another list (lines {lines}): "
+                "confirm to list them again").format(count=len(repeats), recipient=locked.recipient, lines=lines))])
         locked.status = ImportBatch.Status.IMPORTING
         locked.progress = 0
         locked.confirmed_by = actor
@@ -425,7 +557,7 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
                  progress: ProgressCallback | None) -> dict[str, Any]:
     assert batch.sender is not None and batch.recipient is not None  # noqa: S101 an invariant, for the type checker
     handover_list = HandoverList.objects.create(
-        reference=batch.reference, title=f"Imported from {batch.file_name}", sender=batch.sender,
+        reference=batch.reference, title=(batch.summary.get("title") or "")[:200], sender=batch.sender,
         recipient=batch.recipient, created_by=actor, notes=f"Import {batch.pk} of {batch.file_name}",
     )
     source = f"list {handover_list.reference} ({batch.file_name})"
@@ -465,24 +597,22 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
         counts["spellings_added"] += children_add_spellings(spellings=[
             (row.child, row.data["family_name"], row.data["given_name"], row.data["patronymic"])
             for row in known if row.child is not None], source=source, actor=actor)
+        counts["blanks_filled"] = counts.get("blanks_filled", 0) + _children_fill_blanks(
+            [row for row in known if row.child is not None], source=source, actor=actor)
         without_case = [row.child for row in known if row.child is not None and row.child.pk not in live]
         for case in cases_open_many(children=without_case, actor=actor, note=f"Opened for {source}"):
             live[case.child_id] = case
         fresh = [row for row in chunk if row.line_number not in stored_lines]
         counts["new"] += len(fresh)
-        made = children_create_many(actor=actor, note=f"Added from {source}", children=[Child(
-            family_name=row.data["family_name"], given_name=row.data["given_name"], patronymic=row.data["patronymic"],
-            birth_date=datetime.date.fromisoformat(row.data["birth_date"]) if row.data["birth_date"] else None,
-            birth_date_precision=row.data["birth_date_precision"], sex=row.data["sex"],
-            home_settlement=row.data["settlement"], home_oblast=row.data["oblast"],
-            last_known_location=row.data["last_known_location"],
-        ) for row in fresh])
+        made = children_create_many(actor=actor, note=f"Added from {source}", children=[
+            Child(**_child_fields(row.data)) for row in fresh])
         new_cases = dict(zip((row.line_number for row in fresh), made, strict=True))
         # A row not new has its child, and every row its number (the reader numbers an unnumbered file).
         cases = [new_cases[row.line_number] if row.line_number in new_cases else live[cast(Child, row.child).pk]
                  for row in chunk]
         list_add_cases(handover_list=handover_list, cases=cases, positions=[cast(int, row.position) for row in chunk],
-                       actor=actor, handing_over=handing_over)
+                       actor=actor, handing_over=handing_over,
+                       handed_over_as=[as_handed_over(row.data) for row in chunk])
         _report_progress(batch, start + len(chunk), len(rows), progress)
     if batch.handed_over_on:
         list_hand_over(handover_list=handover_list, handed_over_on=batch.handed_over_on,
@@ -492,6 +622,76 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
         # The deadline sweep plans its statements on the entries' statistics.
         refresh_statistics(ListEntry)
     return {**counts, "list": handover_list.reference}
+
+
+# A row's values, by the child's field they give (the reader's names for them on the left).
+_CHILD_FIELDS = {
+    "family_name": "family_name", "given_name": "given_name", "patronymic": "patronymic",
+    "family_name_latin": "family_name_latin", "given_name_latin": "given_name_latin",
+    "patronymic_latin": "patronymic_latin", "sex": "sex", "settlement": "home_settlement", "oblast": "home_oblast",
+    "circumstances": "circumstances", "category": "category", "last_known_location": "last_known_location",
+    "icrc_reference": "icrc_reference", "nib_reference": "nib_reference",
+}
+# What a stored child holds when nothing is known: a matched child's field with this is filled from the row.
+_UNKNOWN = {"sex": Child.Sex.UNKNOWN, "category": Child.Category.UNKNOWN}
+# The handover document's own fields of a row, as the entry keeps them.
+HANDED_OVER_FIELDS = ("family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin",
+                      "patronymic_latin", "birth_date_text", "sex", "settlement", "oblast", "circumstances",
+                      "category", "last_known_location")
+
+
+def _child_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A new child's fields from a row: what the row gives, the model's defaults for the rest."""
+    fields = {name: data[key] for key, name in _CHILD_FIELDS.items() if data.get(key)}
+    fields["family_name"], fields["given_name"] = data["family_name"], data["given_name"]
+    if data.get("birth_date"):
+        fields["birth_date"] = datetime.date.fromisoformat(data["birth_date"])
+        fields["birth_date_precision"] = data["birth_date_precision"]
+    if data.get("last_known_on"):
+        fields["last_known_on"] = datetime.date.fromisoformat(data["last_known_on"])
+    return fields
+
+
+def as_handed_over(data: dict[str, Any]) -> dict[str, Any]:
+    """A row as the list handed it over, for its entry: the document prints this, not the child as stored."""
+    return {key: data[key] for key in HANDED_OVER_FIELDS if data.get(key) and data[key] != "U"}
+
+
+def _children_fill_blanks(rows: list[ImportRow], *, source: str, actor: User | None) -> int:
+    """A matched child's blank fields (no patronymic, birth date, sex, home, category ...) filled from
+    the row, in bulk, each change in the child's history. Names and anything already known stay."""
+    changed: dict[int, tuple[Child, set[str]]] = {}
+    for row in rows:
+        child = cast(Child, row.child)
+        fields = _child_fields(row.data)
+        names: set[str] = set()
+        for name, value in fields.items():
+            if name in ("family_name", "given_name", "circumstances", "birth_date_precision"):
+                continue
+            current = getattr(child, name)
+            if value and (current in ("", None) or current == _UNKNOWN.get(name)):
+                setattr(child, name, value)
+                names.add(name)
+                if name == "birth_date":
+                    child.birth_date_precision = fields["birth_date_precision"]
+                    names.add("birth_date_precision")
+        if names:
+            changed[child.pk] = (child, names)
+    if not changed:
+        return 0
+    children = [child for child, _names in changed.values()]
+    now = timezone.now()
+    for child in children:
+        child.fill_derived()
+        child.updated_at = now
+    written = sorted({name for _child, names in changed.values() for name in names})
+    update_instances(children, Child, [*written, "family_name_latin", "given_name_latin", "patronymic_latin",
+                                       "search_names", "updated_at"])
+    record_history(Child, list(changed), history_type=CHANGED, user=actor,
+                   reason=f"Blank fields filled from {source}")
+    if MATCH_FIELDS & set(written):
+        sync_match_keys_many([child for child, names in changed.values() if MATCH_FIELDS & names])
+    return len(changed)
 
 
 def _import_reply(batch: ImportBatch, rows: list[ImportRow], actor: User | None,

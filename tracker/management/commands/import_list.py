@@ -1,7 +1,9 @@
 """Import a handover list, or a reply to one, from a CSV or XLSX file.
 
-    python manage.py import_list FILE --from ORG --to ORG --handed-over DATE --due DATE [--reference REF]
+    python manage.py import_list FILE --from ORG --to ORG [--handed-over DATE --due DATE] [--reference REF]
     python manage.py import_list FILE --reply-to LIST_REF --received DATE [--reference REPLY_REF]
+    [--columns "Прізище=family_name,Примітка=ignore" | --columns mapping.txt]
+    [--outcomes "розыск продолжается=not_found" | --outcomes phrases.txt] [--confirm-repeats]
 
 Every row is checked first; a file with any bad row imports nothing and every bad row is printed
 with its line, column and reason. Each child is matched to the stored children: the same child is
@@ -10,6 +12,12 @@ needs a person: by default nothing is imported and the command names the admin p
 worker decides them and confirms; `--proposed accept` uses the stored child for every one,
 `--proposed new` adds a new child for every one. The same file imported twice does nothing the
 second time.
+
+Headers the reader does not know are mapped with --columns (header=field, or header=ignore), reply
+phrases with --outcomes (phrase=outcome); either as a comma-separated list or a file of such lines.
+The columns read, the ones left unread and anything read by inference (a header with a typo, a
+totals row skipped) are printed. A child still awaiting a reply from the same recipient is listed
+again only with --confirm-repeats.
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from django.urls import reverse
 
-from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation
+from tracker import spreadsheets
+from tracker.models import HandoverList, ImportBatch, ImportRow, Organisation, Outcome
 from tracker.services.exchange import ExchangeError
 from tracker.services.imports import (
     AlreadyImported,
     import_batch_create,
+    import_batch_repeats,
     import_batch_run,
     import_batch_start,
     import_batch_validate,
@@ -55,19 +65,51 @@ def _organisation(option: str, name: str | None) -> Organisation | None:
     return found[0]
 
 
+def _pairs(option: str, value: str | None) -> dict[str, str]:
+    """"A=b,C=d", or the path of a file of such pairs (one a line, or comma-separated)."""
+    if not value:
+        return {}
+    path = Path(value)
+    text = value
+    if "=" not in value or path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as error:
+            raise CommandError(f"{option}: '{value}' is neither header=field pairs nor a readable file ({error})"
+                               ) from error
+    pairs = {}
+    for item in (piece for line in text.splitlines() for piece in line.split(",")):
+        if not item.strip():
+            continue
+        name, sep, target = item.rpartition("=")
+        if not sep or not name.strip():
+            raise CommandError(f"{option}: '{item.strip()}' is not a pair (write name=value)")
+        pairs[name.strip()] = target.strip()
+    return pairs
+
+
 class Command(BaseCommand):
     help = "Import a handover list (--from/--to) or a reply (--reply-to) from a CSV or XLSX file."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("file")
-        parser.add_argument("--from", dest="sender", help="the organisation that hands the list over")
-        parser.add_argument("--to", dest="recipient", help="the organisation that receives it")
+        parser.add_argument("--from", dest="sender", help="the organisation that hands the list over (required "
+                                                          "for a list)")
+        parser.add_argument("--to", dest="recipient", help="the organisation that receives it (required for a list)")
         parser.add_argument("--handed-over", help="YYYY-MM-DD; without it the list stays a draft")
         parser.add_argument("--due", help="YYYY-MM-DD, the reply deadline")
         parser.add_argument("--reference", default="", help="the list's reference (else its column in the file), "
                                                             "or the reply's own reference")
-        parser.add_argument("--reply-to", help="the reference of the list this file replies to")
-        parser.add_argument("--received", help="YYYY-MM-DD, when the reply was received (for --reply-to)")
+        parser.add_argument("--reply-to", help="the reference of the list this file replies to (required for a reply)")
+        parser.add_argument("--received", help="YYYY-MM-DD, when the reply was received (required with --reply-to)")
+        parser.add_argument("--columns", help="headers to read as fields: 'Прізище=family_name,Примітка=ignore', or "
+                                              "a file of such pairs. Fields: " + ", ".join(
+                                                  dict.fromkeys([*spreadsheets.LIST_COLUMNS,
+                                                                 *spreadsheets.REPLY_COLUMNS])))
+        parser.add_argument("--outcomes", help="reply phrases to read as outcomes: 'розыск продолжается=not_found', "
+                                               "or a file of such pairs")
+        parser.add_argument("--confirm-repeats", action="store_true",
+                            help="list children still awaiting a reply from the same recipient again")
         parser.add_argument("--proposed", choices=["review", "accept", "new"], default="review",
                             help="what to do with proposed matches: leave them for review in the admin (default), "
                                  "accept the stored child, or add new children")
@@ -93,6 +135,8 @@ class Command(BaseCommand):
                 handed_over_on=_date("--handed-over", options["handed_over"]),
                 response_due_on=_date("--due", options["due"]),
                 handover_list=handover_list, received_on=_date("--received", options["received"]),
+                column_mapping=_pairs("--columns", options["columns"]),
+                outcome_mapping=_pairs("--outcomes", options["outcomes"]),
             )
         except AlreadyImported as error:
             self.stdout.write(str(error).split(": ", 1)[1])
@@ -101,12 +145,33 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
 
         batch = import_batch_validate(batch_id=batch.pk, progress=self._bar("checking"))
+        self._report_columns(batch)
         if batch.status == ImportBatch.Status.FAILED:
             for problem in batch.errors:
                 where = f"line {problem['line']}" if problem["line"] else "file"
                 column = f", {problem['column']}" if problem["column"] else ""
                 self.stderr.write(f"{where}{column}: {problem['reason']}")
+            if batch.summary.get("headers_found"):
+                fields = spreadsheets.LIST_COLUMNS if batch.kind == ImportBatch.Kind.LIST else \
+                    spreadsheets.REPLY_COLUMNS
+                self.stderr.write("headers expected, by field (any one of): ")
+                for field_name, names in fields.items():
+                    self.stderr.write(f"  {field_name}: {', '.join(names[:6])}")
+            if batch.summary.get("unknown_phrases"):
+                self.stderr.write("map these phrases with --outcomes \"phrase=outcome,…\" (outcomes: "
+                                  + ", ".join(Outcome.values) + "):")
+                for phrase in batch.summary["unknown_phrases"]:
+                    self.stderr.write(f"  {phrase}")
             raise CommandError(f"{path.name} refused: {len(batch.errors)} problem(s); nothing was imported")
+
+        repeats = import_batch_repeats(batch) if batch.kind == ImportBatch.Kind.LIST else []
+        if repeats and not options["confirm_repeats"]:
+            for repeat in repeats:
+                maybe = " (if the proposed match is accepted)" if repeat["proposed"] else ""
+                self.stderr.write(f"line {repeat['line']}: {repeat['child']} is still awaiting a reply on "
+                                  f"{repeat['list']} as #{repeat['position']}{maybe}")
+            raise CommandError(f"{len(repeats)} child(ren) are still awaiting a reply from {batch.recipient}: run "
+                               "again with --confirm-repeats to list them again; nothing was imported")
 
         proposed = batch.rows.filter(verdict=ImportRow.Verdict.PROPOSED).select_related("child")
         if proposed.exists() and options["proposed"] == "review":
@@ -118,7 +183,8 @@ class Command(BaseCommand):
                                f"{url} (or run again with --proposed accept / new); nothing was imported")
         decision = {"accept": ImportRow.Decision.ACCEPT, "new": ImportRow.Decision.REJECT}.get(options["proposed"], "")
         try:
-            batch = import_batch_start(batch=batch, actor=None, proposed=decision)
+            batch = import_batch_start(batch=batch, actor=None, proposed=decision,
+                                       repeats_confirmed=options["confirm_repeats"])
         except ExchangeError as error:
             raise CommandError(str(error)) from error
         batch = import_batch_run(batch_id=batch.pk, actor=None, progress=self._bar("importing"))
@@ -135,6 +201,17 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"reply to {batch.handover_list}: {summary['answered']} answered, "
                               f"{summary['flags_resolved']} flag(s) cleared, 0 errors")
+
+    def _report_columns(self, batch: ImportBatch) -> None:
+        """The columns read and the ones left unread, and what was read by inference, as the preview shows."""
+        summary = batch.summary
+        if summary.get("columns"):
+            read = ", ".join(f"{header} → {field_name}" for field_name, header in summary["columns"].items())
+            self.stdout.write(f"columns read: {read}")
+        if summary.get("ignored_columns"):
+            self.stdout.write(f"columns ignored: {', '.join(summary['ignored_columns'])}")
+        for notice in summary.get("notices", []):
+            self.stdout.write(f"note: {notice}")
 
     def _bar(self, label: str) -> Any:
         """A progress line on stderr, redrawn in place; silent when stderr is not a terminal."""

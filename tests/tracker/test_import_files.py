@@ -1,0 +1,444 @@
+"""Importing files built the way people build them: typos and merged cells in headers, formulas,
+serial dates, totals rows, the other side's words in replies, the product's own exports, and the
+same children listed again. Every name is synthetic. XLSX files are real workbooks made with
+openpyxl; where openpyxl cannot (a formula's saved value) the sheet's XML is written as Excel does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import re
+import zipfile
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from openpyxl import Workbook, load_workbook
+
+from cases.models import Case, Child
+from tests.factories import CaseFactory, ChildFactory, OrganisationFactory
+from tracker.models import HandoverList, ImportBatch, ImportMapping, ImportRow, ListEntry
+from tracker.services.exchange import ExchangeError
+from tracker.services.exports import cases_csv, cases_for_export, cases_xlsx, handover_list_xlsx
+from tracker.services.imports import (
+    import_batch_create,
+    import_batch_remap,
+    import_batch_run,
+    import_batch_start,
+    import_batch_validate,
+)
+
+TODAY = datetime.date(2025, 6, 20)
+
+
+@pytest.fixture
+def parties() -> tuple[Any, Any]:
+    return OrganisationFactory(name="Ukrainian delegation"), OrganisationFactory(name="Russian delegation")
+
+
+def csv_bytes(lines: list[str], *, bom: bool = True) -> bytes:
+    return ("\ufeff" if bom else "").encode() + ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def workbook_bytes(rows: list[list[Any]], *, merges: tuple[str, ...] = (), saved: dict[str, Any] | None = None,
+                   formats: dict[str, str] | None = None) -> bytes:
+    """A workbook as a person leaves it: `merges` as merged ranges, formulas as "=..." and, for the
+    cells in `saved`, the value Excel keeps with the formula (written into the sheet's XML, as
+    openpyxl writes formulas without one)."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    for cell, number_format in (formats or {}).items():
+        sheet[cell].number_format = number_format
+    for merged in merges:
+        sheet.merge_cells(merged)
+    out = io.BytesIO()
+    workbook.save(out)
+    if not saved:
+        return out.getvalue()
+    source = zipfile.ZipFile(io.BytesIO(out.getvalue()))
+    rewritten = io.BytesIO()
+    with zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                text = data.decode()
+                for ref, value in saved.items():
+                    kind = ' t="str"' if isinstance(value, str) else ""
+                    text, count = re.subn(rf'<c r="{ref}"([^>]*)><f>([^<]*)</f>(?:<v\s*/>|<v>\s*</v>)?</c>',
+                                          rf'<c r="{ref}"\1{kind}><f>\2</f><v>{value}</v></c>', text)
+                    assert count == 1, f"no formula in {ref}"
+                data = text.encode()
+            target.writestr(item, data)
+    return rewritten.getvalue()
+
+
+def check(content: bytes, name: str, parties: tuple[Any, Any], **params: Any) -> ImportBatch:
+    sender, recipient = parties
+    params.setdefault("reference", f"UA-RU-FILE/{ImportBatch.objects.count() + 1}")
+    batch = import_batch_create(kind="list", content=content, file_name=name, actor=None, sender=sender,
+                                recipient=recipient, **params)
+    return import_batch_validate(batch_id=batch.pk)
+
+
+def write(batch: ImportBatch, **start: Any) -> ImportBatch:
+    assert batch.status == ImportBatch.Status.VALIDATED, batch.errors
+    import_batch_start(batch=batch, actor=None, **start)
+    done = import_batch_run(batch_id=batch.pk, actor=None)
+    assert done.status == ImportBatch.Status.DONE, done.errors
+    return done
+
+
+def list_of(batch: ImportBatch) -> HandoverList:
+    assert batch.handover_list is not None
+    return batch.handover_list
+
+
+def children_of(batch: ImportBatch) -> list[Child]:
+    return [entry.child for entry in list_of(batch).entries.select_related("child").order_by("position")]
+
+
+# --- Headers ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_header_one_typo_away_is_read_with_a_notice_and_every_circumstance_in_three_languages(parties):
+    content = csv_bytes([
+        "Прізище;Імʼя;По батькові;Дата народження;Обставини;Категорія",
+        "Ткаченко;Марія;Олегівна;05.03.2011;примусово переміщено;позбавлена батьківського піклування",
+        "Мельник;Богдан;;2012;утримується на ТОТ;сирота",
+        "Олійник;Софія;;03.2013;вихованка інтернату;",
+        "Гнатюк;Остап;;2010;Принудительно перемещён;",
+        "Бойко;Ілля;;2014;Held in occupied territory;with parents",
+        "Савчук;Дарина;;2015;влаштовано в сім'ю;",
+        "Кравець;Матвій;;2016;депортований;",
+    ])
+    batch = write(check(content, "typo.csv", parties))
+
+    assert any("“Прізище” was read as “прізвище”" in notice for notice in batch.summary["notices"])
+    assert batch.summary["columns"]["circumstances"] == "Обставини"
+    assert [(child.family_name, child.circumstances, child.category) for child in children_of(batch)] == [
+        ("Ткаченко", "forcibly_transferred", "without_parental_care"),
+        ("Мельник", "held_in_occupied_territory", "orphan"),
+        ("Олійник", "in_institution", "unknown"),
+        ("Гнатюк", "forcibly_transferred", "unknown"),
+        ("Бойко", "held_in_occupied_territory", "with_parents"),
+        ("Савчук", "placed_with_family", "unknown"),
+        ("Кравець", "deported", "unknown"),
+    ]
+
+
+@pytest.mark.django_db
+def test_the_command_names_the_headers_it_found_and_expected_then_reads_them_with_a_mapping(
+        parties, tmp_path, capsys):
+    path = tmp_path / "list.csv"
+    path.write_bytes(csv_bytes([
+        "Список дітей; ;",
+        "Призв.;Імення;Рік нар.;Примітка",
+        "Ткаченко;Марія;2011;з бабусею",
+        "Мельник;Богдан;2012;",
+    ]))
+    args = ["--from", "Ukrainian delegation", "--to", "Russian delegation", "--reference", "UA-CLI/7"]
+
+    with pytest.raises(CommandError, match="refused"):
+        call_command("import_list", str(path), *args)
+    err = capsys.readouterr().err
+    assert "Headers found on line 2: “Призв.”, “Імення”, “Рік нар.”, “Примітка”" in err
+    assert "Expected: “Прізвище / family name” + “Ім'я / given name” or “ПІБ / full name" in err
+    assert not Child.objects.exists()
+
+    call_command("import_list", str(path), *args,
+                 "--columns", "Призв.=family_name,Імення=given_name,Рік нар.=birth_date")
+    out = capsys.readouterr().out
+    assert "columns ignored: Примітка" in out
+    assert "UA-CLI/7: 2 rows, 0 matched, 0 proposed and accepted, 2 new, 0 errors" in out
+    assert sorted(Child.objects.values_list("family_name", "birth_date")) == [
+        ("Мельник", datetime.date(2012, 1, 1)), ("Ткаченко", datetime.date(2011, 1, 1))]
+
+
+@pytest.mark.django_db
+def test_the_command_takes_a_mapping_file_and_refuses_a_field_that_does_not_exist(parties, tmp_path, capsys):
+    path = tmp_path / "list.csv"
+    path.write_bytes(csv_bytes(["Призв.;Імення", "Ткаченко;Марія"]))
+    mapping = tmp_path / "columns.txt"
+    mapping.write_text("Призв.=family_name\nІмення=given_name\n", encoding="utf-8")
+    args = ["--from", "Ukrainian delegation", "--to", "Russian delegation", "--reference", "UA-CLI/8"]
+
+    with pytest.raises(CommandError, match="surname is not a field"):
+        call_command("import_list", str(path), *args, "--columns", "Призв.=surname")
+    call_command("import_list", str(path), *args, "--columns", str(mapping))
+    assert Child.objects.get().family_name == "Ткаченко"
+
+
+@pytest.mark.django_db
+def test_a_mapping_made_for_one_file_is_remembered_for_the_senders_next_file(parties):
+    content = csv_bytes(["Призв.;Імення;Нотатки", "Ткаченко;Марія;x"])
+    refused = check(content, "first.csv", parties)
+    assert refused.status == ImportBatch.Status.FAILED
+    assert refused.summary["headers_found"] == ["Призв.", "Імення", "Нотатки"]
+
+    import_batch_remap(batch=refused, columns={"Призв.": "family_name", "Імення": "given_name",
+                                               "Нотатки": "ignore"}, outcomes={}, actor=None)
+    again = import_batch_validate(batch_id=refused.pk)
+    assert again.status == ImportBatch.Status.VALIDATED, again.errors
+    assert again.summary["ignored_columns"] == ["Нотатки"]
+
+    later = check(csv_bytes(["ПРИЗВ.;імення", "Мельник;Богдан"]), "second.csv", parties)
+    assert later.status == ImportBatch.Status.VALIDATED, later.errors
+    assert ImportMapping.objects.get(organisation=parties[0]).columns["призв"] == "family_name"
+    other_sender = check(csv_bytes(["Призв.;Імення", "Мельник;Богдан"]), "third.csv",
+                         (OrganisationFactory(name="Mediator"), parties[1]))
+    assert other_sender.status == ImportBatch.Status.FAILED, "the mapping is that sender's alone"
+
+
+@pytest.mark.django_db
+def test_a_two_level_merged_header_reads_number_birth_date_and_sex(parties):
+    content = workbook_bytes([
+        ["Список дітей, переданий 02.06.2025"],
+        ["№ з/п", "ПІБ", None, None, "Дата народження", "Стать", "Звідки"],
+        [None, "Прізвище", "Ім'я", "По батькові", None, None, None],
+        [1, "ТКАЧЕНКО", "МАРІЯ", "ОЛЕГІВНА", datetime.date(2011, 3, 5), "ж", "Маріуполь"],
+        [2, "Мельник", "Богдан", "Іванович", datetime.date(2012, 7, 1), "ч", "Херсон"],
+    ], merges=("A1:G1", "A2:A3", "B2:D2", "E2:E3", "F2:F3", "G2:G3"))
+    batch = write(check(content, "merged.xlsx", parties))
+
+    assert batch.summary["columns"] == {"position": "№ з/п", "family_name": "Прізвище", "given_name": "Ім'я",
+                                        "patronymic": "По батькові", "birth_date": "Дата народження",
+                                        "sex": "Стать", "settlement": "Звідки"}
+    assert batch.summary["ignored_columns"] == []
+    assert [(e.position, e.child.family_name, e.child.given_name, e.child.birth_date, e.child.sex,
+             e.child.home_settlement) for e in list_of(batch).entries.select_related("child").order_by("position")
+            ] == [(1, "Ткаченко", "Марія", datetime.date(2011, 3, 5), "F", "Маріуполь"),
+                  (2, "Мельник", "Богдан", datetime.date(2012, 7, 1), "M", "Херсон")]
+    assert list_of(batch).title == "Список дітей, переданий 02.06.2025"
+
+
+@pytest.mark.django_db
+def test_a_column_is_never_dropped_without_being_named(parties):
+    content = workbook_bytes([
+        ["Прізвище", "Ім'я", "Примітки від інтернату", None],
+        ["Ткаченко", "Марія", "переведена", "Донецьк"],
+    ])
+    batch = check(content, "extra.xlsx", parties)
+    assert batch.summary["ignored_columns"] == ["Примітки від інтернату", "column D (no header)"]
+
+
+# --- Cells -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_formulas_use_their_saved_value_and_one_without_is_a_row_error(parties):
+    rows: list[list[Any]] = [
+        ["№", "Прізвище", "Ім'я", "Дата народження"],
+        ["=ROW()-1", "Ткаченко", "Марія", "=DATE(2011,3,5)"],
+        ["=A2+1", '=PROPER("мельник")', "Богдан", 41091],
+    ]
+    saved = {"A2": 1, "E2": None, "D2": 40607, "A3": 2, "B3": "Мельник"}
+    del saved["E2"]
+    batch = write(check(workbook_bytes(rows, saved=saved, formats={"D2": "DD.MM.YYYY"}), "saved.xlsx", parties))
+    assert [(e.position, e.child.family_name, e.child.birth_date) for e in
+            list_of(batch).entries.select_related("child").order_by("position")] == [
+        (1, "Ткаченко", datetime.date(2011, 3, 5)), (2, "Мельник", datetime.date(2012, 7, 1))]
+
+    unsaved = check(workbook_bytes(rows, saved={"A2": 1, "A3": 2, "B3": "Мельник"}), "unsaved.xlsx", parties)
+    assert [(e["line"], e["column"]) for e in unsaved.errors] == [(2, "Дата народження")]
+    assert "a formula with no saved value" in unsaved.errors[0]["reason"]
+
+
+@pytest.mark.django_db
+def test_serial_dates_are_dates_and_a_totals_row_at_the_end_is_skipped_and_named(parties):
+    rows: list[list[Any]] = [["№", "Прізвище", "Ім'я", "Дата народження"],
+            [1, "Ткаченко", "Марія", 40607], [2, "Мельник", "Богдан", 41091.0], [3, "Олійник", "Софія", 2013],
+            ["Разом:", None, None, "=COUNTA(B2:B4)"], ["Итого", 3]]
+    batch = write(check(workbook_bytes(rows), "totals.xlsx", parties))
+
+    assert [(c.birth_date, c.birth_date_precision) for c in children_of(batch)] == [
+        (datetime.date(2011, 3, 5), "day"), (datetime.date(2012, 7, 1), "day"), (datetime.date(2013, 1, 1), "year")]
+    assert [n for n in batch.summary["notices"] if "totals" in n] == [
+        "line 5: a totals row (“Разом:”) was skipped", "line 6: a totals row (“Итого 3”) was skipped"]
+
+
+@pytest.mark.django_db
+def test_a_totals_word_in_the_middle_of_the_list_is_a_row_not_skipped(parties):
+    content = csv_bytes(["Прізвище;Ім'я", "Ткаченко;Марія", "Всього;", "Мельник;Богдан"])
+    batch = check(content, "middle.csv", parties)
+    assert [(e["line"], e["column"], e["reason"]) for e in batch.errors] == [(3, "Ім'я", "missing")]
+
+
+@pytest.mark.django_db
+def test_apostrophes_are_stored_as_one_and_match_in_every_form(parties):
+    stored = ChildFactory(family_name="Мар'яненко", given_name="Мар’яна", patronymic="", sex="F",
+                          birth_date=datetime.date(2012, 4, 9))
+    content = csv_bytes(["Прізвище;Ім'я;Дата народження;Стать", "Марʼяненко;Мар`яна;09.04.2012;ж",
+                         "Дем’янчук;Ярослав;2011;ч"])
+    batch = write(check(content, "apostrophes.csv", parties))
+    first, second = children_of(batch)
+    assert first.pk == stored.pk
+    assert second.family_name == "Демʼянчук"
+    assert ImportRow.objects.filter(batch=batch, verdict=ImportRow.Verdict.MATCHED).count() == 1
+
+
+# --- Replies in the other side's words -------------------------------------------------------------
+
+
+def reply_batch(handover_list: HandoverList, content: bytes, name: str, **mappings: Any) -> ImportBatch:
+    batch = import_batch_create(kind="reply", content=content, file_name=name, actor=None,
+                                handover_list=handover_list, received_on=datetime.date(2025, 7, 20), **mappings)
+    return import_batch_validate(batch_id=batch.pk)
+
+
+@pytest.mark.django_db
+def test_a_reply_with_russian_headers_and_official_phrases_is_read(make_handed_over_list):
+    handover_list = make_handed_over_list(9)
+    rows: list[list[Any]] = [["№ п/п", "Фамилия", "Имя", "Результат"]]
+    phrases = ["Установлено местонахождение", "Находится в г. Таганрог, ГБУ «Центр помощи детям»",
+               "Не найден(а)", "Достиг(ла) совершеннолетия", "Выехал(а) за пределы РФ",
+               "На территории РФ не значится", "Возвращён(а) законному представителю", "Сведений не имеется",
+               "Умер(ла)"]
+    for position, phrase in enumerate(phrases, start=1):
+        rows.append([f"{position}.", "", "", phrase])
+    batch = reply_batch(handover_list, workbook_bytes(rows), "ответ.xlsx")
+    assert batch.status == ImportBatch.Status.VALIDATED, batch.errors
+
+    write(batch)
+    outcomes = {e.position: e.last_outcome for e in handover_list.entries.all()}
+    assert outcomes == {1: "located", 2: "located", 3: "not_found", 4: "now_adult", 5: "left_country",
+                        6: "never_on_territory", 7: "returned", 8: "no_information", 9: "deceased"}
+    reply = handover_list.replies.get()
+    located = reply.outcomes.get(entry__position=2)
+    assert located.reported_location == "г. Таганрог, ГБУ «Центр помощи детям»"
+    assert located.details == "Находится в г. Таганрог, ГБУ «Центр помощи детям»"
+
+
+@pytest.mark.django_db
+def test_ukrainian_and_english_phrases_and_a_phrase_not_known_is_mapped_never_guessed(make_handed_over_list):
+    handover_list = make_handed_over_list(4)
+    content = csv_bytes(["No.,Outcome,Comments", "1,Місцеперебування встановлено,", "2,Did not reach us; died,",
+                         "3,Розшук триває,", "4,not located,"], bom=False)
+    batch = reply_batch(handover_list, content, "reply.csv")
+    assert [(e["line"], e["column"]) for e in batch.errors] == [(4, "Outcome")]
+    assert batch.summary["unknown_phrases"] == ["Розшук триває"]
+
+    import_batch_remap(batch=batch, columns={}, outcomes={"Розшук триває": "not_found"}, actor=None)
+    batch = import_batch_validate(batch_id=batch.pk)
+    write(batch)
+    assert {e.position: e.last_outcome for e in handover_list.entries.all()} == {
+        1: "located", 2: "deceased", 3: "not_found", 4: "not_found"}
+
+
+@pytest.mark.django_db
+def test_the_command_maps_reply_phrases_given_to_it(make_handed_over_list, tmp_path, capsys):
+    handover_list = make_handed_over_list(2)
+    path = tmp_path / "reply.csv"
+    path.write_bytes(csv_bytes(["№;Результат", "1;Розыск продолжается", "2;Помещён в приёмную семью"]))
+    args = ["--reply-to", handover_list.reference, "--received", "2025-07-20"]
+    with pytest.raises(CommandError, match="refused"):
+        call_command("import_list", str(path), *args)
+    err = capsys.readouterr().err
+    assert "Помещён в приёмную семью" in err.split("map these phrases")[1]
+
+    call_command("import_list", str(path), *args, "--outcomes", "Помещён в приёмную семью=located")
+    assert {e.position: e.last_outcome for e in handover_list.entries.all()} == {1: "not_found", 2: "located"}
+
+
+# --- Round trips -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_products_case_export_imports_back_as_the_same_children(parties):
+    children = [ChildFactory(family_name="Ткаченко", given_name="Марія", patronymic="Олегівна", sex="F",
+                             birth_date=datetime.date(2011, 3, 1), birth_date_precision="month",
+                             circumstances="forcibly_transferred", category="orphan"),
+                ChildFactory(family_name="Мельник", given_name="Богдан", patronymic="", sex="M",
+                             birth_date=datetime.date(2012, 1, 1), birth_date_precision="year")]
+    for child in children:
+        CaseFactory(child=child)
+    cases = cases_for_export(Case.objects.order_by("child__family_name"), lists=HandoverList.objects.all())
+    for content, name in ((cases_xlsx(cases, include_restricted=False), "cases.xlsx"),
+                          ("".join(cases_csv(cases, include_restricted=False)).encode(), "cases.csv")):
+        batch = check(content, name, parties)
+        assert batch.status == ImportBatch.Status.VALIDATED, batch.errors
+        assert {row.child_id for row in batch.rows.all() if row.verdict == ImportRow.Verdict.MATCHED} == {
+            child.pk for child in children}, name
+        data = batch.rows.get(child=children[1]).data
+        assert (data["circumstances"], data["birth_date_precision"]) == ("deported", "year")
+        data = batch.rows.get(child=children[0]).data
+        assert (data["circumstances"], data["category"], data["birth_date_precision"]) == (
+            "forcibly_transferred", "orphan", "month")
+
+
+@pytest.mark.django_db
+def test_a_handover_document_imports_back_as_it_was_handed_over(parties, make_handed_over_list):
+    handover_list = make_handed_over_list(3)
+    document = handover_list_xlsx(handover_list)
+    batch = check(document, "handed-over.xlsx", (parties[1], parties[0]))
+    assert batch.status == ImportBatch.Status.VALIDATED, batch.errors
+    assert [(row.position, row.child_id, row.verdict) for row in batch.rows.order_by("position")] == [
+        (entry.position, entry.child_id, "matched") for entry in handover_list.entries.order_by("position")]
+
+
+# --- The same children again, and rows as handed over ----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_children_still_awaiting_a_reply_from_the_recipient_are_refused_unless_confirmed(parties, tmp_path,
+                                                                                           capsys):
+    content = csv_bytes(["Прізвище;Ім'я;Дата народження", "Ткаченко;Марія;05.03.2011", "Мельник;Богдан;2012"])
+    write(check(content, "first.csv", parties, handed_over_on=datetime.date(2025, 6, 2),
+                response_due_on=datetime.date(2025, 7, 2), reference="UA-RU-A"))
+    again = csv_bytes(["Прізвище;Ім'я;Дата народження", "Ткаченко;Марія;05.03.2011", "Олійник;Софія;2013"])
+
+    batch = check(again, "again.csv", parties, reference="UA-RU-B")
+    assert [(r["line"], r["list"], r["position"]) for r in batch.summary["repeats"]] == [(2, "UA-RU-A", 1)]
+    with pytest.raises(ExchangeError, match="1 children are still awaiting a reply from Russian delegation"):
+        import_batch_start(batch=batch, actor=None)
+    assert ListEntry.objects.filter(handover_list__reference="UA-RU-B").count() == 0
+
+    path = tmp_path / "again.csv"
+    path.write_bytes(again)
+    args = ["--from", "Ukrainian delegation", "--to", "Russian delegation", "--reference", "UA-RU-C"]
+    with pytest.raises(CommandError, match="--confirm-repeats"):
+        call_command("import_list", str(path), *args)
+    assert "line 2: Ткаченко Марія is still awaiting a reply on UA-RU-A as #1" in capsys.readouterr().err
+    call_command("import_list", str(path), *args, "--confirm-repeats")
+    assert HandoverList.objects.get(reference="UA-RU-C").entries.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_matched_childs_blanks_are_filled_and_the_document_prints_the_row_as_handed_over(parties):
+    stored = ChildFactory(family_name="Shevchenko", given_name="Kyrylo", patronymic="", sex="U",
+                          birth_date=datetime.date(2014, 10, 7), home_settlement="", home_oblast="")
+    content = csv_bytes(["Прізвище;Ім'я;По батькові;Дата народження;Стать;Населений пункт;Область",
+                         "ШЕВЧЕНКО;КИРИЛО;ПЕТРОВИЧ;07.10.2014;ч;Генічеськ;Херсонська"])
+    batch = write(check(content, "fill.csv", parties))
+
+    stored.refresh_from_db()
+    assert (stored.family_name, stored.patronymic, stored.sex, stored.home_settlement, stored.home_oblast) == (
+        "Shevchenko", "Петрович", "M", "Генічеськ", "kherson")
+    assert stored.history.filter(history_change_reason__startswith="Blank fields filled from").count() == 1
+    entry = list_of(batch).entries.get()
+    assert entry.as_handed_over["family_name"] == "Шевченко"
+    sheet = load_workbook(io.BytesIO(handover_list_xlsx(list_of(batch)))).active
+    assert sheet is not None
+    printed = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert printed[-1][:4] == [1, "Шевченко", "Кирило", "Петрович"]
+
+
+@pytest.mark.django_db
+def test_a_workbook_declaring_entities_is_refused_unread(parties):
+    plain = workbook_bytes([["Прізвище", "Ім'я"], ["Ткаченко", "Марія"]])
+    source = zipfile.ZipFile(io.BytesIO(plain))
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(crafted, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<worksheet", b'<!DOCTYPE w [<!ENTITY a "aaaaaaaaaa">]>\n<worksheet', 1)
+            target.writestr(item, data)
+    batch = check(crafted.getvalue(), "crafted.xlsx", parties)
+    assert batch.status == ImportBatch.Status.FAILED
+    assert batch.errors[0]["reason"].startswith("not a readable .xlsx file")
