@@ -136,6 +136,7 @@ def test_the_timeline_written_by_the_exchange_reads_in_ukrainian(make_handed_ove
     from django.utils import timezone
 
     from cases.services import case_reassign
+    from tests.factories import UserFactory
     from tracker.admin.timeline import timeline_text
     from tracker.models import ReplyOutcome
     from tracker.services.exchange import OutcomeInput, outcome_verify, reply_record
@@ -149,7 +150,9 @@ def test_the_timeline_written_by_the_exchange_reads_in_ukrainian(make_handed_ove
                        actor=case_worker, follow_up_due_on=due)
     outcome_verify(outcome=ReplyOutcome.objects.get(), verification="unverified", note="", actor=case_worker)
     case = handover_list.entries.get().case
-    case_reassign(case=case, assignee=case_worker, actor=case_worker, reason="Back from leave")
+    colleague = UserFactory(username="olena.colleague")
+    before = case.assignee
+    case_reassign(case=case, assignee=colleague, actor=case_worker, reason="Back from leave")
     with translation.override("uk"):
         lines = [timeline_text(event) for event in case.events.order_by("happened_at", "id")]
     ref, on = handover_list.reference, f"{due:%d.%m.%Y}"
@@ -161,7 +164,7 @@ def test_the_timeline_written_by_the_exchange_reads_in_ukrainian(make_handed_ove
         f"Повторну відповідь очікуємо до {on}.",
         "Твердження позначено як неперевірене: «Не знайдено» у відповіді від 10.07.2025 (№1); оскарження "
         "знято, позиція знову вважається відповіддю за цим твердженням",
-        f"Справу передано від нікого до {case_worker}: Back from leave",
+        f"Виконавця змінено: {before or 'не призначено'} → olena.colleague. Причина: Back from leave",
     ]
     with translation.override("en"):
         # In English, each line as the services wrote it, its dates as written in Ukraine.
@@ -173,5 +176,5 @@ def test_the_timeline_written_by_the_exchange_reads_in_ukrainian(make_handed_ove
             f"A further reply is due by {on}.",
             "Claim marked unverified: “Not found” in the reply of 10.07.2025 (#1); no longer disputed, the entry "
             "is answered by this claim again",
-            f"Reassigned from nobody to {case_worker}: Back from leave",
+            f"Reassigned from {before or 'nobody'} to olena.colleague: Back from leave",
         ]

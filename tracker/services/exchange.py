@@ -182,9 +182,9 @@ def list_hand_over(
     with transaction.atomic():
         locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
         if locked.status != HandoverList.Status.DRAFT:
-            raise ExchangeError([("status", f"{locked.reference} was already handed over")])
+            raise ExchangeError([("status", gettext("%(list)s was already handed over") % {"list": locked.reference})])
         if not locked.entries.exists():
-            raise ExchangeError([("entries", f"{locked.reference} has no children on it")])
+            raise ExchangeError([("entries", gettext("%(list)s has no children on it") % {"list": locked.reference})])
         locked.status = HandoverList.Status.HANDED_OVER
         locked.handed_over_on = handed_over_on
         locked.response_due_on = response_due_on
@@ -347,7 +347,7 @@ def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
     elif handover_list.handed_over_on and received_on < handover_list.handed_over_on:
         problems.append(("received_on", f"{received_on} is before the list was handed over"))
     if not outcomes:
-        problems.append(("outcomes", "a reply needs at least one child's outcome"))
+        problems.append(("outcomes", gettext("a reply needs at least one child's outcome")))
 
     # What the reply and the road read of each entry and its case, in one query per way of naming them.
     entries = handover_list.entries.select_related("case", "child").only(*ENTRY_FIELDS_READ)
@@ -362,10 +362,12 @@ def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
         where = item.label or f"outcomes[{index}]"
         if item.entry_id is not None:
             entry = by_id.get(item.entry_id)
-            missing = f"entry {item.entry_id} is not on list {handover_list.reference}"
+            missing = gettext("entry %(entry)s is not on list %(list)s") % {
+                "entry": item.entry_id, "list": handover_list.reference}
         elif item.position is not None:
             entry = by_position.get(item.position)
-            missing = f"number {item.position} is not on list {handover_list.reference}"
+            missing = gettext("number %(position)s is not on list %(list)s") % {
+                "position": item.position, "list": handover_list.reference}
         else:
             entry, missing = _entry_named(by_name, item.name, handover_list.reference)
         if entry is None:
