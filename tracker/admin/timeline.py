@@ -1,8 +1,10 @@
-"""A case's timeline in the reader's language. The services store each line's text as they write it, in
-English ("Added to list … as #2", `tracker/services/exchange.py`) with an outcome's or a verification's
-label in the writer's language; the lines the exchange writes are read back into their parts here and
-said again in the language of the page. A line of any other shape (a note
-typed by a case worker, a line from before) is shown as it was written."""
+"""A case's timeline in the reader's language. The services store each line's text in English ("Added to
+list … as #2", "Claim disputed: “Located” in the reply of 2025-07-10 (#3)", `tracker/services/exchange.py`,
+`cases/services.py`, `tracker/services/flags.py`); the lines they write are read back into their parts here
+and said again in the language of the page, dates as written in Ukraine. Lines written before verdicts were
+stored in English carry an outcome's or a flag's label in the writer's language; those are read in any of
+the interface's languages. A line of any other shape (a note typed by a case worker, a closing's note as
+typed) is shown as it was written."""
 
 from __future__ import annotations
 
