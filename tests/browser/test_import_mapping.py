@@ -55,7 +55,7 @@ def test_a_case_worker_maps_unknown_headers_and_the_list_is_imported(worker, imp
     page.select_option("select[name=sender]", label="Ukrainian delegation")
     page.select_option("select[name=recipient]", label="Russian delegation")
     page.fill("input[name=reference]", "UA-RU-MAP/1")
-    page.click("input[type=submit][value='Upload and preview']")
+    page.click("input[type=submit][value='Завантажити й переглянути']")
 
     # The worker reads the file; the page refreshes itself until the check is done.
     page.wait_for_selector("#import-mapping", timeout=60_000)
@@ -69,11 +69,11 @@ def test_a_case_worker_maps_unknown_headers_and_the_list_is_imported(worker, imp
     page.click("input[name=_remap]")
 
     page.wait_for_selector("#import-rows", timeout=60_000)
-    assert "Ready to confirm" in page.content()
+    assert "Готово до підтвердження" in page.content()  # the browser asks for Ukrainian
     assert "Нотатки" in page.inner_text("#import-ignored")
     page.screenshot(path=str(screenshots / "3-read-with-the-mapping.png"), full_page=True)
     page.click("input[name=_confirm]")
-    page.wait_for_selector("text=Imported", timeout=60_000)
+    page.wait_for_selector("text=Імпортовано", timeout=60_000)
     page.screenshot(path=str(screenshots / "4-imported.png"), full_page=True)
 
     batch = ImportBatch.objects.get()
