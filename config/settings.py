@@ -171,8 +171,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tracker.api.permissions.PartnerOrStaff"],
-    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"partner": env("API_RATE_LIMIT", default="1200/minute")},
+    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.ApiRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "tracker.api.pagination.StableCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -181,8 +180,16 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # JSON bodies only, so that the schema promises one format and every client sends it.
+    "DEFAULT_PARSER_CLASSES": ["tracker.api.parsers.BoundedJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Requests per API key (or signed-in case worker), and per client address for requests that fail to
+# authenticate (no key, or a wrong, revoked or expired one): `N/second|minute|hour|day`.
+API_RATE_LIMIT = env("API_RATE_LIMIT", default="1200/minute")
+API_UNAUTHENTICATED_RATE_LIMIT = env("API_UNAUTHENTICATED_RATE_LIMIT", default="60/minute")
+# The largest request body the API reads (bytes): a reply of 20,000 outcomes fits well within it.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Case tracker: partner API",
     "DESCRIPTION": (

@@ -14,7 +14,6 @@ from rest_framework.test import APIClient
 
 from cases.models import Case, CaseEvent, Child, RecordAccess
 from tests.factories import CaseFactory, ChildFactory, HandoverListFactory, OrganisationFactory
-from tracker.api.throttling import ApiKeyRateThrottle
 from tracker.models import ApiKey, CaseShare, Flag, HandoverList, ListEntry, Organisation, Reply
 from tracker.services.exchange import list_add_cases, list_hand_over
 from tracker.services.flags import sweep_deadlines
@@ -354,8 +353,8 @@ def test_list_page_queries_do_not_grow_with_page_size(alpha):
     assert count(entries + "?page_size=1") == count(entries + "?page_size=3")
 
 
-def test_throttling_counts_per_key_and_answers_429(alpha, beta, monkeypatch):
-    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"partner": "3/minute"})
+def test_throttling_counts_per_key_and_answers_429(alpha, beta, settings):
+    settings.API_RATE_LIMIT = "3/minute"
     codes = [alpha.client.get("/api/v1/organisations/").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     limited = alpha.client.get("/api/v1/organisations/")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime
 
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework.request import Request
 
 from cases.models import Case, Child, Oblast
@@ -31,6 +34,22 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
         return super().filter(qs, None if value is None else in_utc(value))
 
 
+class StrictBooleanField(forms.Field):
+    """`true` or `false`, and nothing else: a value the API would not understand is refused, not ignored."""
+
+    def to_python(self, value: object) -> bool | None:
+        if value is None:
+            return None
+        if value in ("true", "false"):
+            return value == "true"
+        raise ValidationError(gettext("“%(value)s” is neither true nor false"), code="invalid",
+                              params={"value": value})
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField  # type: ignore[assignment]
+
+
 # django-filter takes a callable of the request for a filter's queryset, which its stubs do not allow.
 def _visible_lists(request: HttpRequest | Request | None) -> QuerySet[HandoverList]:
     if request is None:
@@ -42,8 +61,8 @@ def _visible_lists(request: HttpRequest | Request | None) -> QuerySet[HandoverLi
 
 class CaseFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Case.Status.choices)
-    flagged = django_filters.BooleanFilter(method="filter_flagged", label="Has an open flag")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Has an open overdue flag")
+    flagged = StrictBooleanFilter(method="filter_flagged", label="Has an open flag")
+    overdue = StrictBooleanFilter(method="filter_overdue", label="Has an open overdue flag")
     list = django_filters.ModelChoiceFilter(queryset=_visible_lists, method="filter_list",  # type: ignore[arg-type]
                                             label="On this handover list")
     organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
@@ -97,7 +116,7 @@ class HandoverListFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=HandoverList.Status.choices)
     organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
                                                     label="Sent or received by this organisation")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Has entries past due with no reply")
+    overdue = StrictBooleanFilter(method="filter_overdue", label="Has entries past due with no reply")
     updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
@@ -116,8 +135,8 @@ class HandoverListFilter(django_filters.FilterSet):
 
 class ListEntryFilter(django_filters.FilterSet):
     reply_state = django_filters.MultipleChoiceFilter(choices=ListEntry.ReplyState.choices)
-    flagged = django_filters.BooleanFilter(method="filter_flagged", label="Has an open flag")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Past due with no reply")
+    flagged = StrictBooleanFilter(method="filter_flagged", label="Has an open flag")
+    overdue = StrictBooleanFilter(method="filter_overdue", label="Past due with no reply")
     q = django_filters.CharFilter(method="filter_name", label="A name in any script or spelling")
     updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 

@@ -14,7 +14,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -23,6 +22,8 @@ from cases.models import Case, CaseEvent, RecordAccess
 from cases.services import child_update_last_known, log_child_reads
 from core.users import signed_in_user
 from tracker.api import serializers as s
+from tracker.api.conditional import if_match_holds, if_none_match_holds
+from tracker.api.contract import ContractView, StrictOrderingFilter
 from tracker.api.errors import PreconditionFailed, PreconditionRequired
 from tracker.api.filters import CaseFilter, HandoverListFilter, ListEntryFilter, ReplyFilter
 from tracker.api.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -46,11 +47,11 @@ IF_MATCH_PARAMETER = OpenApiParameter(
 )
 
 
-class PartnerViewSet(viewsets.GenericViewSet):
+class PartnerViewSet(ContractView, viewsets.GenericViewSet):
     # Ids are numbers: anything else is no record, and answers 404 before any query.
     lookup_value_regex = r"[0-9]+"
     # The stubs declare the backends per instance of a generic view, so reading the class's is refused.
-    filter_backends = [*viewsets.GenericViewSet.filter_backends, OrderingFilter]  # type: ignore[misc]
+    filter_backends = [*viewsets.GenericViewSet.filter_backends, StrictOrderingFilter]  # type: ignore[misc]
     ordering_fields = ORDERING
 
     @property
@@ -116,7 +117,10 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         case = self.get_object()
         self.log_reads([case.child_id])
-        return Response(self.get_serializer(case).data, headers={"ETag": case_etag(case)})
+        etag = case_etag(case)
+        if if_none_match_holds(request.headers.get("If-None-Match"), etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return Response(self.get_serializer(case).data, headers={"ETag": etag})
 
     @extend_schema(
         summary="Update what is known of where the child is",
@@ -133,7 +137,7 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
         if_match = request.headers.get("If-Match")
         if not if_match:
             raise PreconditionRequired()
-        if if_match.strip() not in (case_etag(case), "*"):
+        if not if_match_holds(if_match, case_etag(case)):
             raise PreconditionFailed()
         update = s.CaseUpdateSerializer(data=request.data)
         update.is_valid(raise_exception=True)
