@@ -182,3 +182,19 @@ def test_every_problem_type_resolves_to_a_page_of_the_catalogue(alpha):
 ])
 def test_every_4xx_is_problem_json(alpha, method, url, status):
     assert_problem(getattr(alpha.client, method)(url), status)
+
+
+# --- webhook endpoints: deleting one ---------------------------------------------------------------
+
+def test_a_partner_deletes_its_webhook_endpoint_which_is_kept_in_history(alpha):
+    made = alpha.client.post("/api/v1/webhooks/", {"url": "https://example.org/hook", "secret": "s" * 20}).json()
+    other = make_partner("Beta Rights Group", "Бондаренко", restricted=True)
+    assert_problem(other.client.delete(f"/api/v1/webhooks/{made['id']}/"), 404)
+    assert alpha.client.delete(f"/api/v1/webhooks/{made['id']}/").status_code == 204
+    assert_problem(alpha.client.get(f"/api/v1/webhooks/{made['id']}/"), 404)
+    assert alpha.client.get("/api/v1/webhooks/").json()["results"] == []
+    assert_problem(alpha.client.delete(f"/api/v1/webhooks/{made['id']}/"), 404)
+    endpoint = WebhookEndpoint.objects.get(pk=made["id"])
+    assert endpoint.deleted_at is not None and not endpoint.is_active
+    last = endpoint.history.order_by("-history_date").first()
+    assert last.deleted_at is not None and last.history_user == alpha.organisation.service_user

@@ -34,6 +34,7 @@ from tracker.models import Flag, HandoverList, ListEntry, Organisation, Reply, R
 from tracker.selectors import Viewer, handover_lists_with_counts, live_shares, visible_cases, visible_lists
 from tracker.services.exchange import OutcomeInput, reply_record
 from tracker.services.exports import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, attachment, cases_csv, cases_xlsx, in_chunks
+from tracker.services.webhooks import webhook_endpoint_delete
 
 ORDERING = ["updated_at", "id"]
 
@@ -293,17 +294,18 @@ class ReplyViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMi
     create=extend_schema(summary="Register a webhook endpoint"),
     retrieve=extend_schema(summary="A webhook endpoint"),
     partial_update=extend_schema(summary="Change a webhook endpoint (url, events, active)"),
+    destroy=extend_schema(summary="Delete a webhook endpoint: no more deliveries; kept in its history"),
 )
 class WebhookEndpointViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                             mixins.CreateModelMixin, mixins.UpdateModelMixin):
+                             mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin):
     serializer_class = s.WebhookEndpointSerializer
-    http_method_names = ["get", "post", "patch", "head", "options"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     # Where partners' deliveries go is an administrator's matter.
     staff_permissions = {"read": ("tracker.view_webhookendpoint",), "write": ("tracker.change_webhookendpoint",)}
 
     def get_queryset(self) -> QuerySet[WebhookEndpoint]:
         viewer = self.viewer
-        endpoints = WebhookEndpoint.objects.all()
+        endpoints = WebhookEndpoint.objects.filter(deleted_at__isnull=True)
         return endpoints if viewer.is_staff else endpoints.filter(organisation=viewer.organisation)
 
     def perform_create(self, serializer: BaseSerializer) -> None:
@@ -311,3 +313,6 @@ class WebhookEndpointViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.Retri
         if organisation is None:
             raise PermissionDenied("Case workers register webhooks for a partner in the admin.")
         serializer.save(organisation=organisation)
+
+    def perform_destroy(self, instance: WebhookEndpoint) -> None:
+        webhook_endpoint_delete(endpoint=instance, actor=signed_in_user(self.request))

@@ -111,6 +111,9 @@ class WebhookEndpoint(TimeStampedModel):
     secret = models.CharField(max_length=200)
     events = models.JSONField(default=list, help_text="Event names; empty means every event.")
     is_active = models.BooleanField(default=True)
+    # Set when the partner deletes the endpoint: it stops receiving and leaves the API's lists, while
+    # the row and its history stay.
+    deleted_at = models.DateTimeField(null=True, blank=True)
     # Who pointed deliveries where, and when; the secret itself is never copied into the history.
     history = AppendOnlyHistory(excluded_fields=["secret"])
 

@@ -282,3 +282,16 @@ def stale_pending_deliveries(*, older_than: datetime.timedelta, limit: int = 100
     cutoff = timezone.now() - older_than
     return list(WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING, updated_at__lt=cutoff)
                 .order_by("id").values_list("pk", flat=True)[:limit])
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Any) -> WebhookEndpoint:
+    """A partner's endpoint deleted: deactivated, so no further event is fanned out to it, and marked
+    deleted, so the API lists it no more; the row and its history are kept."""
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if endpoint.deleted_at is None:
+            endpoint.is_active = False
+            endpoint.deleted_at = timezone.now()
+            endpoint._history_user = actor  # type: ignore[attr-defined]
+            endpoint.save(update_fields=["is_active", "deleted_at", "updated_at"])
+    return endpoint
