@@ -203,6 +203,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tracker.api.schema.document_the_contract",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "CaseStatusEnum": "cases.models.CaseStatus",
         "ListStatusEnum": "tracker.models.ListStatus",

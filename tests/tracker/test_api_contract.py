@@ -198,3 +198,13 @@ def test_a_partner_deletes_its_webhook_endpoint_which_is_kept_in_history(alpha):
     assert endpoint.deleted_at is not None and not endpoint.is_active
     last = endpoint.history.order_by("-history_date").first()
     assert last.deleted_at is not None and last.history_user == alpha.organisation.service_user
+
+
+@pytest.mark.parametrize("url", ["/api/v1/cases/", "/api/v1/lists/", "/api/v1/replies/"])
+def test_a_typed_filter_sent_empty_is_refused(alpha, url):
+    assert_problem(alpha.client.get(url, {"updated_since": ""}), 400, "updated_since")
+
+
+def test_an_unknown_format_is_400_and_a_format_suffix_is_no_url(alpha):
+    assert_problem(alpha.client.get("/api/v1/cases/export/", {"format": "pdf"}), 400, "format")
+    assert_problem(alpha.client.get(f"/api/v1/cases/{alpha.cases[0].pk}.json/"), 404)

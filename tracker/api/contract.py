@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.http import Http404
 from django.utils.translation import gettext
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers
@@ -23,9 +24,10 @@ from tracker.api.throttling import RateWindow, count_failed_authentication
 ALWAYS_ALLOWED = frozenset({"format"})
 
 
+# A body's keys must each be a field the request may set: a misspelt or read-only field is an error
+# naming it, reported together with any other error of the same body. (A comment, not a docstring:
+# the schema would show a docstring as each request body's description.)
 class RefusesUnknownFields(serializers.Serializer):
-    """A body's keys must each be a field the request may set: a misspelt or read-only field is an
-    error naming it, reported together with any other error of the same body."""
 
     def to_internal_value(self, data: Any) -> Any:
         unknown: dict[str, Any] = {}
@@ -75,17 +77,23 @@ def query_parameters_taken(view: Any) -> set[str]:
 
 class ContractView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        # DRF's own steps, with the rate limit counted before permissions: a request refused for
-        # want of a key still counts against its address.
+        # DRF's own steps, with the rate limit counted first: a request refused for want of a key, or
+        # for the format it asks for, still counts (against its address, or its key).
         self.format_kwarg = self.get_format_suffix(**kwargs)
-        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
         request.version, request.versioning_scheme = self.determine_version(request, *args, **kwargs)
         self.perform_authentication(request)
         self.check_throttles(request)
+        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
         self.check_permissions(request)
         unknown = sorted(set(request.query_params) - query_parameters_taken(self))
         if unknown:
             raise ValidationError({name: [gettext("not a query parameter of this endpoint")] for name in unknown})
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:  # DRF's answer to a `format` none of the endpoint's renderers has
+            raise ValidationError({"format": [gettext("not a format this endpoint gives")]}) from None
 
     def perform_authentication(self, request: Request) -> None:
         try:

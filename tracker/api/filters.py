@@ -50,6 +50,22 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField  # type: ignore[assignment]
 
 
+class StrictFilterSet(django_filters.FilterSet):
+    """A parameter sent empty is refused unless it is free text: `updated_since=` is a mistake, not
+    "no filter"."""
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name, given in self.filters.items():
+            if isinstance(given, django_filters.CharFilter) or name not in self.data:
+                continue
+            values = self.data.getlist(name) if hasattr(self.data, "getlist") else [self.data[name]]
+            if any(value == "" for value in values):
+                self.form.add_error(name, gettext("give a value, or leave the parameter out"))
+                valid = False
+        return valid
+
+
 # django-filter takes a callable of the request for a filter's queryset, which its stubs do not allow.
 def _visible_lists(request: HttpRequest | Request | None) -> QuerySet[HandoverList]:
     if request is None:
@@ -59,7 +75,7 @@ def _visible_lists(request: HttpRequest | Request | None) -> QuerySet[HandoverLi
     return visible_lists(viewer_of(request))
 
 
-class CaseFilter(django_filters.FilterSet):
+class CaseFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Case.Status.choices)
     flagged = StrictBooleanFilter(method="filter_flagged", label="Has an open flag")
     overdue = StrictBooleanFilter(method="filter_overdue", label="Has an open overdue flag")
@@ -112,7 +128,7 @@ class CaseFilter(django_filters.FilterSet):
         return queryset.filter(Q(updated_at__gte=value) | Q(child__updated_at__gte=value))
 
 
-class HandoverListFilter(django_filters.FilterSet):
+class HandoverListFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=HandoverList.Status.choices)
     organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
                                                     label="Sent or received by this organisation")
@@ -133,7 +149,7 @@ class HandoverListFilter(django_filters.FilterSet):
         return queryset.filter(late if value else ~late)
 
 
-class ListEntryFilter(django_filters.FilterSet):
+class ListEntryFilter(StrictFilterSet):
     reply_state = django_filters.MultipleChoiceFilter(choices=ListEntry.ReplyState.choices)
     flagged = StrictBooleanFilter(method="filter_flagged", label="Has an open flag")
     overdue = StrictBooleanFilter(method="filter_overdue", label="Past due with no reply")
@@ -160,7 +176,7 @@ class ListEntryFilter(django_filters.FilterSet):
         return search_by_name(queryset, "child__search_names", value)
 
 
-class ReplyFilter(django_filters.FilterSet):
+class ReplyFilter(StrictFilterSet):
     list = django_filters.ModelChoiceFilter(field_name="handover_list", queryset=_visible_lists)  # type: ignore[arg-type]
     updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 

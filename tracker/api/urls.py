@@ -7,7 +7,14 @@ from rest_framework.routers import DefaultRouter
 
 from tracker.api import problem_pages, views
 
-router = DefaultRouter()
+
+
+class ApiRouter(DefaultRouter):
+    # No `.json` suffixes: each record has one URL, as the schema lists it.
+    include_format_suffixes = False
+
+
+router = ApiRouter()
 router.register("organisations", views.OrganisationViewSet, basename="organisation")
 router.register("cases", views.CaseViewSet, basename="case")
 router.register("lists", views.HandoverListViewSet, basename="list")

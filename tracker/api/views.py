@@ -47,6 +47,11 @@ IF_MATCH_PARAMETER = OpenApiParameter(
     description="The ETag of the case as you last read it.",
 )
 
+IF_NONE_MATCH_PARAMETER = OpenApiParameter(
+    "If-None-Match", str, OpenApiParameter.HEADER, required=False,
+    description="ETags of copies you hold: answered 304, with no body, while one of them is current.",
+)
+
 
 class PartnerViewSet(ContractView, viewsets.GenericViewSet):
     # Ids are numbers: anything else is no record, and answers 404 before any query.
@@ -78,7 +83,9 @@ def case_etag(case: Case) -> str:
 
 @extend_schema_view(
     list=extend_schema(summary="Cases shared with you"),
-    retrieve=extend_schema(summary="A case, with its child"),
+    retrieve=extend_schema(summary="A case, with its child", parameters=[IF_NONE_MATCH_PARAMETER],
+                           responses={200: s.CaseSerializer, 304: OpenApiResponse(
+                               description="Not modified: your copy, by its ETag in If-None-Match, is current.")}),
 )
 class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     serializer_class = s.CaseSerializer
