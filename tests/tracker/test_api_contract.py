@@ -208,3 +208,25 @@ def test_a_typed_filter_sent_empty_is_refused(alpha, url):
 def test_an_unknown_format_is_400_and_a_format_suffix_is_no_url(alpha):
     assert_problem(alpha.client.get("/api/v1/cases/export/", {"format": "pdf"}), 400, "format")
     assert_problem(alpha.client.get(f"/api/v1/cases/{alpha.cases[0].pk}.json/"), 404)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"last_known_location": 5}, "last_known_location"),
+    ({"last_known_location": None}, "last_known_location"),
+    ({"last_known_on": 20250101}, "last_known_on"),
+])
+def test_a_body_value_of_the_wrong_json_type_is_refused(alpha, body, field):
+    url = f"/api/v1/cases/{alpha.cases[0].pk}/"
+    assert_problem(alpha.client.patch(url, body, HTTP_IF_MATCH=alpha.client.get(url)["ETag"]), 400, field)
+    hook = alpha.client.post("/api/v1/webhooks/", {"url": "https://example.org/h", "secret": "s" * 20,
+                                                   "is_active": 0})
+    assert_problem(hook, 400, "is_active")
+    reply = alpha.client.post(f"/api/v1/lists/{alpha.handover_list.pk}/replies/", {
+        "received_on": "2025-07-10", "outcomes": [{"position": "1", "outcome": "located"}]})
+    assert_problem(reply, 400, "outcomes[0].position")
+
+
+def test_ordering_takes_offered_fields_only_as_written(alpha):
+    assert alpha.client.get("/api/v1/cases/", {"ordering": "-updated_at,id"}).status_code == 200
+    for bad in ("id, updated_at", "", "--id", "child__family_name"):
+        assert_problem(alpha.client.get("/api/v1/cases/", {"ordering": bad}), 400, "ordering")

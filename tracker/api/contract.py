@@ -5,7 +5,8 @@ caller's rate-limit standing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from django.http import Http404
@@ -24,40 +25,83 @@ from tracker.api.throttling import RateWindow, count_failed_authentication
 ALWAYS_ALLOWED = frozenset({"format"})
 
 
-# A body's keys must each be a field the request may set: a misspelt or read-only field is an error
-# naming it, reported together with any other error of the same body. (A comment, not a docstring:
-# the schema would show a docstring as each request body's description.)
-class RefusesUnknownFields(serializers.Serializer):
+def json_type_problem(field: serializers.Field, value: Any) -> str | None:
+    """What is wrong with a value's JSON type for a field, if anything: DRF takes "5" for a number,
+    0 for false and 5 for a text, which a client's mistake should not pass for."""
+    if value is None:
+        return None if field.allow_null else gettext("may not be null")
+    expected: tuple[type, ...]
+    if isinstance(field, serializers.BooleanField):
+        expected, name = (bool,), gettext("a JSON boolean (true or false)")
+    elif isinstance(field, serializers.IntegerField | serializers.FloatField | serializers.DecimalField):
+        expected, name = (int, float), gettext("a JSON number")
+        if isinstance(value, bool):
+            return gettext("must be %(name)s") % {"name": name}
+    elif isinstance(field, serializers.ListField | serializers.ListSerializer | serializers.MultipleChoiceField):
+        expected, name = (list,), gettext("a JSON array")
+    elif isinstance(field, serializers.Serializer | serializers.DictField | serializers.JSONField):
+        expected, name = (dict,), gettext("a JSON object")
+    elif isinstance(field, serializers.CharField | serializers.ChoiceField | serializers.DateField
+                    | serializers.DateTimeField):
+        expected, name = (str,), gettext("a JSON string")
+    else:
+        return None
+    return None if isinstance(value, expected) else gettext("must be %(name)s") % {"name": name}
 
+
+# A body is taken as the schema shows it: each key a field the request may set (a misspelt or
+# read-only field is an error naming it), each value of its field's JSON type; reported together
+# with any other error of the same body. (A comment, not a docstring: the schema would show a
+# docstring as each request body's description.)
+class StrictJSONBody(serializers.Serializer):
     def to_internal_value(self, data: Any) -> Any:
-        unknown: dict[str, Any] = {}
+        problems: dict[str, Any] = {}
         if isinstance(data, Mapping):
-            writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = {str(name): [gettext("not a field of this request")] for name in data if name not in writable}
+            writable = {name: field for name, field in self.fields.items() if not field.read_only}
+            for name, value in data.items():
+                field = writable.get(name)
+                wrong = gettext("not a field of this request") if field is None else json_type_problem(field, value)
+                if wrong:
+                    problems[str(name)] = [wrong]
         try:
             value = super().to_internal_value(data)
         except ValidationError as refused:
-            if unknown and isinstance(refused.detail, dict):
-                raise ValidationError({**refused.detail, **unknown}) from refused
+            if problems and isinstance(refused.detail, dict):
+                raise ValidationError({**refused.detail, **problems}) from refused
             raise
-        if unknown:
-            raise ValidationError(unknown)
+        if problems:
+            raise ValidationError(problems)
         return value
 
 
 class StrictOrderingFilter(OrderingFilter):
-    """`ordering` as DRF reads it, but a term it does not offer is an error rather than dropped."""
+    """`ordering=term[,term…]`, each term a field the endpoint offers, optionally after a `-`: anything
+    else (an unknown field, a space, an empty value) is an error rather than dropped."""
 
-    def remove_invalid_fields(self, queryset: Any, fields: Iterable[str], view: Any, request: Request) -> list[str]:
-        fields = list(fields)
-        valid = super().remove_invalid_fields(queryset, fields, view, request)
-        refused = [term for term in fields if term not in valid]
+    def offered(self, view: Any, request: Request | None = None) -> list[str]:
+        return [str(item[0]) for item in self.get_valid_fields(None, view, {"request": request})]
+
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> Any:
+        given = request.query_params.get(self.ordering_param)
+        if given is None:
+            return self.get_default_ordering(view)
+        offered = self.offered(view, request)
+        terms = given.split(",")
+        refused = [term for term in terms if term.removeprefix("-") not in offered]
         if refused:
-            offered = ", ".join(item[0] for item in self.get_valid_fields(queryset, view, {"request": request}))
             raise ValidationError({self.ordering_param: [
-                gettext("cannot order by %(terms)s; choose from %(offered)s, each optionally with a leading -")
-                % {"terms": ", ".join(refused), "offered": offered}]})
-        return valid
+                gettext("cannot order by “%(terms)s”; choose from %(offered)s, each optionally after a -, "
+                        "separated by commas") % {"terms": ",".join(refused), "offered": ", ".join(offered)}]})
+        return terms
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        terms = "|".join(re.escape(name) for name in self.offered(view))
+        return [{
+            "name": self.ordering_param, "required": False, "in": "query",
+            "description": gettext("Order by these fields (%(offered)s), each optionally after a - for "
+                                   "descending, separated by commas.") % {"offered": ", ".join(self.offered(view))},
+            "schema": {"type": "string", "pattern": f"^-?({terms})(,-?({terms}))*$"},
+        }]
 
 
 def query_parameters_taken(view: Any) -> set[str]:

@@ -11,12 +11,14 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.request import Request
 
 from cases.models import Case, Child, Oblast
 from cases.selectors import search_by_name
 from tracker.api.permissions import viewer_of
-from tracker.models import HandoverList, ListEntry, Organisation, Reply
+from tracker.models import HandoverList, ListEntry, Reply
 from tracker.selectors import case_overdue, entry_past_due, open_flag, visible_lists
 
 
@@ -29,6 +31,7 @@ def in_utc(value: datetime.datetime) -> datetime.datetime:
         return datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     def filter(self, qs: QuerySet, value: datetime.datetime | None) -> QuerySet:
         return super().filter(qs, None if value is None else in_utc(value))
@@ -46,6 +49,7 @@ class StrictBooleanField(forms.Field):
                               params={"value": value})
 
 
+@extend_schema_field(OpenApiTypes.BOOL)
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField  # type: ignore[assignment]
 
@@ -66,6 +70,23 @@ class StrictFilterSet(django_filters.FilterSet):
         return valid
 
 
+class IdField(forms.Field):
+    """A record's id: digits only, within PostgreSQL's integer range. An id matching nothing you may
+    see filters down to nothing, as a filter does; it is not an error."""
+
+    def to_python(self, value: object) -> int | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit() or int(value) > 2**31 - 1:
+            raise ValidationError(gettext("“%(value)s” is not a record's id"), code="invalid", params={"value": value})
+        return int(value)
+
+
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": 2**31 - 1})
+class IdFilter(django_filters.NumberFilter):
+    field_class = IdField  # type: ignore[assignment]
+
+
 # django-filter takes a callable of the request for a filter's queryset, which its stubs do not allow.
 def _visible_lists(request: HttpRequest | Request | None) -> QuerySet[HandoverList]:
     if request is None:
@@ -79,10 +100,8 @@ class CaseFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Case.Status.choices)
     flagged = StrictBooleanFilter(method="filter_flagged", label="Has an open flag")
     overdue = StrictBooleanFilter(method="filter_overdue", label="Has an open overdue flag")
-    list = django_filters.ModelChoiceFilter(queryset=_visible_lists, method="filter_list",  # type: ignore[arg-type]
-                                            label="On this handover list")
-    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
-                                                    label="On a list this organisation sent or received")
+    list = IdFilter(method="filter_list", label="On this handover list (its id)")
+    organisation = IdFilter(method="filter_organisation", label="On a list this organisation (its id) sent or received")
     oblast = django_filters.MultipleChoiceFilter(field_name="child__home_oblast", choices=Oblast.choices)
     circumstances = django_filters.MultipleChoiceFilter(field_name="child__circumstances",
                                                         choices=Child.Circumstances.choices)
@@ -107,15 +126,16 @@ class CaseFilter(StrictFilterSet):
             return queryset
         return queryset.filter(case_overdue() if value else ~case_overdue())
 
-    def filter_list(self, queryset: QuerySet, name: str, value: HandoverList | None) -> QuerySet:
+    def filter_list(self, queryset: QuerySet, name: str, value: int | None) -> QuerySet:
         if value is None:
             return queryset
-        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list=value)))
+        lists = _visible_lists(self.request).filter(pk=value)
+        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list__in=lists)))
 
-    def filter_organisation(self, queryset: QuerySet, name: str, value: Organisation | None) -> QuerySet:
+    def filter_organisation(self, queryset: QuerySet, name: str, value: int | None) -> QuerySet:
         if value is None:
             return queryset
-        lists = _visible_lists(self.request).filter(Q(sender=value) | Q(recipient=value))
+        lists = _visible_lists(self.request).filter(Q(sender_id=value) | Q(recipient_id=value))
         return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list__in=lists)))
 
     def filter_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -130,8 +150,7 @@ class CaseFilter(StrictFilterSet):
 
 class HandoverListFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=HandoverList.Status.choices)
-    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
-                                                    label="Sent or received by this organisation")
+    organisation = IdFilter(method="filter_organisation", label="Sent or received by this organisation (its id)")
     overdue = StrictBooleanFilter(method="filter_overdue", label="Has entries past due with no reply")
     updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
@@ -139,8 +158,8 @@ class HandoverListFilter(StrictFilterSet):
         model = HandoverList
         fields: list[str] = []
 
-    def filter_organisation(self, queryset: QuerySet, name: str, value: Organisation | None) -> QuerySet:
-        return queryset if value is None else queryset.filter(Q(sender=value) | Q(recipient=value))
+    def filter_organisation(self, queryset: QuerySet, name: str, value: int | None) -> QuerySet:
+        return queryset if value is None else queryset.filter(Q(sender_id=value) | Q(recipient_id=value))
 
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
@@ -177,7 +196,7 @@ class ListEntryFilter(StrictFilterSet):
 
 
 class ReplyFilter(StrictFilterSet):
-    list = django_filters.ModelChoiceFilter(field_name="handover_list", queryset=_visible_lists)  # type: ignore[arg-type]
+    list = IdFilter(field_name="handover_list_id", label="To this handover list (its id)")
     updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:

@@ -31,6 +31,16 @@ class StableCursorPagination(CursorPagination):
                 gettext("a whole number from 1 to %(most)d") % {"most": self.max_page_size}]})
         return int(given)
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
+            elif parameter["name"] == self.cursor_query_param:
+                parameter["description"] = gettext("A page's position, as given in `next` or `previous`: "
+                                                   "follow those links as they are.")
+        return parameters
+
     def paginate_queryset(self, queryset: QuerySet | Sequence[Any], request: Request,
                           view: Any = None) -> list[Any] | None:
         assert isinstance(queryset, QuerySet)  # noqa: S101 the API pages querysets only

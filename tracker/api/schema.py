@@ -105,6 +105,10 @@ def document_the_contract(result: dict[str, Any], generator: Any, request: Any, 
         for method, operation in operations.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
+            for parameter in operation.get("parameters", []):
+                # Record ids in paths are numbers (the URLs take digits only).
+                if parameter.get("in") == "path" and parameter.get("schema", {}).get("pattern") == "^[0-9]+$":
+                    parameter["schema"] = {"type": "integer", "minimum": 0}
             responses = operation.setdefault("responses", {})
             for status in sorted(_statuses(path, method, operation)):
                 answer = responses.setdefault(str(status), {})

@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from cases.models import Case, CaseEvent, Child
 from core.users import signed_in_user
-from tracker.api.contract import RefusesUnknownFields
+from tracker.api.contract import StrictJSONBody
 from tracker.models import (
     Flag,
     HandoverList,
@@ -99,7 +99,7 @@ class CaseSerializer(serializers.ModelSerializer):
         return bool(getattr(case, "restricted_shared", False))
 
 
-class CaseUpdateSerializer(RefusesUnknownFields, serializers.Serializer):
+class CaseUpdateSerializer(StrictJSONBody, serializers.Serializer):
     """What a contributing partner may update: what is known of where the child is."""
 
     last_known_location = serializers.CharField(max_length=255, required=False, allow_blank=True)
@@ -186,7 +186,7 @@ class ReplySerializer(serializers.ModelSerializer):
         fields = ("id", "list", "received_from", "received_on", "reference", "notes", "outcomes", "updated_at")
 
 
-class OutcomeInputSerializer(RefusesUnknownFields, serializers.Serializer):
+class OutcomeInputSerializer(StrictJSONBody, serializers.Serializer):
     entry = serializers.IntegerField(required=False, min_value=1, help_text="The entry's id …")
     position = serializers.IntegerField(required=False, min_value=1, help_text="… or its number on the list.")
     outcome = serializers.ChoiceField(choices=Outcome.choices)
@@ -199,7 +199,7 @@ class OutcomeInputSerializer(RefusesUnknownFields, serializers.Serializer):
         return attrs
 
 
-class ReplyCreateSerializer(RefusesUnknownFields, serializers.Serializer):
+class ReplyCreateSerializer(StrictJSONBody, serializers.Serializer):
     received_on = serializers.DateField()
     reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=80)
     notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
@@ -212,7 +212,7 @@ class ReplyCreateSerializer(RefusesUnknownFields, serializers.Serializer):
         return value
 
 
-class WebhookEndpointSerializer(RefusesUnknownFields, serializers.ModelSerializer):
+class WebhookEndpointSerializer(StrictJSONBody, serializers.ModelSerializer):
     secret = serializers.CharField(write_only=True, min_length=16, max_length=200,
                                    help_text="Shared secret for the X-Tracker-Signature HMAC; never shown again.")
     events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEndpoint.Event.choices),

@@ -8,7 +8,6 @@ from rest_framework.routers import DefaultRouter
 from tracker.api import problem_pages, views
 
 
-
 class ApiRouter(DefaultRouter):
     # No `.json` suffixes: each record has one URL, as the schema lists it.
     include_format_suffixes = False
