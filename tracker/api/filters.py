@@ -8,7 +8,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
@@ -60,10 +60,11 @@ class StrictFilterSet(django_filters.FilterSet):
 
     def is_valid(self) -> bool:
         valid = super().is_valid()
+        data = self.data if isinstance(self.data, QueryDict) else QueryDict()
         for name, given in self.filters.items():
-            if isinstance(given, django_filters.CharFilter) or name not in self.data:
+            if isinstance(given, django_filters.CharFilter) or name not in data:
                 continue
-            values = self.data.getlist(name) if hasattr(self.data, "getlist") else [self.data[name]]
+            values = data.getlist(name)
             if any(value == "" for value in values):
                 self.form.add_error(name, gettext("give a value, or leave the parameter out"))
                 valid = False
