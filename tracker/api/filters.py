@@ -88,6 +88,11 @@ class IdFilter(django_filters.NumberFilter):
     field_class = IdField  # type: ignore[assignment]
 
 
+@extend_schema_field({"type": "string", "pattern": "^[^\\u0000]*$"})
+class TextFilter(django_filters.CharFilter):
+    """Free text: any characters but NUL, which Django's text fields refuse."""
+
+
 # django-filter takes a callable of the request for a filter's queryset, which its stubs do not allow.
 def _visible_lists(request: HttpRequest | Request | None) -> QuerySet[HandoverList]:
     if request is None:
@@ -106,7 +111,7 @@ class CaseFilter(StrictFilterSet):
     oblast = django_filters.MultipleChoiceFilter(field_name="child__home_oblast", choices=Oblast.choices)
     circumstances = django_filters.MultipleChoiceFilter(field_name="child__circumstances",
                                                         choices=Child.Circumstances.choices)
-    q = django_filters.CharFilter(method="filter_name", label="A name in any script or spelling")
+    q = TextFilter(method="filter_name", label="A name in any script or spelling")
     updated_since = UtcDateTimeFilter(method="filter_updated_since", label="Changed at or after (ISO 8601)")
 
     class Meta:
@@ -173,7 +178,7 @@ class ListEntryFilter(StrictFilterSet):
     reply_state = django_filters.MultipleChoiceFilter(choices=ListEntry.ReplyState.choices)
     flagged = StrictBooleanFilter(method="filter_flagged", label="Has an open flag")
     overdue = StrictBooleanFilter(method="filter_overdue", label="Past due with no reply")
-    q = django_filters.CharFilter(method="filter_name", label="A name in any script or spelling")
+    q = TextFilter(method="filter_name", label="A name in any script or spelling")
     updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
