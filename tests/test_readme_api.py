@@ -48,6 +48,6 @@ def test_the_readme_api_examples_run_as_written(live_server, tmp_path):
     assert '"last_known_location":"Taganrog"' in run.stdout.replace(" ", "")
     assert (work / "cases.csv").read_text(encoding="utf-8-sig").count("\n") == 26, "a header and 25 shared cases"
     assert Reply.objects.count() == 2, "the demo's Istanbul reply, and the README's"
-    reply = Reply.objects.order_by("-id").first()
+    reply = Reply.objects.latest("id")
     assert reply.received_from.name == "Russian delegation"
     assert reply.outcomes.get().entry.position == 3
