@@ -194,7 +194,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Case tracker: partner API",
     "DESCRIPTION": (
         "For partner organisations: the cases and handover lists shared with you, replies, and webhooks. "
-        "Authenticate with `Authorization: Bearer <your API key>`. Errors are RFC 9457 problem details."
+        "Authenticate with `Authorization: Bearer <your API key>`. Request bodies are JSON. Every error is an "
+        "RFC 9457 problem details object whose `type` is its page in the error catalogue (/api/v1/problems/); "
+        "an unknown query parameter or body field, or a bad value, is refused with 400 naming it. Every answer "
+        "carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; a 429 carries `Retry-After`. "
+        "A case's `ETag` goes in `If-Match` to update it and in `If-None-Match` for a 304 while unchanged. "
+        "A POST with an `Idempotency-Key` sent again creates nothing and answers the first result."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

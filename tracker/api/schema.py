@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracker.api.errors import PROBLEM_CONTENT_TYPE
+from tracker.api.idempotency import MAX_KEY_LENGTH
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
@@ -109,6 +110,9 @@ def document_the_contract(result: dict[str, Any], generator: Any, request: Any, 
                 # Record ids in paths are numbers (the URLs take digits only).
                 if parameter.get("in") == "path" and parameter.get("schema", {}).get("pattern") == "^[0-9]+$":
                     parameter["schema"] = {"type": "integer", "minimum": 0}
+                if parameter.get("in") == "header" and parameter.get("name") == "Idempotency-Key":
+                    parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+                                           "pattern": r"\S"}
             responses = operation.setdefault("responses", {})
             for status in sorted(_statuses(path, method, operation)):
                 answer = responses.setdefault(str(status), {})
