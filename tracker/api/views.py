@@ -236,8 +236,9 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
                                      description="Removed at or after (ISO 8601)")],
         responses=s.RemovedCaseSerializer(many=True),
     )
-    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=RemovalCursorPagination,
-            serializer_class=s.RemovedCaseSerializer)
+    # The filter set is named on the action so that its `since` is one of the endpoint's parameters.
+    @action(detail=False, methods=["get"], filter_backends=[DjangoFilterBackend], filterset_class=RemovedCaseFilter,
+            pagination_class=RemovalCursorPagination, serializer_class=s.RemovedCaseSerializer)
     def removed(self, request: Request) -> Response:
         viewer = self.viewer
         if viewer.organisation is None:
