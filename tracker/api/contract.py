@@ -107,7 +107,7 @@ class StrictOrderingFilter(OrderingFilter):
 
 def query_parameters_taken(view: Any) -> set[str]:
     """The query parameters this endpoint reads, for the action being served."""
-    taken = set(ALWAYS_ALLOWED)
+    taken = set(ALWAYS_ALLOWED) | set(getattr(view, "extra_query_parameters", ()))
     for backend in getattr(view, "filter_backends", None) or []:
         if issubclass(backend, DjangoFilterBackend) and getattr(view, "filterset_class", None):
             taken |= set(view.filterset_class.base_filters)

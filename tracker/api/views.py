@@ -83,6 +83,8 @@ IF_NONE_MATCH_PARAMETER = OpenApiParameter(
 
 
 class PartnerViewSet(ContractView, viewsets.GenericViewSet):
+    # Query parameters an action reads itself, beside its filter set's and its pagination's.
+    extra_query_parameters: tuple[str, ...] = ()
     # Ids are numbers: anything else is no record, and answers 404 before any query.
     lookup_value_regex = r"[0-9]+"
     # The stubs declare the backends per instance of a generic view, so reading the class's is refused.
@@ -236,9 +238,9 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
                                      description="Removed at or after (ISO 8601)")],
         responses=s.RemovedCaseSerializer(many=True),
     )
-    # The filter set is named on the action so that its `since` is one of the endpoint's parameters.
-    @action(detail=False, methods=["get"], filter_backends=[DjangoFilterBackend], filterset_class=RemovedCaseFilter,
-            pagination_class=RemovalCursorPagination, serializer_class=s.RemovedCaseSerializer)
+    # `since` is read by the filter set below, not by a filter backend: named for the strict contract.
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=RemovalCursorPagination,
+            serializer_class=s.RemovedCaseSerializer, extra_query_parameters=("since",))
     def removed(self, request: Request) -> Response:
         viewer = self.viewer
         if viewer.organisation is None:
