@@ -68,8 +68,9 @@ def test_a_case_worker_maps_unknown_headers_and_the_list_is_imported(worker, imp
     page.screenshot(path=str(screenshots / "2-mapped.png"), full_page=True)
     page.click("input[name=_remap]")
 
-    page.wait_for_selector("#import-rows", timeout=60_000)
-    assert "Ready to confirm" in page.content()
+    # The page refreshes itself while the file is checked again, until it is ready to confirm.
+    page.wait_for_selector("strong:has-text('Ready to confirm')", timeout=60_000)
+    page.wait_for_selector("#import-rows")
     assert "Нотатки" in page.inner_text("#import-ignored")
     page.screenshot(path=str(screenshots / "3-read-with-the-mapping.png"), full_page=True)
     page.click("input[name=_confirm]")
