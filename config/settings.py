@@ -181,8 +181,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tracker.api.permissions.PartnerOrStaff"],
-    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"partner": env("API_RATE_LIMIT", default="1200/minute")},
+    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.ApiRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "tracker.api.pagination.StableCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -191,13 +190,26 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # JSON bodies only, so that the schema promises one format and every client sends it.
+    "DEFAULT_PARSER_CLASSES": ["tracker.api.parsers.BoundedJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Requests per API key (or signed-in case worker), and per client address for requests that fail to
+# authenticate (no key, or a wrong, revoked or expired one): `N/second|minute|hour|day`.
+API_RATE_LIMIT = env("API_RATE_LIMIT", default="1200/minute")
+API_UNAUTHENTICATED_RATE_LIMIT = env("API_UNAUTHENTICATED_RATE_LIMIT", default="60/minute")
+# The largest request body the API reads (bytes): a reply of 20,000 outcomes fits well within it.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Case tracker: partner API",
     "DESCRIPTION": (
         "For partner organisations: the cases and handover lists shared with you, replies, and webhooks. "
-        "Authenticate with `Authorization: Bearer <your API key>`. Errors are RFC 9457 problem details."
+        "Authenticate with `Authorization: Bearer <your API key>`. Request bodies are JSON. Every error is an "
+        "RFC 9457 problem details object whose `type` is its page in the error catalogue (/api/v1/problems/); "
+        "an unknown query parameter or body field, or a bad value, is refused with 400 naming it. Every answer "
+        "carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; a 429 carries `Retry-After`. "
+        "A case's `ETag` goes in `If-Match` to update it and in `If-None-Match` for a 304 while unchanged. "
+        "A POST with an `Idempotency-Key` sent again creates nothing and answers the first result."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -206,6 +218,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tracker.api.schema.document_the_contract",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "CaseStatusEnum": "cases.models.CaseStatus",
         "ListStatusEnum": "tracker.models.ListStatus",

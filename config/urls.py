@@ -19,5 +19,8 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
 ]
 
+# Under /api/ a path no view answers is a problem document too.
+handler404 = "tracker.api.problem_pages.not_found"
+
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

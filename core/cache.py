@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from django.core.cache import BaseCache, caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,6 +26,44 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, Timeout
 # How long, after a failure, the fallback is used without trying Redis again: while Redis is down
 # each request would otherwise wait for its connection timeout first.
 RETRY_AFTER_SECONDS = 5.0
+
+
+# One window's count, in one step on the server: concurrent hits each get their own number, so exactly
+# the first `limit` of them see a count within it. The window starts at its first hit and lasts its
+# seconds (the key's expiry); a key left without one (written by something else) is given one.
+WINDOW_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+    ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+
+def _count_in_cache(backend: BaseCache, key: str, seconds: int) -> tuple[int, int]:
+    """The same count through any cache's add and incr (atomic in memory, close enough on disk)."""
+    now = time.time()
+    backend.add(f"{key}:start", now, seconds)
+    started = backend.get(f"{key}:start", now)
+    backend.add(key, 0, seconds)
+    try:
+        count = backend.incr(key)
+    except ValueError:  # the window ended between the two calls
+        backend.set(key, 1, seconds)
+        count = 1
+    return count, max(1, int(started + seconds - now + 0.999))
+
+
+def count_in_window(key: str, seconds: int) -> tuple[int, int]:
+    """Adds a hit to the window `key` of `seconds`, which starts with its first hit; returns the
+    hits so far, this one included, and the seconds until the window ends."""
+    backend = caches["default"]
+    if isinstance(backend, ResilientRedisCache):
+        return backend.count_in_window(key, seconds)
+    return _count_in_cache(backend, key, seconds)
 
 
 class ResilientRedisCache(RedisCache):
@@ -71,6 +110,15 @@ class ResilientRedisCache(RedisCache):
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         return self._resilient("incr", lambda: super(ResilientRedisCache, self).incr(key, delta, version),
                                lambda: self._fallback.incr(key, delta, version))
+
+    def count_in_window(self, key: str, seconds: int) -> tuple[int, int]:
+        def in_redis() -> tuple[int, int]:
+            full_key = self.make_and_validate_key(key)
+            client = self._cache.get_client(full_key, write=True)
+            count, ttl = client.eval(WINDOW_SCRIPT, 1, full_key, seconds)
+            return int(count), max(1, int(ttl))
+
+        return self._resilient("count_in_window", in_redis, lambda: _count_in_cache(self._fallback, key, seconds))
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
         return self._resilient("has_key", lambda: super(ResilientRedisCache, self).has_key(key, version),

@@ -41,9 +41,7 @@ _CASE_WORKER_MODELS: dict[str, tuple[str, ...]] = {
     "cases.closingrequest": ("view", "add"),
     "tracker.round": EDIT, "tracker.handoverlist": EDIT, "tracker.listentry": EDIT, "tracker.reply": EDIT,
     "tracker.replyoutcome": EDIT, "tracker.flag": EDIT, "tracker.importbatch": EDIT, "tracker.importrow": VIEW,
-    # A case worker remembers a party's mapping from an import's preview, and may correct it.
-    "tracker.importmapping": EDIT,
-    "tracker.caseshare": VIEW, "tracker.listshare": VIEW,
+    "tracker.importmapping": EDIT, "tracker.caseshare": VIEW, "tracker.listshare": VIEW,
 }
 _SUPERVISOR_MODELS: dict[str, tuple[str, ...]] = {
     **_CASE_WORKER_MODELS,

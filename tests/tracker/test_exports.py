@@ -270,8 +270,8 @@ def test_a_read_only_key_may_export_and_an_unknown_format_is_a_problem(alpha):
     _, read_only = api_key_issue(organisation=alpha.organisation, name="ro", scopes=["read"], actor=None)
     assert client_with(read_only).get("/api/v1/cases/export/?format=csv").status_code == 200
     response = alpha.client.get("/api/v1/cases/export/?format=pdf")
-    assert response.status_code == 404
-    assert response.json()["status"] == 404
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": "format", "message": "not a format this endpoint gives"}]
     assert client_with(None).get("/api/v1/cases/export/?format=csv").status_code == 401
 
 

@@ -118,13 +118,13 @@ def test_a_letter_with_any_bad_row_records_nothing_and_names_each_row(signed_in,
 
     response = signed_in.post(letter_url(handover_list), letter(
         handover_list, rows={1: ("located", "", ""), 2: ("", "Rostov", "")},
-        pasted="3\tunder review\n9\tnot found\nonly one cell\n"))
+        pasted="3\tsee the attachment\n9\tnot found\nonly one cell\n"))
 
     assert response.status_code == 200
     page = response.content.decode()
     assert "Nothing was recorded" in page
     assert "row #2" in page and "choose the outcome claimed" in page
-    assert "pasted row 1, outcome" in page and "“under review” is not a known outcome" in page
+    assert "pasted row 1, outcome" in page and "“see the attachment” is not a known outcome; write one of" in page
     assert "pasted row 3" in page and "the outcome is missing" in page
     assert written() == before
     # What was typed stays on the page, to be corrected rather than typed again.

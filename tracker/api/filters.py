@@ -5,9 +5,14 @@ from __future__ import annotations
 import datetime
 
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.utils import timezone
+from django.utils.translation import gettext
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.request import Request
 
 from cases.models import Case, Child, Oblast
@@ -18,10 +23,10 @@ from tracker.models import (
     HandoverList,
     ListEntry,
     ListShare,
-    Organisation,
     Reply,
     ShareEvent,
     WebhookDelivery,
+    WebhookEndpoint,
 )
 from tracker.selectors import case_overdue, entry_past_due, open_flag, visible_lists
 
@@ -35,9 +40,66 @@ def in_utc(value: datetime.datetime) -> datetime.datetime:
         return datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     def filter(self, qs: QuerySet, value: datetime.datetime | None) -> QuerySet:
         return super().filter(qs, None if value is None else in_utc(value))
+
+
+class StrictBooleanField(forms.Field):
+    """`true` or `false`, and nothing else: a value the API would not understand is refused, not ignored."""
+
+    def to_python(self, value: object) -> bool | None:
+        if value is None:
+            return None
+        if value in ("true", "false"):
+            return value == "true"
+        raise ValidationError(gettext("“%(value)s” is neither true nor false"), code="invalid",
+                              params={"value": value})
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField  # type: ignore[assignment]
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """A parameter sent empty is refused unless it is free text: `updated_since=` is a mistake, not
+    "no filter"."""
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        data = self.data if isinstance(self.data, QueryDict) else QueryDict()
+        for name, given in self.filters.items():
+            if isinstance(given, django_filters.CharFilter) or name not in data:
+                continue
+            values = data.getlist(name)
+            if any(value == "" for value in values):
+                self.form.add_error(name, gettext("give a value, or leave the parameter out"))
+                valid = False
+        return valid
+
+
+class IdField(forms.Field):
+    """A record's id: digits only, within PostgreSQL's integer range. An id matching nothing you may
+    see filters down to nothing, as a filter does; it is not an error."""
+
+    def to_python(self, value: object) -> int | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit() or int(value) > 2**31 - 1:
+            raise ValidationError(gettext("“%(value)s” is not a record's id"), code="invalid", params={"value": value})
+        return int(value)
+
+
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": 2**31 - 1})
+class IdFilter(django_filters.NumberFilter):
+    field_class = IdField  # type: ignore[assignment]
+
+
+@extend_schema_field({"type": "string", "pattern": "^[^\\u0000]*$"})
+class TextFilter(django_filters.CharFilter):
+    """Free text: any characters but NUL, which Django's text fields refuse."""
 
 
 # django-filter takes a callable of the request for a filter's queryset, which its stubs do not allow.
@@ -49,18 +111,16 @@ def _visible_lists(request: HttpRequest | Request | None) -> QuerySet[HandoverLi
     return visible_lists(viewer_of(request))
 
 
-class CaseFilter(django_filters.FilterSet):
+class CaseFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Case.Status.choices)
-    flagged = django_filters.BooleanFilter(method="filter_flagged", label="Has an open flag")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Has an open overdue flag")
-    list = django_filters.ModelChoiceFilter(queryset=_visible_lists, method="filter_list",  # type: ignore[arg-type]
-                                            label="On this handover list")
-    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
-                                                    label="On a list this organisation sent or received")
+    flagged = StrictBooleanFilter(method="filter_flagged", label="Has an open flag")
+    overdue = StrictBooleanFilter(method="filter_overdue", label="Has an open overdue flag")
+    list = IdFilter(method="filter_list", label="On this handover list (its id)")
+    organisation = IdFilter(method="filter_organisation", label="On a list this organisation (its id) sent or received")
     oblast = django_filters.MultipleChoiceFilter(field_name="child__home_oblast", choices=Oblast.choices)
     circumstances = django_filters.MultipleChoiceFilter(field_name="child__circumstances",
                                                         choices=Child.Circumstances.choices)
-    q = django_filters.CharFilter(method="filter_name", label="A name in any script or spelling")
+    q = TextFilter(method="filter_name", label="A name in any script or spelling")
     updated_since = UtcDateTimeFilter(method="filter_updated_since", label="Changed at or after (ISO 8601)")
 
     class Meta:
@@ -81,15 +141,16 @@ class CaseFilter(django_filters.FilterSet):
             return queryset
         return queryset.filter(case_overdue() if value else ~case_overdue())
 
-    def filter_list(self, queryset: QuerySet, name: str, value: HandoverList | None) -> QuerySet:
+    def filter_list(self, queryset: QuerySet, name: str, value: int | None) -> QuerySet:
         if value is None:
             return queryset
-        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list=value)))
+        lists = _visible_lists(self.request).filter(pk=value)
+        return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list__in=lists)))
 
-    def filter_organisation(self, queryset: QuerySet, name: str, value: Organisation | None) -> QuerySet:
+    def filter_organisation(self, queryset: QuerySet, name: str, value: int | None) -> QuerySet:
         if value is None:
             return queryset
-        lists = _visible_lists(self.request).filter(Q(sender=value) | Q(recipient=value))
+        lists = _visible_lists(self.request).filter(Q(sender_id=value) | Q(recipient_id=value))
         return queryset.filter(Exists(ListEntry.objects.filter(case=OuterRef("pk"), handover_list__in=lists)))
 
     def filter_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -118,7 +179,7 @@ class CaseFilter(django_filters.FilterSet):
         return queryset.filter(changed)
 
 
-class RemovedCaseFilter(django_filters.FilterSet):
+class RemovedCaseFilter(StrictFilterSet):
     since = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte", required=True,
                               label="Removed at or after (ISO 8601)")
 
@@ -136,19 +197,18 @@ def shown_since(request: HttpRequest | Request | None, value: datetime.datetime)
     return ListShare.objects.filter(organisation=viewer.organisation, created_at__gte=in_utc(value))
 
 
-class HandoverListFilter(django_filters.FilterSet):
+class HandoverListFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=HandoverList.Status.choices)
-    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), method="filter_organisation",
-                                                    label="Sent or received by this organisation")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Has entries past due with no reply")
+    organisation = IdFilter(method="filter_organisation", label="Sent or received by this organisation (its id)")
+    overdue = StrictBooleanFilter(method="filter_overdue", label="Has entries past due with no reply")
     updated_since = UtcDateTimeFilter(method="filter_updated_since", label="Changed, or shown to you, at or after")
 
     class Meta:
         model = HandoverList
         fields: list[str] = []
 
-    def filter_organisation(self, queryset: QuerySet, name: str, value: Organisation | None) -> QuerySet:
-        return queryset if value is None else queryset.filter(Q(sender=value) | Q(recipient=value))
+    def filter_organisation(self, queryset: QuerySet, name: str, value: int | None) -> QuerySet:
+        return queryset if value is None else queryset.filter(Q(sender_id=value) | Q(recipient_id=value))
 
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
@@ -163,11 +223,11 @@ class HandoverListFilter(django_filters.FilterSet):
         return queryset.filter(Q(updated_at__gte=in_utc(value)) | Q(pk__in=shown))
 
 
-class ListEntryFilter(django_filters.FilterSet):
+class ListEntryFilter(StrictFilterSet):
     reply_state = django_filters.MultipleChoiceFilter(choices=ListEntry.ReplyState.choices)
-    flagged = django_filters.BooleanFilter(method="filter_flagged", label="Has an open flag")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Past due with no reply")
-    q = django_filters.CharFilter(method="filter_name", label="A name in any script or spelling")
+    flagged = StrictBooleanFilter(method="filter_flagged", label="Has an open flag")
+    overdue = StrictBooleanFilter(method="filter_overdue", label="Past due with no reply")
+    q = TextFilter(method="filter_name", label="A name in any script or spelling")
     updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
@@ -190,8 +250,8 @@ class ListEntryFilter(django_filters.FilterSet):
         return search_by_name(queryset, "child__search_names", value)
 
 
-class ReplyFilter(django_filters.FilterSet):
-    list = django_filters.ModelChoiceFilter(field_name="handover_list", queryset=_visible_lists)  # type: ignore[arg-type]
+class ReplyFilter(StrictFilterSet):
+    list = IdFilter(field_name="handover_list_id", label="To this handover list (its id)")
     updated_since = UtcDateTimeFilter(method="filter_updated_since",
                                       label="Changed, or its list shown to you, at or after")
 
@@ -206,10 +266,11 @@ class ReplyFilter(django_filters.FilterSet):
         return queryset.filter(Q(updated_at__gte=in_utc(value)) | Q(handover_list_id__in=shown))
 
 
-class WebhookDeliveryFilter(django_filters.FilterSet):
-    endpoint = django_filters.NumberFilter(field_name="endpoint_id", label="The endpoint's id")
+class WebhookDeliveryFilter(StrictFilterSet):
+    endpoint = IdFilter(field_name="endpoint_id", label="The endpoint's id")
     state = django_filters.MultipleChoiceFilter(choices=WebhookDelivery.State.choices)
-    event = django_filters.CharFilter(field_name="outbox_event__event", label="The event's name")
+    event = django_filters.ChoiceFilter(field_name="outbox_event__event", choices=WebhookEndpoint.Event.choices,
+                                        label="The event's name")
 
     class Meta:
         model = WebhookDelivery

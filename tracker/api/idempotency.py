@@ -10,7 +10,7 @@ from django.db import transaction
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tracker.api.errors import UnprocessableRequest, problem
+from tracker.api.errors import IdempotencyKeyReused, problem
 from tracker.models import ApiKey, IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -37,8 +37,8 @@ def idempotent(request: Request, create: Callable[[], Response]) -> Response:
     if key is None:
         return create()
     if not key.strip() or len(key) > MAX_KEY_LENGTH:
-        return problem(400, "Invalid request", f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.",
-                       code="invalid", errors=[{"field": HEADER, "message": "invalid length"}])
+        return problem(400, f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.", request=request,
+                       errors=[{"field": HEADER, "message": "invalid length"}])
     fingerprint = _fingerprint(request)
     with transaction.atomic():
         record, created = IdempotencyRecord.objects.select_for_update().get_or_create(
@@ -46,7 +46,7 @@ def idempotent(request: Request, create: Callable[[], Response]) -> Response:
         )
         if not created:
             if record.request_fingerprint != fingerprint:
-                raise UnprocessableRequest(f"this {HEADER} was used for a different request")
+                raise IdempotencyKeyReused(f"this {HEADER} was used for a different request")
             return Response(record.response_body, status=record.response_status,
                             headers={"Idempotent-Replayed": "true"})
         response = create()

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from cases.models import Case, CaseEvent, Child
 from core.users import signed_in_user
+from tracker.api.contract import StrictJSONBody
 from tracker.api.representation import PlannedRepresentation
 from tracker.models import (
     Flag,
@@ -113,7 +114,7 @@ class CaseSerializer(ModelSerializer):
         return bool(getattr(case, "restricted_shared", False))
 
 
-class CaseUpdateSerializer(serializers.Serializer):
+class CaseUpdateSerializer(StrictJSONBody, serializers.Serializer):
     """What a contributing partner may update: what is known of where the child is."""
 
     last_known_location = serializers.CharField(max_length=255, required=False, allow_blank=True)
@@ -216,7 +217,7 @@ class ReplySerializer(ModelSerializer):
         fields = ("id", "list", "received_from", "received_on", "reference", "notes", "outcomes", "updated_at")
 
 
-class OutcomeInputSerializer(serializers.Serializer):
+class OutcomeInputSerializer(StrictJSONBody, serializers.Serializer):
     entry = serializers.IntegerField(required=False, min_value=1, help_text="The entry's id …")
     position = serializers.IntegerField(required=False, min_value=1, help_text="… or its number on the list.")
     outcome = serializers.ChoiceField(choices=Outcome.choices)
@@ -229,7 +230,7 @@ class OutcomeInputSerializer(serializers.Serializer):
         return attrs
 
 
-class ReplyCreateSerializer(serializers.Serializer):
+class ReplyCreateSerializer(StrictJSONBody, serializers.Serializer):
     received_on = serializers.DateField()
     reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=80)
     notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
@@ -242,7 +243,7 @@ class ReplyCreateSerializer(serializers.Serializer):
         return value
 
 
-class WebhookEndpointSerializer(ModelSerializer):
+class WebhookEndpointSerializer(StrictJSONBody, ModelSerializer):
     secret = serializers.CharField(write_only=True, min_length=16, max_length=200,
                                    help_text="Shared secret for the X-Tracker-Signature HMAC; never shown again.")
     events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEndpoint.Event.choices),
@@ -267,7 +268,7 @@ class WebhookEndpointSerializer(ModelSerializer):
         return super().update(instance, validated_data)
 
 
-class WebhookSecretRotationSerializer(serializers.Serializer):
+class WebhookSecretRotationSerializer(StrictJSONBody, serializers.Serializer):
     secret = serializers.CharField(write_only=True, min_length=16, max_length=200,
                                    help_text="The new shared secret; never shown again.")
 

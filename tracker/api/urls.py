@@ -5,9 +5,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from tracker.api import views
+from tracker.api import problem_pages, views
 
-router = DefaultRouter()
+
+class ApiRouter(DefaultRouter):
+    # No `.json` suffixes: each record has one URL, as the schema lists it.
+    include_format_suffixes = False
+
+
+router = ApiRouter()
 router.register("organisations", views.OrganisationViewSet, basename="organisation")
 router.register("cases", views.CaseViewSet, basename="case")
 router.register("lists", views.HandoverListViewSet, basename="list")
@@ -30,6 +36,8 @@ app_name = "api-v1"
 urlpatterns = [
     path("lists/<int:list_pk>/entries/", views.ListEntryViewSet.as_view({"get": "list"}), name="list-entries"),
     path("", include(router.urls)),
+    path("problems/", problem_pages.problem_index, name="problems"),
+    path("problems/<slug:slug>/", problem_pages.problem_page, name="problem"),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
     path("schema/swagger/", csp_update(DOCS_POLICY)(SpectacularSwaggerSplitView.as_view(url_name="api-v1:schema")),
          name="swagger"),

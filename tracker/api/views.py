@@ -15,7 +15,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -26,6 +25,8 @@ from core.bulk import keys_in
 from core.tasks import enqueue_on_commit
 from core.users import signed_in_user
 from tracker.api import serializers as s
+from tracker.api.conditional import if_match_holds, if_none_match_holds
+from tracker.api.contract import ContractView, StrictOrderingFilter
 from tracker.api.errors import PreconditionFailed, PreconditionRequired
 from tracker.api.filters import (
     CaseFilter,
@@ -75,12 +76,19 @@ IF_MATCH_PARAMETER = OpenApiParameter(
     description="The ETag of the case as you last read it.",
 )
 
+IF_NONE_MATCH_PARAMETER = OpenApiParameter(
+    "If-None-Match", str, OpenApiParameter.HEADER, required=False,
+    description="ETags of copies you hold: answered 304, with no body, while one of them is current.",
+)
 
-class PartnerViewSet(viewsets.GenericViewSet):
+
+class PartnerViewSet(ContractView, viewsets.GenericViewSet):
+    # Query parameters an action reads itself, beside its filter set's and its pagination's.
+    extra_query_parameters: tuple[str, ...] = ()
     # Ids are numbers: anything else is no record, and answers 404 before any query.
     lookup_value_regex = r"[0-9]+"
     # The stubs declare the backends per instance of a generic view, so reading the class's is refused.
-    filter_backends = [*viewsets.GenericViewSet.filter_backends, OrderingFilter]  # type: ignore[misc]
+    filter_backends = [*viewsets.GenericViewSet.filter_backends, StrictOrderingFilter]  # type: ignore[misc]
     ordering_fields = ORDERING
 
     @property
@@ -106,7 +114,9 @@ def case_etag(case: Case) -> str:
 
 @extend_schema_view(
     list=extend_schema(summary="Cases shared with you"),
-    retrieve=extend_schema(summary="A case, with its child"),
+    retrieve=extend_schema(summary="A case, with its child", parameters=[IF_NONE_MATCH_PARAMETER],
+                           responses={200: s.CaseSerializer, 304: OpenApiResponse(
+                               description="Not modified: your copy, by its ETag in If-None-Match, is current.")}),
 )
 class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     serializer_class = s.CaseSerializer
@@ -163,7 +173,10 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         case = self.with_related([self.get_object()])[0]
         self.log_reads([case.child_id])
-        return Response(self.get_serializer(case).data, headers={"ETag": case_etag(case)})
+        etag = case_etag(case)
+        if if_none_match_holds(request.headers.get("If-None-Match"), etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return Response(self.get_serializer(case).data, headers={"ETag": etag})
 
     @extend_schema(
         summary="Update what is known of where the child is",
@@ -180,7 +193,7 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
         if_match = request.headers.get("If-Match")
         if not if_match:
             raise PreconditionRequired()
-        if if_match.strip() not in (case_etag(case), "*"):
+        if not if_match_holds(if_match, case_etag(case)):
             raise PreconditionFailed()
         update = s.CaseUpdateSerializer(data=request.data)
         update.is_valid(raise_exception=True)
@@ -225,8 +238,9 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
                                      description="Removed at or after (ISO 8601)")],
         responses=s.RemovedCaseSerializer(many=True),
     )
+    # `since` is read by the filter set below, not by a filter backend: named for the strict contract.
     @action(detail=False, methods=["get"], filter_backends=[], pagination_class=RemovalCursorPagination,
-            serializer_class=s.RemovedCaseSerializer)
+            serializer_class=s.RemovedCaseSerializer, extra_query_parameters=("since",))
     def removed(self, request: Request) -> Response:
         viewer = self.viewer
         if viewer.organisation is None:

@@ -157,7 +157,8 @@ class WebhookEndpoint(TimeStampedModel):
     previous_secret_until = models.DateTimeField(null=True, blank=True)
     events = models.JSONField(default=list, help_text=_("Event names; empty means every event."))
     is_active = models.BooleanField(default=True)
-    # Deleted through the API: sends nothing more, kept with its deliveries and history.
+    # Set when the partner deletes the endpoint: it stops receiving and leaves the API's lists, while
+    # the row and its history stay.
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Who pointed deliveries where, and when; the secrets themselves are never copied into the history.
     history = AppendOnlyHistory(excluded_fields=["secret", "previous_secret"])
