@@ -377,8 +377,8 @@ def case_reassign(*, case: Case, assignee: User | None, actor: User | None, reas
         locked.assignee = assignee
         locked._change_reason = reason[:100]  # type: ignore[attr-defined]
         locked.save(update_fields=["assignee", "updated_at"])
-        said = gettext("Reassigned from %(before)s to %(after)s: %(reason)s") % {
-            "before": before or gettext("nobody"), "after": assignee or gettext("nobody"), "reason": reason}
+        # Stored in English like every line the services write; the case page says it in the reader's language.
+        said = f"Reassigned from {before or 'nobody'} to {assignee or 'nobody'}: {reason}"
         case_add_event(case=locked, kind=CaseEvent.Kind.ASSIGNED, actor=actor, message=said,
                        data={"from": before.pk if before else None, "to": assignee.pk if assignee else None,
                              "reason": reason})

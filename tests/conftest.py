@@ -9,7 +9,9 @@ from typing import Any
 
 import pgtrigger
 import pytest
+from django.conf import settings
 from django.core.management.commands import flush
+from django.utils import translation
 
 from cases.models import Case
 from core.append_only import NO_TRUNCATE, trigger_uris
@@ -36,6 +38,15 @@ def flush_empties_append_only_tables():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(flush.Command, "handle", handle_passing_the_guard)
         yield
+
+
+@pytest.fixture(autouse=True)
+def the_default_language():
+    """Each test starts in the default language: a page asked for in Ukrainian leaves Ukrainian active
+    in the thread (the locale middleware does not switch it back), which later code would then speak."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

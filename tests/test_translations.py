@@ -133,6 +133,10 @@ def test_dates_and_times_are_written_as_in_ukraine_in_both_languages():
 
 @pytest.mark.django_db
 def test_the_timeline_written_by_the_exchange_reads_in_ukrainian(make_handed_over_list, case_worker):
+    from django.utils import timezone
+
+    from cases.services import case_reassign
+    from tests.factories import UserFactory
     from tracker.admin.timeline import timeline_text
     from tracker.models import ReplyOutcome
     from tracker.services.exchange import OutcomeInput, outcome_verify, reply_record
@@ -140,22 +144,37 @@ def test_the_timeline_written_by_the_exchange_reads_in_ukrainian(make_handed_ove
     handover_list = make_handed_over_list(1)
     reply_record(handover_list=handover_list, received_on=datetime.date(2025, 7, 10), actor=case_worker,
                  outcomes=[OutcomeInput(position=1, outcome="not_found")])
-    outcome_verify(outcome=ReplyOutcome.objects.get(), verification="disputed", note="Seen in Rivne",
-                   actor=case_worker)
+    due = timezone.localdate() + datetime.timedelta(days=10)
+    with translation.override("uk"):  # a verdict given in Ukrainian is stored as every line is
+        outcome_verify(outcome=ReplyOutcome.objects.get(), verification="disputed", note="Seen in Rivne",
+                       actor=case_worker, follow_up_due_on=due)
+    outcome_verify(outcome=ReplyOutcome.objects.get(), verification="unverified", note="", actor=case_worker)
     case = handover_list.entries.get().case
+    colleague = UserFactory(username="olena.colleague")
+    before = case.assignee
+    case_reassign(case=case, assignee=colleague, actor=case_worker, reason="Back from leave")
     with translation.override("uk"):
         lines = [timeline_text(event) for event in case.events.order_by("happened_at", "id")]
+    ref, on = handover_list.reference, f"{due:%d.%m.%Y}"
     assert lines == [
-        f"Додано до списку {handover_list.reference} під №1",
-        f"Список {handover_list.reference} передано: Russian delegation, 02.06.2025",
-        f"Відповідь від 10.07.2025 на {handover_list.reference} №1: Не знайдено",
-        "Твердження «Не знайдено» позначено: оскаржено: Seen in Rivne",
+        f"Додано до списку {ref} під №1",
+        f"Список {ref} передано: Russian delegation, 02.06.2025",
+        f"Відповідь від 10.07.2025 на {ref} №1: Не знайдено",
+        f"Твердження оскаржено: «Не знайдено» у відповіді від 10.07.2025 (№1): Seen in Rivne. "
+        f"Повторну відповідь очікуємо до {on}.",
+        "Твердження позначено як неперевірене: «Не знайдено» у відповіді від 10.07.2025 (№1); оскарження "
+        "знято, позиція знову вважається відповіддю за цим твердженням",
+        f"Виконавця змінено: {before or 'не призначено'} → olena.colleague. Причина: Back from leave",
     ]
     with translation.override("en"):
         # In English, each line as the services wrote it, its dates as written in Ukraine.
         assert [timeline_text(event) for event in case.events.order_by("happened_at", "id")] == [
-            f"Added to list {handover_list.reference} as #1",
-            f"List {handover_list.reference} handed over to Russian delegation on 02.06.2025",
-            f"Reply of 10.07.2025 to {handover_list.reference} #1: Not found",
-            "Claim “Not found” marked disputed: Seen in Rivne",
+            f"Added to list {ref} as #1",
+            f"List {ref} handed over to Russian delegation on 02.06.2025",
+            f"Reply of 10.07.2025 to {ref} #1: Not found",
+            f"Claim disputed: “Not found” in the reply of 10.07.2025 (#1): Seen in Rivne. "
+            f"A further reply is due by {on}.",
+            "Claim marked unverified: “Not found” in the reply of 10.07.2025 (#1); no longer disputed, the entry "
+            "is answered by this claim again",
+            f"Reassigned from {before or 'nobody'} to olena.colleague: Back from leave",
         ]

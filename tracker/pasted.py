@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from django.utils.translation import gettext
 
+from tracker.models import Outcome
 from tracker.services.exchange import OutcomeInput
-from tracker.spreadsheets import REPLY_COLUMNS, parse_outcome
+from tracker.spreadsheets import REPLY_COLUMNS, UnknownPhrase, parse_outcome
 
 # A number on the list as people write it: "12", "12.", "№ 12", "#12".
 NUMBER_ON_LIST = re.compile(r"^(?:№|#|no\.?)?\s*(\d+)\.?$", re.IGNORECASE)
@@ -63,8 +64,12 @@ def parse_pasted_reply(text: str) -> PastedReply:
         details = " ".join(cell for cell in cells[3:] if cell)
         try:
             outcome, place = parse_outcome(said)
-        except ValueError as error:
-            pasted.problems.append((gettext("%(row)s, outcome") % {"row": label}, str(error)))
+        except UnknownPhrase as error:
+            # The importer's wording names its preview and command; on this page the row is typed again.
+            pasted.problems.append((gettext("%(row)s, outcome") % {"row": label}, (
+                gettext("“%(value)s” reads as more than one outcome; write one of: %(known)s") if error.several else
+                gettext("“%(value)s” is not a known outcome; write one of: %(known)s"))
+                % {"value": said, "known": ", ".join(str(choice.label).lower() for choice in Outcome)}))
             continue
         # "находится в …": the phrase names the place when no column does.
         location = location or place

@@ -977,7 +977,12 @@ _OUTCOMES = _outcome_codes()
 
 
 class UnknownPhrase(ValueError):
-    """A reply's phrase no outcome is known for: a person maps it, nothing guesses it."""
+    """A reply's phrase no outcome is known for: a person maps it, nothing guesses it. `several`:
+    the phrase reads as more than one outcome, rather than as none."""
+
+    def __init__(self, message: str, *, several: bool = False) -> None:
+        super().__init__(message)
+        self.several = several
 
 
 def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -1003,7 +1008,7 @@ def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple
     if len(found) != 1:
         raise UnknownPhrase(_("“{value}” is not an outcome this knows{why}: map it to one in the preview, or "
                               "with --outcomes").format(value=value, why=_(" (it reads as more than one)")
-                                                        if found else ""))
+                                                        if found else ""), several=bool(found))
     place = ""
     if found[0] == Outcome.LOCATED:
         near = _PLACE_AFTER.search(re.sub(r"\s+", " ", str(value)).strip())

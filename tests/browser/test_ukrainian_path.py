@@ -12,18 +12,15 @@ from typing import Any
 import polib
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
-from django.db.models import Q
 
-from tests.factories import UserFactory
+from tests.factories import role_user
 from tracker.models import HandoverList, ListEntry, Organisation, ReplyOutcome, Round
+from tracker.roles import CASE_WORKER
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "a-long-test-password-1"
-# The role a new case worker is given; until it exists, the rights it is meant to hold.
-CASE_WORKER_ROLE = "Case worker"
 
 
 @pytest.fixture
@@ -35,19 +32,11 @@ def demo() -> None:
 
 @pytest.fixture
 def login(demo) -> tuple[str, str]:
-    """The one account the browser tests sign in with: a member of the case workers' role when the role
-    exists, else a staff user holding the rights a case worker has (read everything on children, cases,
-    lists, replies and flags; record replies and change cases). Never a superuser."""
-    user = UserFactory(username="new.case.worker")
+    """The one account the browser tests sign in with: a member of the shipped Case worker role, as an
+    administrator makes one. Never a superuser."""
+    user = role_user(CASE_WORKER, "new.case.worker")
     user.set_password(PASSWORD)
     user.save()
-    role = Group.objects.filter(name=CASE_WORKER_ROLE).first()
-    if role is not None:
-        user.groups.add(role)
-    else:
-        user.user_permissions.add(*Permission.objects.filter(
-            Q(content_type__app_label__in=["cases", "tracker"], codename__startswith="view_")
-            | Q(codename__in=["change_case", "change_listentry", "change_reply", "change_flag"])))
     return user.get_username(), PASSWORD
 
 

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Permission
 from django.db.models import Q
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from pypdf import PdfReader
 
 from cases.models import RecordAccess
@@ -57,7 +58,9 @@ def talks(case_worker) -> dict[str, Any]:
                            OutcomeInput(position=3, outcome="not_found")])
     located = ReplyOutcome.objects.filter(entry__handover_list=lists[0], outcome="located").order_by("entry__position")
     outcome_verify(outcome=located[0], verification="verified", note="Seen by the ombudsman", actor=case_worker)
-    outcome_verify(outcome=located[1], verification="disputed", note="Not the same child", actor=case_worker)
+    # A dispute re-opens the entry, a further reply due by a date not yet come (nor on the brief's day).
+    outcome_verify(outcome=located[1], verification="disputed", note="Not the same child", actor=case_worker,
+                   follow_up_due_on=timezone.localdate() + datetime.timedelta(days=30))
     return {"round": round_, "lists": lists, "draft": draft}
 
 
@@ -66,7 +69,7 @@ def test_brief_counts_the_rounds_lists_claims_and_what_is_overdue(talks, django_
     with django_assert_num_queries(3):
         brief = round_brief(round_=talks["round"], today=TODAY)
     assert [bl.handover_list.reference for bl in brief.lists] == ["IST-1", "IST-2"]
-    assert [(bl.n_entries, bl.n_answered, bl.n_awaiting, bl.n_overdue) for bl in brief.lists] == [(4, 3, 1, 1),
+    assert [(bl.n_entries, bl.n_answered, bl.n_awaiting, bl.n_overdue) for bl in brief.lists] == [(4, 2, 2, 1),
                                                                                                    (2, 0, 2, 2)]
     assert [(c.outcome, c.claimed, c.verified, c.disputed, c.unverified) for c in brief.claims] == [
         ("located", 2, 1, 1, 0), ("not_found", 1, 0, 0, 1)]
@@ -112,7 +115,8 @@ def test_brief_pdf_reads_back_in_each_language(talks, reader, language, heading,
     for entry in ListEntry.objects.filter(handover_list__in=talks["lists"], reply_state="awaiting"):
         assert entry.child.family_name in text
     assert "Guardian Secret" not in text and "+380" not in text
-    assert RecordAccess.objects.filter(channel=RecordAccess.Channel.EXPORT).count() == 3
+    # One read per child awaiting: the first list's unanswered child and its disputed one, both of the second.
+    assert RecordAccess.objects.filter(channel=RecordAccess.Channel.EXPORT).count() == 4
 
 
 def test_brief_pdf_of_many_children_runs_over_pages_each_numbered(case_worker, reader):

@@ -159,7 +159,7 @@ def test_verification_is_kept_apart_from_the_claim(make_handed_over_list, case_w
     outcome.refresh_from_db()
     assert (outcome.outcome, outcome.verification, outcome.verified_by) == ("returned", "disputed", case_worker)
     assert not outcome.entry.case.events.filter(kind=CaseEvent.Kind.REPLY_VERIFIED).exists()
-    line = outcome.entry.case.events.get(kind=CaseEvent.Kind.FLAG_RAISED)
+    line = outcome.entry.case.events.get(kind=CaseEvent.Kind.CLAIM_DISPUTED)
     assert line.message.startswith("Claim disputed: “Returned”")
 
 

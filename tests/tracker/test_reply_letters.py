@@ -124,7 +124,7 @@ def test_a_letter_with_any_bad_row_records_nothing_and_names_each_row(signed_in,
     page = response.content.decode()
     assert "Nothing was recorded" in page
     assert "row #2" in page and "choose the outcome claimed" in page
-    assert "pasted row 1, outcome" in page and "“see the attachment” is not an outcome this knows" in page
+    assert "pasted row 1, outcome" in page and "“see the attachment” is not a known outcome; write one of" in page
     assert "pasted row 3" in page and "the outcome is missing" in page
     assert written() == before
     # What was typed stays on the page, to be corrected rather than typed again.
@@ -402,7 +402,7 @@ def test_a_case_worker_disputes_a_claim_with_evidence_and_sees_its_flag(signed_i
     counted = next(item for item in lists.context["cl"].result_list if item.pk == handover_list.pk)
     assert (counted.n_claimed, counted.n_verified, counted.n_disputed) == (2, 0, 1)
     start = signed_in.get(reverse("admin:index")).content.decode()
-    assert "claims disputed" in start
+    assert "Claims disputed" in start
 
 
 def test_a_dispute_on_the_page_without_a_follow_up_date_is_refused(signed_in, make_handed_over_list, case_worker):

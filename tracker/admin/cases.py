@@ -74,9 +74,9 @@ class CaseShareOfCaseInline(admin.TabularInline):
 
 
 class CaseTrackerActionForm(ActionForm):
-    closing_reason = forms.ChoiceField(required=False, choices=[("", "— reason —"), *Case.ClosingReason.choices])
+    closing_reason = forms.ChoiceField(required=False, choices=[("", _("— reason —")), *Case.ClosingReason.choices])
     handover_list = forms.ModelChoiceField(
-        required=False, empty_label="— draft list —",
+        required=False, empty_label=_("— draft list —"),
         queryset=HandoverList.objects.filter(status=HandoverList.Status.DRAFT),
     )
 

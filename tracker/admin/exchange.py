@@ -244,7 +244,8 @@ class HandoverListAdmin(HandoverListExportMixin, NoDeleteMixin, admin.ModelAdmin
             try:
                 list_hand_over(handover_list=handover_list, handed_over_on=on_date, response_due_on=due,
                                actor=signed_in_user(request))
-                self.message_user(request, f"{handover_list.reference} handed over.", messages.SUCCESS)
+                self.message_user(request, gettext("%(list)s handed over.") % {"list": handover_list.reference},
+                                  messages.SUCCESS)
             except ExchangeError as exc:
                 report_refusal(self, request, exc)
 

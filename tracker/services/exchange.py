@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
 from django.db.models import Max, QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from cases.matching.names import latin_key
@@ -182,9 +182,9 @@ def list_hand_over(
     with transaction.atomic():
         locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
         if locked.status != HandoverList.Status.DRAFT:
-            raise ExchangeError([("status", f"{locked.reference} was already handed over")])
+            raise ExchangeError([("status", gettext("%(list)s was already handed over") % {"list": locked.reference})])
         if not locked.entries.exists():
-            raise ExchangeError([("entries", f"{locked.reference} has no children on it")])
+            raise ExchangeError([("entries", gettext("%(list)s has no children on it") % {"list": locked.reference})])
         locked.status = HandoverList.Status.HANDED_OVER
         locked.handed_over_on = handed_over_on
         locked.response_due_on = response_due_on
@@ -347,7 +347,7 @@ def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
     elif handover_list.handed_over_on and received_on < handover_list.handed_over_on:
         problems.append(("received_on", f"{received_on} is before the list was handed over"))
     if not outcomes:
-        problems.append(("outcomes", "a reply needs at least one child's outcome"))
+        problems.append(("outcomes", gettext("a reply needs at least one child's outcome")))
 
     # What the reply and the road read of each entry and its case, in one query per way of naming them.
     entries = handover_list.entries.select_related("case", "child").only(*ENTRY_FIELDS_READ)
@@ -362,10 +362,12 @@ def _resolve_outcomes(handover_list: HandoverList, received_on: datetime.date,
         where = item.label or f"outcomes[{index}]"
         if item.entry_id is not None:
             entry = by_id.get(item.entry_id)
-            missing = f"entry {item.entry_id} is not on list {handover_list.reference}"
+            missing = gettext("entry %(entry)s is not on list %(list)s") % {
+                "entry": item.entry_id, "list": handover_list.reference}
         elif item.position is not None:
             entry = by_position.get(item.position)
-            missing = f"number {item.position} is not on list {handover_list.reference}"
+            missing = gettext("number %(position)s is not on list %(list)s") % {
+                "position": item.position, "list": handover_list.reference}
         else:
             entry, missing = _entry_named(by_name, item.name, handover_list.reference)
         if entry is None:
@@ -475,13 +477,15 @@ def outcome_verify(
         claim.verified_by, claim.verified_at = actor, now
         if evidence is not None:
             claim.verification_evidence = evidence
-        claimed = gettext("“%(outcome)s” in the reply of %(date)s (#%(position)s)") % {
-            "outcome": claim.get_outcome_display(), "date": claim.reply.received_on, "position": entry.position}
+        # The timeline's line is stored in English, as every line the services write, and said again
+        # in the reader's language by the case page (tracker/admin/timeline.py reads it back).
+        with translation.override("en"):
+            claimed = f"“{claim.get_outcome_display()}” in the reply of {claim.reply.received_on} (#{entry.position})"
         said = {
-            Verification.VERIFIED: gettext("Claim verified: %(claim)s"),
-            Verification.UNVERIFIED: gettext("Claim marked unverified: %(claim)s"),
-            Verification.DISPUTED: gettext("Claim disputed: %(claim)s"),
-        }[Verification(verification)] % {"claim": claimed} + (f": {note}" if note else "")
+            Verification.VERIFIED: "Claim verified: ",
+            Verification.UNVERIFIED: "Claim marked unverified: ",
+            Verification.DISPUTED: "Claim disputed: ",
+        }[Verification(verification)] + claimed + (f": {note}" if note else "")
         claim._change_reason = said[:100]  # type: ignore[attr-defined]
         claim.save(update_fields=["verification", "verification_note", "verified_by", "verified_at",
                                   "verification_evidence", "updated_at"])
@@ -496,7 +500,7 @@ def outcome_verify(
             entry.reply_state, entry.answered_on, entry.due_on = ListEntry.ReplyState.AWAITING, None, follow_up_due_on
             flag = Flag.objects.create(kind=Flag.Kind.DISPUTED, entry=entry, case_id=entry.case_id,
                                        due_on=follow_up_due_on, note=said, raised_by=actor, raised_at=now)
-            said += gettext(". A further reply is due by %(date)s.") % {"date": follow_up_due_on}
+            said += f". A further reply is due by {follow_up_due_on}."
             # The line says the claim is disputed and that a flag is up; the move rides on it.
             if entry.case.status in REOPENED_BY_DISPUTE:
                 to_status = CaseStatus.AWAITING_REPLY
@@ -504,7 +508,7 @@ def outcome_verify(
             entry.reply_state, entry.answered_on = ListEntry.ReplyState.ANSWERED, claim.reply.received_on
             Flag.objects.filter(entry=entry, kind=Flag.Kind.DISPUTED, resolved_at__isnull=True).update(
                 resolved_at=now, resolution=Flag.Resolution.UNDISPUTED, resolved_by=actor)
-            said += gettext("; no longer disputed, the entry is answered by this claim again")
+            said += "; no longer disputed, the entry is answered by this claim again"
             target = OUTCOME_MOVES_CASE_TO.get(claim.outcome, CaseStatus.REPLY_RECEIVED)
             if entry.case.status == CaseStatus.AWAITING_REPLY and can_transition(entry.case.status, target):
                 to_status = target

@@ -244,7 +244,9 @@ def flag_dismiss(*, flag: Flag, actor: User | None, note: str = "") -> Flag:
         locked.resolved_by = actor
         locked.note = "\n".join(p for p in (locked.note, note) if p)
         locked.save(update_fields=["resolved_at", "resolution", "resolved_by", "note"])
+        with translation.override("en"):  # stored in English; the case page says it in the reader's language
+            kind = locked.get_kind_display()
         case_add_event(case=locked.case, kind=CaseEvent.Kind.FLAG_RESOLVED, actor=actor,
-                       message=f"{locked.get_kind_display()} dismissed" + (f": {note}" if note else ""),
+                       message=f"{kind} dismissed" + (f": {note}" if note else ""),
                        data={"flag": locked.pk})
     return locked

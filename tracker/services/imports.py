@@ -62,8 +62,8 @@ CaseStatus = Case.Status
 
 def file_too_large(size: int) -> str:
     limit = settings.TRACKER_IMPORT_MAX_BYTES
-    return (f"the file is {size / 2**20:.1f} MB; at most {limit / 2**20:.0f} MB is taken in one import: "
-            "split it into several files")
+    return _("the file is {size} MB; at most {limit} MB is taken in one import: split it into several files").format(
+        size=f"{size / 2**20:.1f}", limit=f"{limit / 2**20:.0f}")
 
 
 def mapping_read(*, kind: str, columns: dict[str, str] | None = None, outcomes: dict[str, str] | None = None
@@ -177,26 +177,26 @@ def import_batch_create(
     reference = reference.strip()
     if kind == ImportBatch.Kind.LIST:
         if sender is None or recipient is None:
-            problems.append(("sender", "a list needs the party that hands it over and the one that receives it"))
+            problems.append(("sender", _("a list needs the party that hands it over and the one that receives it")))
         elif sender.pk == recipient.pk:
-            problems.append(("recipient", "a list is handed to another party than its sender"))
+            problems.append(("recipient", _("a list is handed to another party than its sender")))
         if handed_over_on and handed_over_on > timezone.localdate():
-            problems.append(("handed_over_on", "the hand-over date is in the future"))
+            problems.append(("handed_over_on", _("the hand-over date is in the future")))
         if handed_over_on and response_due_on and response_due_on < handed_over_on:
-            problems.append(("response_due_on", "the response cannot be due before the hand-over date"))
+            problems.append(("response_due_on", _("the response cannot be due before the hand-over date")))
         if response_due_on and not handed_over_on:
-            problems.append(("handed_over_on", "a reply date needs the hand-over date"))
+            problems.append(("handed_over_on", _("a reply date needs the hand-over date")))
         if reference and HandoverList.objects.filter(reference=reference).exists():
-            problems.append(("reference", f"a list {reference} already exists"))
+            problems.append(("reference", _("a list {reference} already exists").format(reference=reference)))
         target = "list"
     elif kind == ImportBatch.Kind.REPLY:
         if handover_list is None:
-            problems.append(("handover_list", "a reply answers a list: choose it"))
+            problems.append(("handover_list", _("a reply answers a list: choose it")))
         if received_on is None:
-            problems.append(("received_on", "say when the reply was received"))
+            problems.append(("received_on", _("say when the reply was received")))
         target = f"reply:{handover_list.pk if handover_list else ''}"
     else:
-        raise ExchangeError([("kind", f"“{kind}” is neither a list nor a reply")])
+        raise ExchangeError([("kind", _("“{kind}” is neither a list nor a reply").format(kind=kind))])
     if not content:
         problems.append(("file", "the file is empty"))
     elif len(content) > settings.TRACKER_IMPORT_MAX_BYTES:
@@ -409,15 +409,17 @@ def _match_reply_rows(batch: ImportBatch, parsed: ParsedFile,
         if row.position is not None:
             if row.position not in by_position:
                 problems.append(RowProblem(row.line, parsed.columns.get("position", "№"),
-                                           f"number {row.position} is not on list {reference}"))
+                                           _("number {position} is not on list {reference}").format(
+                                               position=row.position, reference=reference)))
                 continue
             entry = by_position[row.position]
             if named:
                 score = judged(record, entry)
                 if score.verdict == "different":
                     problems.append(RowProblem(row.line, name_column,
-                                               f"number {row.position} on {reference} is {entry.child}, "
-                                               f"not {record.family_name} {record.given_name}"))
+                                               _("number {position} on {reference} is {child}, not {name}").format(
+                                                   position=row.position, reference=reference, child=entry.child,
+                                                   name=f"{record.family_name} {record.given_name}")))
                     continue
         else:
             near = set().union(*(filed.get(key, set()) for key in blocking_keys(record)))
@@ -429,15 +431,18 @@ def _match_reply_rows(batch: ImportBatch, parsed: ParsedFile,
             possible = [pair for pair in scored if pair[0].verdict == "possible"]
             chosen = same if same else possible
             if len(chosen) != 1:
-                closest = f"; the closest is number {scored[0][1].position} ({scored[0][1].child})" if scored else ""
-                why = "more than one child on the list has this name: give the number" if chosen else \
-                    f"no child on list {reference} is this one{closest}: give the number"
+                closest = _("; the closest is number {position} ({child})").format(
+                    position=scored[0][1].position, child=scored[0][1].child) if scored else ""
+                why = _("more than one child on the list has this name: give the number") if chosen else \
+                    _("no child on list {reference} is this one{closest}: give the number").format(
+                        reference=reference, closest=closest)
                 problems.append(RowProblem(row.line, name_column, why))
                 continue
             score, entry = chosen[0]
         if entry.pk in answered:
             problems.append(RowProblem(row.line, name_column or parsed.columns.get("position", "№"),
-                                       f"number {entry.position} is already answered on line {answered[entry.pk]}"))
+                                       _("number {position} is already answered on line {line}").format(
+                                           position=entry.position, line=answered[entry.pk])))
             continue
         answered[entry.pk] = row.line
         rows.append(ImportRow(batch=batch, line_number=row.line, position=entry.position, data=row.data,
@@ -452,12 +457,13 @@ def import_batch_decide(*, batch: ImportBatch, decisions: dict[int, str], actor:
     "reject" it for a new child. Returns how many rows were decided."""
     unknown = {line: value for line, value in decisions.items() if value not in ImportRow.Decision.values}
     if unknown:
-        raise ExchangeError([(f"line {line}", f"“{value}” is not a decision") for line, value in unknown.items()])
+        raise ExchangeError([(_("line {line}").format(line=line), _("“{value}” is not a decision").format(value=value))
+                             for line, value in unknown.items()])
     with transaction.atomic():
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.status != ImportBatch.Status.VALIDATED:
-            raise ExchangeError([("status", f"import {locked.pk} is {locked.get_status_display().lower()}, "
-                                            "not awaiting confirmation")])
+            raise ExchangeError([("status", _("import {pk} is {status}, not awaiting confirmation").format(
+                pk=locked.pk, status=locked.get_status_display().lower()))])
         decided = 0
         for row in locked.rows.filter(verdict=ImportRow.Verdict.PROPOSED, line_number__in=list(decisions)):
             if row.decision != decisions[row.line_number]:
@@ -479,14 +485,15 @@ def import_batch_start(*, batch: ImportBatch, actor: User | None, proposed: str 
     with transaction.atomic():
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.status != ImportBatch.Status.VALIDATED:
-            raise ExchangeError([("status", f"import {locked.pk} is {locked.get_status_display().lower()}, "
-                                            "not awaiting confirmation")])
+            raise ExchangeError([("status", _("import {pk} is {status}, not awaiting confirmation").format(
+                pk=locked.pk, status=locked.get_status_display().lower()))])
         undecided = locked.rows.filter(verdict=ImportRow.Verdict.PROPOSED, decision="")
         if proposed:
             undecided.update(decision=proposed)
         elif undecided.exists():
             lines = ", ".join(str(line) for line in undecided.values_list("line_number", flat=True)[:50])
-            raise ExchangeError([("proposed", f"decide the proposed matches first (lines {lines})")])
+            raise ExchangeError([("proposed", _("decide the proposed matches first (lines {lines})").format(
+                lines=lines))])
         repeats = import_batch_repeats(locked)
         if repeats and not repeats_confirmed:
             lines = ", ".join(str(repeat["line"]) for repeat in repeats[:50])
@@ -575,8 +582,9 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
     for row in stored:
         assert row.child is not None  # noqa: S101 an invariant, for the type checker
         if row.child.pk in used:
-            problems.append((f"line {row.line_number}",
-                             f"{row.child} is already the child of line {used[row.child.pk]}"))
+            problems.append((_("line {line}").format(line=row.line_number),
+                             _("{child} is already the child of line {line}").format(
+                                 child=row.child, line=used[row.child.pk])))
         used.setdefault(row.child.pk, row.line_number)
     if problems:
         raise ExchangeError(problems)
