@@ -27,7 +27,7 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Permission  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.db.models import Q  # noqa: E402
+from django.db.models import Count, Q  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
@@ -50,7 +50,8 @@ def main() -> None:
 
     first_list = HandoverList.objects.exclude(status=HandoverList.Status.DRAFT).order_by("handed_over_on")[0]
     entry = ListEntry.objects.filter(handover_list=first_list).order_by("position")[0]
-    istanbul = Round.objects.order_by("held_on")[0]
+    # The round with the most children on its lists (Istanbul in the demo): the heaviest brief.
+    istanbul = Round.objects.annotate(children=Count("lists__entries")).order_by("-children", "pk")[0]
     pages = {
         "start page": "/admin/",
         "overdue entries": "/admin/tracker/listentry/?flag=overdue",
