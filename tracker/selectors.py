@@ -94,15 +94,18 @@ def overdue_entries(*, limit: int) -> QuerySet[Flag]:
     )
 
 
-def open_flag_counts() -> dict[str, int]:
-    """How many open flags there are of each kind and level, for the start page's summary."""
-    rows = Flag.objects.filter(resolved_at__isnull=True).values("kind", "level").annotate(n=Count("id"))
-    counts: dict[str, int] = {"overdue": 0, "escalated": 0, "due_soon": 0, "manual": 0, "disputed": 0}
+def open_flag_counts() -> tuple[dict[str, int], dict[int, int]]:
+    """The open flags for the start page, in one query: how many of each kind, and the overdue ones by
+    level with every level of the legend present (0 when none)."""
+    by_kind = dict.fromkeys(Flag.Kind.values, 0)
+    overdue_by_level = {level: 0 for level, _text in flag_level_legend()}
+    rows = (Flag.objects.filter(resolved_at__isnull=True).order_by().values("kind", "level")
+            .annotate(n=Count("id")))
     for row in rows:
-        counts[row["kind"]] += row["n"]
-        if row["kind"] == Flag.Kind.OVERDUE and row["level"] > 1:
-            counts["escalated"] += row["n"]
-    return counts
+        by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + row["n"]
+        if row["kind"] == Flag.Kind.OVERDUE:
+            overdue_by_level[row["level"]] = overdue_by_level.get(row["level"], 0) + row["n"]
+    return by_kind, overdue_by_level
 
 
 def lists_awaiting_replies(*, today: datetime.date, limit: int) -> QuerySet[HandoverList]:
@@ -244,16 +247,6 @@ def case_status_counts() -> dict[str, int]:
     counts = dict.fromkeys(Case.Status.values, 0)
     for row in Case.objects.order_by().values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
-    return counts
-
-
-def open_overdue_by_level() -> dict[int, int]:
-    """Open overdue flags by level, every level of the legend present (0 when none)."""
-    counts = {level: 0 for level, _text in flag_level_legend()}
-    rows = (Flag.objects.filter(resolved_at__isnull=True, kind=Flag.Kind.OVERDUE).order_by()
-            .values("level").annotate(n=Count("id")))
-    for row in rows:
-        counts[row["level"]] = counts.get(row["level"], 0) + row["n"]
     return counts
 
 

@@ -49,7 +49,7 @@ def _case_tiles(counts: dict[str, int]) -> list[Tile]:
             for status, label in shown]
 
 
-def _flag_tiles(by_level: dict[int, int], counts: dict[str, int]) -> list[Tile]:
+def _flag_tiles(counts: dict[str, int], by_level: dict[int, int]) -> list[Tile]:
     legend = dict(selectors.flag_level_legend())
     tiles = [Tile(n, gettext("Overdue, level %(level)d") % {"level": level}, _url(
         "admin:tracker_flag_changelist", state="open", kind__exact="overdue", level=level),
@@ -118,7 +118,7 @@ def start_page_context(request: HttpRequest) -> dict[str, Any]:
     if user.has_perm("cases.view_case"):
         context["case_tiles"] = _case_tiles(selectors.case_status_counts())
     if user.has_perm("tracker.view_flag"):
-        context["overdue_tiles"] = _flag_tiles(selectors.open_overdue_by_level(), selectors.open_flag_counts())
+        context["overdue_tiles"] = _flag_tiles(*selectors.open_flag_counts())
         context["overdue_flags"] = selectors.overdue_entries(limit=ROWS)
     if user.has_perm("tracker.view_listentry"):
         context["claim_tiles"] = _claim_tiles(selectors.claim_verification_counts())
