@@ -557,7 +557,8 @@ class RecordAccess(models.Model):
 
     Channel = AccessChannel
 
-    child = models.ForeignKey(Child, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: `record_access_child_idx` (child, newest first) serves every search by child.
+    child = models.ForeignKey(Child, on_delete=models.PROTECT, related_name="+", db_index=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     # For the API: the partner organisation (by id: cases knows nothing of the tracker's models)

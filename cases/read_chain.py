@@ -30,6 +30,9 @@ CONTENT_FIELDS = ("child_id", "user_id", "channel", "partner_id", "api_key_prefi
 # One transaction-level advisory lock serialises the writers of the chain; the number only has to be
 # one no other code takes ("readlog" in ASCII).
 CHAIN_LOCK = 0x726561646C6F67
+# Transaction-local settings the trigger keeps between the rows of one transaction (`chain_trigger`).
+HEAD_SETTING = "tracker.read_chain_head"
+SEQUENCE_SETTING = "tracker.read_chain_sequence"
 
 
 def _text(value: Any) -> str:
@@ -71,24 +74,40 @@ def chain_trigger() -> pgtrigger.Trigger:
     by two; a gap in them says nothing, the chain says what is missing). Rows of the
     same statement see the ones before them. In REPEATABLE READ or SERIALIZABLE a transaction would
     not see rows committed after its snapshot and would fork the chain: refused.
+
+    The hash of the row just written is kept in a transaction-local setting (`HEAD_SETTING`), and
+    the sequence's name beside it: while the lock is held no other writer can add a row, so the next
+    row of the same transaction (a page of 100 children is 100 rows) chains after it without reading
+    the table. Rolling back to a savepoint undoes the setting with the rows, so a row rolled back is
+    never chained to.
     """
     return pgtrigger.Trigger(
         name="read_chain",
         when=pgtrigger.Before,
         operation=pgtrigger.Insert,
-        declare=[("previous", "varchar(64)"), ("accessed", "text")],
+        declare=[("previous", "varchar(64)"), ("accessed", "text"), ("sequence", "text")],
         func=pgtrigger.Func(f"""
             IF current_setting('transaction_isolation') <> 'read committed' THEN
                 RAISE EXCEPTION 'the read log is written in READ COMMITTED transactions only, not %',
                     current_setting('transaction_isolation');
             END IF;
             PERFORM pg_advisory_xact_lock({CHAIN_LOCK});
-            NEW.{{columns.id}} := nextval(pg_get_serial_sequence('{{meta.db_table}}', '{{columns.id}}'));
-            SELECT {{columns.row_hash}} INTO previous FROM {{meta.db_table}} ORDER BY {{columns.id}} DESC LIMIT 1;
+            sequence := current_setting('{SEQUENCE_SETTING}', true);
+            IF sequence IS NULL OR sequence = '' THEN
+                sequence := pg_get_serial_sequence('{{meta.db_table}}', '{{columns.id}}');
+                PERFORM set_config('{SEQUENCE_SETTING}', sequence, true);
+            END IF;
+            NEW.{{columns.id}} := nextval(sequence);
+            previous := current_setting('{HEAD_SETTING}', true);
+            IF previous IS NULL OR previous = '' THEN
+                SELECT {{columns.row_hash}} INTO previous FROM {{meta.db_table}}
+                    ORDER BY {{columns.id}} DESC LIMIT 1;
+            END IF;
             NEW.{{columns.prev_hash}} := COALESCE(previous, '{GENESIS}');
             accessed := to_char(NEW.{{columns.accessed_at}} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
             NEW.{{columns.row_hash}} := encode(sha256(convert_to(
                 NEW.{{columns.prev_hash}} || E'\\n' || {_sql_content()}, 'UTF8')), 'hex');
+            PERFORM set_config('{HEAD_SETTING}', NEW.{{columns.row_hash}}, true);
             RETURN NEW;
         """),  # noqa: S608 the trigger's own SQL, from the model's metadata and constants
     )

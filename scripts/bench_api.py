@@ -46,8 +46,10 @@ def free_port() -> int:
 
 
 def start_gunicorn(port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    # Each worker with its pool of database connections, as production runs (the benchmark's own
+    # process goes without, for its fill drops and makes databases).
     env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver", "API_RATE_LIMIT": "100000000/minute",
-           "WEB_CONCURRENCY": str(workers)}
+           "WEB_CONCURRENCY": str(workers), "DATABASE_POOL": "true"}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)

@@ -176,14 +176,19 @@ def visible_flags(viewer: Viewer) -> QuerySet[Flag]:
 
 def visible_lists(viewer: Viewer) -> QuerySet[HandoverList]:
     """Lists a partner sent, lists handed over to it, and lists explicitly shared with it."""
-    lists = HandoverList.objects.all()
+    return HandoverList.objects.filter(visible_list(viewer))
+
+
+def visible_list(viewer: Viewer, path: str = "") -> Q:
+    """The condition of `visible_lists` on a list reached by `path` (`"handover_list__"` from an
+    entry): the list itself joined, not a second list searched for its key."""
     if viewer.is_staff:
-        return lists
+        return Q()
     org = viewer.organisation
-    shared = ListShare.objects.filter(handover_list=OuterRef("pk"), organisation=org)
-    return lists.filter(
-        Q(sender=org) | (Q(recipient=org) & ~Q(status=HandoverList.Status.DRAFT)) | Exists(shared)
-    )
+    shared = ListShare.objects.filter(handover_list=OuterRef(f"{path}pk"), organisation=org)
+    return (Q(**{f"{path}sender": org})
+            | (Q(**{f"{path}recipient": org}) & ~Q(**{f"{path}status": HandoverList.Status.DRAFT}))
+            | Q(Exists(shared)))
 
 
 # --- A case worker's own work ----------------------------------------------------------------

@@ -227,3 +227,21 @@ def test_a_transaction_that_could_fork_the_chain_is_refused():
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         log_child_reads([child.pk], channel=ADMIN, path="/admin/", user=None)
     assert not RecordAccess.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_rolled_back_to_a_savepoint_are_never_chained_to():
+    # The trigger keeps the last hash of its transaction between rows; a savepoint rolled back takes
+    # its rows and that hash with it, and the next row chains after the last row that stayed.
+    children = [ChildFactory().pk for _ in range(3)]
+    with transaction.atomic():
+        log_child_reads(children[:2], channel=ADMIN, path="/kept/", user=None)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            log_child_reads(children, channel=ADMIN, path="/rolled-back/", user=None)
+            raise RuntimeError("the reader's request failed")
+        log_child_reads(children[2:], channel=ADMIN, path="/after/", user=None)
+    log_child_reads(children[:1], channel=API, path="/next-transaction/", user=None)
+    kept = rows()
+    assert [row.path for row in kept] == ["/kept/", "/kept/", "/after/", "/next-transaction/"]
+    assert [row.prev_hash for row in kept[1:]] == [row.row_hash for row in kept[:-1]]
+    assert verify().startswith("OK: 4 rows")

@@ -82,11 +82,13 @@ class FlagSerializer(ModelSerializer):
         model = Flag
         fields = ("id", "kind", "level", "entry", "due_on", "raised_at", "escalated_at", "resolved_at", "resolution")
 
+    # A flag on an entry of a list the partner cannot read: the flag, not where it came from.
+    HIDDEN_UNLESS_ENTRY_SEEN = ("entry", "due_on")
+
     def to_representation(self, flag: Flag) -> dict[str, Any]:
         shown = super().to_representation(flag)
-        # A flag on an entry of a list the partner cannot read: the flag, not where it came from.
         if not getattr(flag, "entry_seen", True):
-            shown.update(entry=None, due_on=None)
+            shown.update(dict.fromkeys(self.HIDDEN_UNLESS_ENTRY_SEEN))
         return shown
 
 
