@@ -263,6 +263,43 @@ def test_serial_dates_are_dates_and_a_totals_row_at_the_end_is_skipped_and_named
 
 
 @pytest.mark.django_db
+def test_serial_dates_written_as_text_in_a_csv_are_dates_and_named_in_the_notices(parties):
+    # A CSV saved from Excel with the date cells formatted General: the days' serial numbers as text.
+    content = csv_bytes([
+        "Прізвище;Ім'я;Дата народження;Дата останніх відомостей",
+        "Ткаченко;Марія;40973;45292", "Мельник;Богдан;2012;01.02.2024", "Олійник;Софія;41091;",
+        "Гнатюк;Остап;05.03.2011;45323",
+    ])
+    batch = write(check(content, "general.csv", parties))
+
+    assert [(c.birth_date, c.birth_date_precision) for c in children_of(batch)] == [
+        (datetime.date(2012, 3, 5), "day"), (datetime.date(2012, 1, 1), "year"), (datetime.date(2012, 7, 1), "day"),
+        (datetime.date(2011, 3, 5), "day")]
+    assert [child.last_known_on for child in children_of(batch)] == [
+        datetime.date(2024, 1, 1), datetime.date(2024, 2, 1), None, datetime.date(2024, 2, 1)]
+    assert [n for n in batch.summary["notices"] if "serial" in n] == [
+        "column “Дата народження”: 2 rows hold a spreadsheet's serial number of a day, read as a date "
+        "(“40973” as 05.03.2012); check them against the spreadsheet the file was saved from",
+        "column “Дата останніх відомостей”: 2 rows hold a spreadsheet's serial number of a day, read as a date "
+        "(“45292” as 01.01.2024); check them against the spreadsheet the file was saved from"]
+
+
+@pytest.mark.django_db
+def test_a_serial_date_as_text_in_the_future_or_too_old_stays_an_error(parties):
+    content = csv_bytes(["Прізвище;Ім'я;Дата народження", "Ткаченко;Марія;47500", "Мельник;Богдан;25000",
+                         "Олійник;Софія;1989", "Гнатюк;Остап;40973"])
+    batch = check(content, "wrong.csv", parties)
+
+    assert [(e["line"], e["reason"]) for e in batch.errors] == [
+        (2, "“17.01.2030” is in the future"),
+        (3, "“25000” is not a date: write it as 2011-03-05, 05.03.2011, 03.2011 or 2011"),
+        (4, "“1989” is before 1990: not a child's birth date")]
+    assert [n for n in batch.summary["notices"] if "serial" in n] == [
+        "column “Дата народження”: 2 rows hold a spreadsheet's serial number of a day, read as a date "
+        "(“47500” as 17.01.2030); check them against the spreadsheet the file was saved from"]
+
+
+@pytest.mark.django_db
 def test_a_totals_word_in_the_middle_of_the_list_is_a_row_not_skipped(parties):
     content = csv_bytes(["Прізвище;Ім'я", "Ткаченко;Марія", "Всього;", "Мельник;Богдан"])
     batch = check(content, "middle.csv", parties)
