@@ -969,6 +969,27 @@ OUTCOME_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
                        "місцеперебування встановлено", "located", "found", "whereabouts known", "lives in",
                        "resides", "is in", "stays")),
 )
+# Words by which a reply hedges its claim ("possibly located", "вероятно находится", "можливо знайдено"):
+# a hedged phrase is no firm outcome, whichever outcome it names, and is left to a person. Matched on the
+# folded phrase at a word's start; `\b` ends a whole word ("возможно", not "невозможно" or "возможность").
+HEDGES: tuple[str, ...] = (
+    # Ukrainian
+    r"можливо\b", r"ймовірн", r"імовірн", r"найімовірн", r"вірогідн", r"найвірогідн", r"мабуть\b", r"напевно\b",
+    r"припуска", r"припустим", r"не виключен", r"не виключає", r"схоже\b", r"(?<!не )може бути\b", r"нібито\b",
+    r"ніби\b", r"начебто\b", r"непідтвердж", r"не підтвердж", r"неперевірен", r"попередньо\b", r"орієнтовн",
+    r"швидше за все",
+    # Russian
+    r"возможно\b", r"вероятн", r"маловероятн", r"предположительн", r"предполага", r"не исключен",
+    r"не исключает", r"видимо\b", r"по видимому\b", r"(?<!не )может быть\b", r"якобы\b", r"непроверенн",
+    r"неподтвержд", r"не подтвержд", r"предварительно\b", r"ориентировочн", r"скорее всего", r"наверное\b",
+    r"судя по всему", r"кажется\b",
+    # English
+    r"maybe\b", r"may be\b", r"might\b", r"perhaps\b", r"possib", r"probabl", r"presum", r"likely\b",
+    r"unlikely\b", r"apparent", r"suppos", r"alleged", r"reportedly\b", r"seem", r"(?<!not )could be\b",
+    r"not excluded", r"not ruled out", r"cannot be ruled out", r"unconfirmed", r"not confirmed", r"unverified",
+    r"not verified", r"tentativ", r"believed\b", r"thought to\b", r"assum",
+)
+_HEDGE = re.compile(r"(?<!\w)(?:" + "|".join(HEDGES) + r")\w*")
 _GENDER_ENDING = re.compile(r"\((?:а|ла|на|ая|ась|ся|ой|ий|ого|ої|ей|ие)\)")
 _PLACE_AFTER = re.compile(r"(?:находится|проживает|пребывает|содержится|обучается|перебуває|проживає|lives|resides|"
                           r"is|stays|located|found)\s+(?:в|во|у|на|in|at)\s+(.+)$", re.IGNORECASE)
@@ -992,22 +1013,28 @@ _OUTCOMES = _outcome_codes()
 
 class UnknownPhrase(ValueError):
     """A reply's phrase no outcome is known for: a person maps it, nothing guesses it. `several`:
-    the phrase reads as more than one outcome, rather than as none."""
+    the phrase reads as more than one outcome, rather than as none; `hedge`: the word by which it
+    hedges ("possibly", "вероятно"), the claim then being no firm outcome."""
 
-    def __init__(self, message: str, *, several: bool = False) -> None:
+    def __init__(self, message: str, *, several: bool = False, hedge: str = "") -> None:
         super().__init__(message)
-        self.several = several
+        self.several, self.hedge = several, hedge
 
 
 def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(outcome, the place the phrase names, if any) for a reply's phrase: the case worker's mapping
     first, then the outcome's code or label, then the phrases official replies use. A phrase that
-    names two outcomes, or none, is an `UnknownPhrase`."""
+    hedges (`HEDGES`), names two outcomes, or none, is an `UnknownPhrase`."""
     key = phrase_key(value)
     if mapping and key in mapping:
         return mapping[key], ""
     if key in _OUTCOMES:
         return _OUTCOMES[key], ""
+    hedge = _HEDGE.search(key)
+    if hedge:
+        raise UnknownPhrase(_("“{value}” is not a firm outcome (“{hedge}” hedges it): map it to one in the "
+                              "preview, or with --outcomes").format(value=value, hedge=hedge.group()),
+                            hedge=hedge.group())
     text = " " + key + " "
     found: list[str] = []
     for outcome, stems in OUTCOME_PHRASES:

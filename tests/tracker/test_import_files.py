@@ -368,6 +368,28 @@ def test_ukrainian_and_english_phrases_and_a_phrase_not_known_is_mapped_never_gu
 
 
 @pytest.mark.django_db
+def test_a_hedged_phrase_is_no_firm_outcome_and_is_left_to_the_case_worker(make_handed_over_list):
+    handover_list = make_handed_over_list(8)
+    phrases = ["Found maybe", "Possibly located in Rostov", "Вероятно, находится в г. Курск",
+               "Можливо знайдено", "Предположительно проживает у родственников", "Не исключено, что выехал(а)",
+               "Найімовірніше повернувся", "Местонахождение не установлено"]
+    content = csv_bytes(["No.;Outcome", *(f"{position};{phrase}" for position, phrase in enumerate(phrases, 1))])
+    batch = reply_batch(handover_list, content, "hedged.csv")
+
+    assert [(e["line"], e["column"], e["reason"]) for e in batch.errors] == [
+        (line, "Outcome", f"“{phrase}” is not a firm outcome (“{hedge}” hedges it): map it to one in the preview, "
+                          "or with --outcomes")
+        for line, phrase, hedge in zip(range(2, 9), phrases, ["maybe", "possibly", "вероятно", "можливо",
+                                                              "предположительно", "не исключено", "найімовірніше"],
+                                       strict=False)]
+    assert batch.summary["unknown_phrases"] == phrases[:7]
+
+    import_batch_remap(batch=batch, columns={}, outcomes={phrase: "not_found" for phrase in phrases[:7]}, actor=None)
+    write(import_batch_validate(batch_id=batch.pk))
+    assert {e.last_outcome for e in handover_list.entries.all()} == {"not_found"}
+
+
+@pytest.mark.django_db
 def test_the_command_maps_reply_phrases_given_to_it(make_handed_over_list, tmp_path, capsys):
     handover_list = make_handed_over_list(2)
     path = tmp_path / "reply.csv"
