@@ -62,22 +62,22 @@ def url_problem(url: str) -> str | None:
     to a host on the public internet. An address inside our own networks (loopback, private ranges,
     link-local such as a cloud's metadata service) would let a partner make the server call it."""
     if not (url.startswith("https://") or (url.startswith("http://") and settings.WEBHOOK_ALLOW_HTTP)):
-        return "must be an https:// URL"
+        return gettext("must be an https:// URL")
     try:
         host = urllib.parse.urlsplit(url).hostname or ""
     except ValueError:
-        return "is not a URL"
+        return gettext("is not a URL")
     if not host:
-        return "names no host"
+        return gettext("names no host")
     if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         return None
     if host == "localhost" or host.endswith(PRIVATE_NAMES):
-        return f"must be a public host, not {host}"
+        return gettext("must be a public host, not %(host)s") % {"host": host}
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None  # a name: its addresses are checked at each delivery (`target_problem`)
-    return f"must be a public address, not {address}" if is_inside(host) else None
+    return gettext("must be a public address, not %(address)s") % {"address": address} if is_inside(host) else None
 
 
 @dataclass(frozen=True)
@@ -103,14 +103,15 @@ def resolve_target(url: str) -> Target:
     try:
         found = socket.getaddrinfo(parts.hostname or "", parts.port or 443, proto=socket.IPPROTO_TCP)
     except OSError as error:
-        return Target(unresolved=f"the host does not resolve ({error})")
+        return Target(unresolved=gettext("the host does not resolve (%(error)s)") % {"error": error})
     addresses = [str(info[4][0]) for info in found]
     if not addresses:
-        return Target(unresolved="the host resolves to no address")
+        return Target(unresolved=gettext("the host resolves to no address"))
     if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         inside = sorted({address for address in addresses if is_inside(address)})
         if inside:
-            return Target(refused=f"the host resolves to {', '.join(inside)}, inside our networks")
+            return Target(refused=gettext("the host resolves to %(addresses)s, inside our networks") % {
+                "addresses": ", ".join(inside)})
     return Target(address=addresses[0])
 
 
