@@ -543,7 +543,7 @@ def test_record_outcome_records_a_reply_and_clears_flags(admin_client, admin_use
     response = act(admin_client, ListEntry, "record_outcome", entries, outcome=Outcome.NOT_FOUND,
                    received_on=str(REPLIED_ON))
 
-    assert f"{exchange['list'].reference}: reply recorded for 3 entr(y/ies); 3 flag(s) cleared." in (
+    assert f"{exchange['list'].reference}: reply recorded for 3 entries; 3 flags cleared." in (
         page_messages(response))
     reply = Reply.objects.exclude(pk=exchange["reply"].pk).get()
     assert reply.recorded_by == admin_user and reply.received_on == REPLIED_ON
@@ -555,6 +555,18 @@ def test_record_outcome_records_a_reply_and_clears_flags(admin_client, admin_use
     assert not Flag.objects.filter(entry__in=entries, kind=Flag.Kind.OVERDUE, resolved_at__isnull=True).exists()
     exchange["list"].refresh_from_db()
     assert exchange["list"].status == HandoverList.Status.ANSWERED
+
+
+def test_record_outcome_says_what_it_did_in_ukrainian_with_its_plural_forms(admin_client, exchange):
+    admin_client.defaults["HTTP_ACCEPT_LANGUAGE"] = "uk"
+    one = act(admin_client, ListEntry, "record_outcome", [exchange["overdue"]], outcome=Outcome.NOT_FOUND,
+              received_on=str(REPLIED_ON))
+    rest = list(exchange["list"].entries.filter(reply_state=ListEntry.ReplyState.AWAITING))
+    two = act(admin_client, ListEntry, "record_outcome", rest, outcome=Outcome.NOT_FOUND, received_on=str(REPLIED_ON))
+
+    reference = exchange["list"].reference
+    assert f"{reference}: відповідь зареєстровано для 1 запису; Знято 1 позначку." in page_messages(one)
+    assert f"{reference}: відповідь зареєстровано для 2 записів; Знято 2 позначки." in page_messages(two)
 
 
 def test_record_outcome_without_an_outcome_records_nothing(admin_client, exchange):

@@ -4,6 +4,7 @@ the browser or by the switch in the header (and remembered), dates as written in
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 
 import polib
@@ -28,8 +29,13 @@ def catalogue() -> polib.POFile:
 def test_ukrainian_catalogue_has_no_untranslated_or_fuzzy_entry(catalogue):
     untranslated = [entry.msgid for entry in catalogue.untranslated_entries()]
     fuzzy = [entry.msgid for entry in catalogue.fuzzy_entries()]
-    # A plural entry needs every form: polib counts it translated when only one is.
-    partial = [entry.msgid for entry in catalogue if entry.msgid_plural and not all(entry.msgstr_plural.values())]
+    # A plural entry needs every form the catalogue's Plural-Forms counts: polib counts it translated
+    # when only one is.
+    declared = re.search(r"nplurals=(\d+)", catalogue.metadata["Plural-Forms"])
+    assert declared, "the catalogue declares its plural forms"
+    forms = int(declared.group(1))
+    partial = [entry.msgid for entry in catalogue if entry.msgid_plural and (
+        len(entry.msgstr_plural) != forms or not all(entry.msgstr_plural.values()))]
     assert untranslated == [], "untranslated (make messages, then translate them)"
     assert fuzzy == [], "fuzzy: check each translation and remove its fuzzy flag"
     assert partial == [], "plural forms missing"
@@ -51,8 +57,6 @@ def test_compiled_catalogue_matches_its_source(catalogue):
 
 
 def test_placeholders_are_kept_in_each_translation(catalogue):
-    import re
-
     def placeholders(text: str) -> list[str]:
         return sorted(re.findall(r"%\(\w+\)[sd]|\{\}", text))
 

@@ -67,9 +67,12 @@ def parse_pasted_reply(text: str) -> PastedReply:
         except UnknownPhrase as error:
             # The importer's wording names its preview and command; on this page the row is typed again.
             pasted.problems.append((gettext("%(row)s, outcome") % {"row": label}, (
+                gettext("“%(value)s” is not a firm outcome (“%(hedge)s” hedges it); write one of: %(known)s")
+                if error.hedge else
                 gettext("“%(value)s” reads as more than one outcome; write one of: %(known)s") if error.several else
                 gettext("“%(value)s” is not a known outcome; write one of: %(known)s"))
-                % {"value": said, "known": ", ".join(str(choice.label).lower() for choice in Outcome)}))
+                % {"value": said, "hedge": error.hedge,
+                   "known": ", ".join(str(choice.label).lower() for choice in Outcome)}))
             continue
         # "находится в …": the phrase names the place when no column does.
         location = location or place

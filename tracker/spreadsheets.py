@@ -25,6 +25,7 @@ from typing import IO, Any, Literal
 from xml.etree.ElementTree import Element, iterparse
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 from openpyxl.utils.cell import column_index_from_string, get_column_letter, range_boundaries
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
@@ -737,6 +738,17 @@ _DATE_PATTERNS = (
 )
 # Excel counts days from 30 December 1899: 32874 is 1 January 1990, 73051 is 31 December 2099.
 _SERIAL_DATES = range(32_874, 73_051)
+_SERIAL_EPOCH = datetime.date(1899, 12, 30)
+_SERIAL_TEXT = re.compile(r"\d{5}")
+
+
+def _serial_day(value: Any) -> int | None:
+    """Excel's serial number of a day written as text, as a CSV saved from Excel holds a date cell
+    formatted General ("40973" for 5 March 2012): five digits, within the days a list's dates fall
+    on. Four digits are a year (a birth year alone), never a serial number."""
+    if isinstance(value, str) and _SERIAL_TEXT.fullmatch(value.strip()) and int(value) in _SERIAL_DATES:
+        return int(value)
+    return None
 
 
 def _readings(value: Any) -> list[str]:
@@ -752,9 +764,11 @@ def parse_date(value: Any, *, today: datetime.date, earliest: int = EARLIEST_BIR
                what: str = "date") -> tuple[datetime.date, str] | None:
     """(first day of what is known, precision) for a date in any of the forms lists use: 2011-03-05,
     05.03.2011, 05/03/2011 (day first), 03.2011, 2011, "2011 р.", a spreadsheet's date, or Excel's
-    serial number of a day in a number cell (40973). None for an empty cell; ValueError saying why."""
+    serial number of a day in a number cell (40973) or as text (`_serial_day`). None for an empty
+    cell; ValueError saying why."""
     if _blank(value):
         return None
+    value = _serial_day(value) or value
     if isinstance(value, datetime.datetime):
         value = value.date()
     if isinstance(value, float) and value.is_integer():
@@ -762,7 +776,7 @@ def parse_date(value: Any, *, today: datetime.date, earliest: int = EARLIEST_BIR
     if isinstance(value, datetime.date):
         found, precision = value, "day"
     elif isinstance(value, int) and not isinstance(value, bool) and value in _SERIAL_DATES:
-        found, precision = datetime.date(1899, 12, 30) + datetime.timedelta(days=value), "day"
+        found, precision = _SERIAL_EPOCH + datetime.timedelta(days=value), "day"
     else:
         text = str(value).strip()
         # A date a spreadsheet turned into text keeps its midnight (05.03.2011 0:00:00).
@@ -955,6 +969,27 @@ OUTCOME_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
                        "місцеперебування встановлено", "located", "found", "whereabouts known", "lives in",
                        "resides", "is in", "stays")),
 )
+# Words by which a reply hedges its claim ("possibly located", "вероятно находится", "можливо знайдено"):
+# a hedged phrase is no firm outcome, whichever outcome it names, and is left to a person. Matched on the
+# folded phrase at a word's start; `\b` ends a whole word ("возможно", not "невозможно" or "возможность").
+HEDGES: tuple[str, ...] = (
+    # Ukrainian
+    r"можливо\b", r"ймовірн", r"імовірн", r"найімовірн", r"вірогідн", r"найвірогідн", r"мабуть\b", r"напевно\b",
+    r"припуска", r"припустим", r"не виключен", r"не виключає", r"схоже\b", r"(?<!не )може бути\b", r"нібито\b",
+    r"ніби\b", r"начебто\b", r"непідтвердж", r"не підтвердж", r"неперевірен", r"попередньо\b", r"орієнтовн",
+    r"швидше за все",
+    # Russian
+    r"возможно\b", r"вероятн", r"маловероятн", r"предположительн", r"предполага", r"не исключен",
+    r"не исключает", r"видимо\b", r"по видимому\b", r"(?<!не )может быть\b", r"якобы\b", r"непроверенн",
+    r"неподтвержд", r"не подтвержд", r"предварительно\b", r"ориентировочн", r"скорее всего", r"наверное\b",
+    r"судя по всему", r"кажется\b",
+    # English
+    r"maybe\b", r"may be\b", r"might\b", r"perhaps\b", r"possib", r"probabl", r"presum", r"likely\b",
+    r"unlikely\b", r"apparent", r"suppos", r"alleged", r"reportedly\b", r"seem", r"(?<!not )could be\b",
+    r"not excluded", r"not ruled out", r"cannot be ruled out", r"unconfirmed", r"not confirmed", r"unverified",
+    r"not verified", r"tentativ", r"believed\b", r"thought to\b", r"assum",
+)
+_HEDGE = re.compile(r"(?<!\w)(?:" + "|".join(HEDGES) + r")\w*")
 _GENDER_ENDING = re.compile(r"\((?:а|ла|на|ая|ась|ся|ой|ий|ого|ої|ей|ие)\)")
 _PLACE_AFTER = re.compile(r"(?:находится|проживает|пребывает|содержится|обучается|перебуває|проживає|lives|resides|"
                           r"is|stays|located|found)\s+(?:в|во|у|на|in|at)\s+(.+)$", re.IGNORECASE)
@@ -978,22 +1013,28 @@ _OUTCOMES = _outcome_codes()
 
 class UnknownPhrase(ValueError):
     """A reply's phrase no outcome is known for: a person maps it, nothing guesses it. `several`:
-    the phrase reads as more than one outcome, rather than as none."""
+    the phrase reads as more than one outcome, rather than as none; `hedge`: the word by which it
+    hedges ("possibly", "вероятно"), the claim then being no firm outcome."""
 
-    def __init__(self, message: str, *, several: bool = False) -> None:
+    def __init__(self, message: str, *, several: bool = False, hedge: str = "") -> None:
         super().__init__(message)
-        self.several = several
+        self.several, self.hedge = several, hedge
 
 
 def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(outcome, the place the phrase names, if any) for a reply's phrase: the case worker's mapping
     first, then the outcome's code or label, then the phrases official replies use. A phrase that
-    names two outcomes, or none, is an `UnknownPhrase`."""
+    hedges (`HEDGES`), names two outcomes, or none, is an `UnknownPhrase`."""
     key = phrase_key(value)
     if mapping and key in mapping:
         return mapping[key], ""
     if key in _OUTCOMES:
         return _OUTCOMES[key], ""
+    hedge = _HEDGE.search(key)
+    if hedge:
+        raise UnknownPhrase(_("“{value}” is not a firm outcome (“{hedge}” hedges it): map it to one in the "
+                              "preview, or with --outcomes").format(value=value, hedge=hedge.group()),
+                            hedge=hedge.group())
     text = " " + key + " "
     found: list[str] = []
     for outcome, stems in OUTCOME_PHRASES:
@@ -1101,6 +1142,8 @@ class _Reading:
     data: Iterator[Line]
     headed: set[int]
     unheaded: set[int] = field(default_factory=set)
+    # Date field → (how many rows held a serial number as text, the first such cell).
+    serial_dates: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 def _open(source: bytes | IO[bytes], file_name: str, columns: Mapping[str, Sequence[str]],
@@ -1149,6 +1192,10 @@ def _open(source: bytes | IO[bytes], file_name: str, columns: Mapping[str, Seque
     return _Reading(parsed, header.fields, data(), header.headed)
 
 
+# The fields read by `parse_date`: a serial number of a day written as text is read there and named here.
+_DATE_FIELDS = frozenset({"birth_date", "last_known_on"})
+
+
 def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker], None],
           max_rows: int | None) -> None:
     """Every data line to `checker`, with its values by field; a totals row at the end is skipped and
@@ -1171,6 +1218,9 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
                 if not value or value.lower() in _BLANK_MARKS:
                     value = None
             values[field_name] = value
+            if field_name in _DATE_FIELDS and _serial_day(value) is not None:
+                count, first = reading.serial_dates.get(field_name, (0, str(value)))
+                reading.serial_dates[field_name] = (count + 1, first)
         for column in range(len(cells)):
             if column not in headed and column not in reading.unheaded and not _blank(cells[column]):
                 reading.unheaded.add(column)
@@ -1198,6 +1248,14 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
     for line, cells in held:
         words = " ".join(str(cell) for cell in cells if not _blank(cell) and not isinstance(cell, CellFault))
         parsed.notices.append(_("line {line}: a totals row (“{words}”) was skipped").format(line=line, words=words))
+    for field_name, (rows, first) in reading.serial_dates.items():
+        parsed.notices.append(ngettext(
+            "column “{column}”: {count} row holds a spreadsheet's serial number of a day, read as a date "
+            "(“{example}” as {date}); check it against the spreadsheet the file was saved from",
+            "column “{column}”: {count} rows hold a spreadsheet's serial number of a day, read as a date "
+            "(“{example}” as {date}); check them against the spreadsheet the file was saved from", rows).format(
+                column=parsed.columns.get(field_name, field_name), count=rows, example=first,
+                date=f"{_SERIAL_EPOCH + datetime.timedelta(days=int(first)):%d.%m.%Y}"))
     if max_rows is not None and count > max_rows:
         parsed.problems.append(RowProblem(None, "", _(
             "the file has {count} rows; one import takes at most {limit}: split it into several files").format(

@@ -48,7 +48,8 @@ def test_a_share_made_widened_and_stopped_in_the_admin_reaches_the_partners_sync
     assert synced[0]["child"]["guardian_name"] == "Guardian (synthetic)"
 
     mark = timezone.now().isoformat()
-    act(officer, CaseShare, "revoke", [share])
+    stopped = act(officer, CaseShare, "revoke", [share])
+    assert "Stopped 1 share." in [str(message) for message in stopped.context["messages"]]
     assert partner.get("/api/v1/cases/", {"updated_since": mark}).json()["results"] == []
     removed = partner.get("/api/v1/cases/removed/", {"since": mark}).json()["results"]
     assert [row["id"] for row in removed] == [case.pk]

@@ -102,6 +102,15 @@ def test_a_revoked_or_expired_key_is_refused(alpha):
     assert (response.status_code, response.json()["detail"]) == (401, "this API key has expired")
 
 
+def test_a_refused_key_is_told_why_in_the_language_asked_for(alpha):
+    api_key_revoke(key=ApiKey.objects.get(organisation=alpha.organisation))
+    said = {language: alpha.client.get("/api/v1/cases/", HTTP_ACCEPT_LANGUAGE=language).json()["detail"]
+            for language in ("uk", "en")}
+    assert said == {"uk": "цей ключ API відкликано", "en": "this API key was revoked"}
+    malformed = client_with("nonsense").get("/api/v1/cases/", HTTP_ACCEPT_LANGUAGE="uk")
+    assert (malformed.status_code, malformed.json()["detail"]) == (401, "ключ API має неправильний вигляд")
+
+
 def test_a_wrong_key_for_a_real_prefix_is_refused(alpha):
     prefix = alpha.key.split("_")[1]
     response = client_with(f"ctk_{prefix}_{'x' * 43}").get("/api/v1/cases/")

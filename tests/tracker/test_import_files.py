@@ -263,6 +263,43 @@ def test_serial_dates_are_dates_and_a_totals_row_at_the_end_is_skipped_and_named
 
 
 @pytest.mark.django_db
+def test_serial_dates_written_as_text_in_a_csv_are_dates_and_named_in_the_notices(parties):
+    # A CSV saved from Excel with the date cells formatted General: the days' serial numbers as text.
+    content = csv_bytes([
+        "Прізвище;Ім'я;Дата народження;Дата останніх відомостей",
+        "Ткаченко;Марія;40973;45292", "Мельник;Богдан;2012;01.02.2024", "Олійник;Софія;41091;",
+        "Гнатюк;Остап;05.03.2011;45323",
+    ])
+    batch = write(check(content, "general.csv", parties))
+
+    assert [(c.birth_date, c.birth_date_precision) for c in children_of(batch)] == [
+        (datetime.date(2012, 3, 5), "day"), (datetime.date(2012, 1, 1), "year"), (datetime.date(2012, 7, 1), "day"),
+        (datetime.date(2011, 3, 5), "day")]
+    assert [child.last_known_on for child in children_of(batch)] == [
+        datetime.date(2024, 1, 1), datetime.date(2024, 2, 1), None, datetime.date(2024, 2, 1)]
+    assert [n for n in batch.summary["notices"] if "serial" in n] == [
+        "column “Дата народження”: 2 rows hold a spreadsheet's serial number of a day, read as a date "
+        "(“40973” as 05.03.2012); check them against the spreadsheet the file was saved from",
+        "column “Дата останніх відомостей”: 2 rows hold a spreadsheet's serial number of a day, read as a date "
+        "(“45292” as 01.01.2024); check them against the spreadsheet the file was saved from"]
+
+
+@pytest.mark.django_db
+def test_a_serial_date_as_text_in_the_future_or_too_old_stays_an_error(parties):
+    content = csv_bytes(["Прізвище;Ім'я;Дата народження", "Ткаченко;Марія;47500", "Мельник;Богдан;25000",
+                         "Олійник;Софія;1989", "Гнатюк;Остап;40973"])
+    batch = check(content, "wrong.csv", parties)
+
+    assert [(e["line"], e["reason"]) for e in batch.errors] == [
+        (2, "“17.01.2030” is in the future"),
+        (3, "“25000” is not a date: write it as 2011-03-05, 05.03.2011, 03.2011 or 2011"),
+        (4, "“1989” is before 1990: not a child's birth date")]
+    assert [n for n in batch.summary["notices"] if "serial" in n] == [
+        "column “Дата народження”: 2 rows hold a spreadsheet's serial number of a day, read as a date "
+        "(“47500” as 17.01.2030); check them against the spreadsheet the file was saved from"]
+
+
+@pytest.mark.django_db
 def test_a_totals_word_in_the_middle_of_the_list_is_a_row_not_skipped(parties):
     content = csv_bytes(["Прізвище;Ім'я", "Ткаченко;Марія", "Всього;", "Мельник;Богдан"])
     batch = check(content, "middle.csv", parties)
@@ -328,6 +365,28 @@ def test_ukrainian_and_english_phrases_and_a_phrase_not_known_is_mapped_never_gu
     write(batch)
     assert {e.position: e.last_outcome for e in handover_list.entries.all()} == {
         1: "located", 2: "deceased", 3: "not_found", 4: "not_found"}
+
+
+@pytest.mark.django_db
+def test_a_hedged_phrase_is_no_firm_outcome_and_is_left_to_the_case_worker(make_handed_over_list):
+    handover_list = make_handed_over_list(8)
+    phrases = ["Found maybe", "Possibly located in Rostov", "Вероятно, находится в г. Курск",
+               "Можливо знайдено", "Предположительно проживает у родственников", "Не исключено, что выехал(а)",
+               "Найімовірніше повернувся", "Местонахождение не установлено"]
+    content = csv_bytes(["No.;Outcome", *(f"{position};{phrase}" for position, phrase in enumerate(phrases, 1))])
+    batch = reply_batch(handover_list, content, "hedged.csv")
+
+    assert [(e["line"], e["column"], e["reason"]) for e in batch.errors] == [
+        (line, "Outcome", f"“{phrase}” is not a firm outcome (“{hedge}” hedges it): map it to one in the preview, "
+                          "or with --outcomes")
+        for line, phrase, hedge in zip(range(2, 9), phrases, ["maybe", "possibly", "вероятно", "можливо",
+                                                              "предположительно", "не исключено", "найімовірніше"],
+                                       strict=False)]
+    assert batch.summary["unknown_phrases"] == phrases[:7]
+
+    import_batch_remap(batch=batch, columns={}, outcomes={phrase: "not_found" for phrase in phrases[:7]}, actor=None)
+    write(import_batch_validate(batch_id=batch.pk))
+    assert {e.last_outcome for e in handover_list.entries.all()} == {"not_found"}
 
 
 @pytest.mark.django_db

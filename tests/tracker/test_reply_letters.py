@@ -131,6 +131,22 @@ def test_a_letter_with_any_bad_row_records_nothing_and_names_each_row(signed_in,
     assert 'value="Rostov"' in page
 
 
+def test_a_pasted_hedged_outcome_is_refused_with_its_row_and_words(signed_in, make_handed_over_list):
+    handover_list = make_handed_over_list(3)
+    before = written()
+
+    response = signed_in.post(letter_url(handover_list), letter(
+        handover_list, pasted="1\tlocated\n2\tProbably deceased\n3\tЙмовірно перебуває в Криму\n"))
+
+    page = response.content.decode()
+    assert "Nothing was recorded" in page
+    assert "pasted row 2, outcome" in page
+    assert "“Probably deceased” is not a firm outcome (“probably” hedges it)" in page
+    assert "pasted row 3, outcome" in page
+    assert "“Ймовірно перебуває в Криму” is not a firm outcome (“ймовірно” hedges it)" in page
+    assert written() == before
+
+
 def test_rows_pasted_from_excel_on_windows_keep_a_cell_of_several_lines(signed_in, make_handed_over_list):
     handover_list = make_handed_over_list(2)
     # Excel copies rows ending in CRLF, and quotes a cell that holds a line break.

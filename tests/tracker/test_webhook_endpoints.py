@@ -27,6 +27,7 @@ from tracker.models import Organisation, WebhookDelivery, WebhookEndpoint
 from tracker.services import webhooks
 from tracker.services.partners import api_key_issue, case_share_grant
 from tracker.services.webhooks import attempt_delivery, fan_out
+from tracker.tasks import deliver_webhook
 
 SECRET = "the-first-shared-secret"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
@@ -181,6 +182,29 @@ def test_a_partner_lists_and_redelivers_its_own_deliveries_only(receivers):  # n
     client.delete(f"/api/v1/webhooks/{endpoint_id}/")
     refused = client.post(f"/api/v1/webhook-deliveries/{delivery_id}/redeliver/")
     assert refused.status_code == 400 and "not active" in refused.json()["errors"][0]["message"]
+
+
+@pytest.mark.django_db
+def test_deliveries_queued_for_an_endpoint_deleted_or_paused_since_are_not_attempted(receivers):  # noqa: F811
+    organisation, client = partner("Departed Tracing")
+    deleted, paused = Receiver(), Receiver()
+    receivers += [deleted, paused]
+    deleted_id = register(client, deleted.url).json()["id"]
+    paused_id = WebhookEndpoint.objects.create(organisation=organisation, url=paused.url, secret=SECRET).pk
+    queued = status_event(organisation)
+    assert len(queued) == 2
+
+    assert client.delete(f"/api/v1/webhooks/{deleted_id}/").status_code == 204
+    assert client.patch(f"/api/v1/webhooks/{paused_id}/", {"is_active": False}, format="json").status_code == 200
+    # The queued tasks run after that, as a worker would run them.
+    assert [deliver_webhook.apply(args=(delivery_id,)).get() for delivery_id in queued] == ["not_sent", "not_sent"]
+
+    assert (deleted.received, paused.received) == ([], [])
+    assert sorted(WebhookDelivery.objects.filter(pk__in=queued).values_list(
+        "endpoint_id", "state", "attempts", "last_attempt_at", "last_error")) == [
+        (deleted_id, "failed", 0, None, "not sent: the endpoint was deleted"),
+        (paused_id, "failed", 0, None, "not sent: the endpoint was deactivated")]
+    assert deliver_webhook.apply(args=(queued[0],)).get() == "skipped", "ended, not queued again"
 
 
 # --- how a delivery is sent ---------------------------------------------------------------------------

@@ -241,6 +241,22 @@ def test_a_webhook_pointing_inside_our_networks_is_refused_at_registration(url, 
 
 
 @pytest.mark.django_db
+def test_a_refused_target_is_explained_in_the_language_asked_for(settings):
+    settings.WEBHOOK_ALLOW_HTTP = False
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    partner = OrganisationFactory(name="Gamma", kind=Organisation.Kind.PARTNER)
+    _, key = api_key_issue(organisation=partner, name="hooks", scopes=["read", "contribute"], actor=None)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    said = [client.post("/api/v1/webhooks/", {"url": url, "secret": "s" * 20}, format="json",
+                        HTTP_ACCEPT_LANGUAGE="uk").json()["errors"][0]["message"]
+            for url in ("http://hooks.example.org/in", "https://10.0.0.1/hook", "https://localhost/hook")]
+    assert said == ["має бути адресою https://", "має бути загальнодоступною адресою, а не 10.0.0.1",
+                    "має бути загальнодоступним хостом, а не localhost"]
+
+
+@pytest.mark.django_db
 def test_a_delivery_to_a_name_that_resolves_inside_is_not_sent_and_not_tried_again(partner_with_list, settings):
     """A name registered when it pointed outside, pointing inside when the delivery goes: checked again
     at each delivery, by what it resolves to then. Here the machine's own name, which resolves to an

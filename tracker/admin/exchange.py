@@ -403,11 +403,12 @@ class ListEntryAdmin(NameSearchMixin, NoDeleteMixin, admin.ModelAdmin):
             except ExchangeError as exc:
                 report_refusal(self, request, exc)
                 continue
-            self.message_user(
-                request, gettext("%(list)s: reply recorded for %(entries)d entr(y/ies); %(flags)d flag(s) cleared.")
-                % {"list": handover_list.reference, "entries": len(entries), "flags": result.flags_resolved},
-                messages.SUCCESS,
-            )
+            recorded = ngettext("%(list)s: reply recorded for %(count)d entry", "%(list)s: reply recorded for "
+                                "%(count)d entries", len(entries)) % {"list": handover_list.reference,
+                                                                      "count": len(entries)}
+            cleared = ngettext("%(count)s flag cleared.", "%(count)s flags cleared.", result.flags_resolved) % {
+                "count": result.flags_resolved}
+            self.message_user(request, f"{recorded}; {cleared}", messages.SUCCESS)
 
 
 # How far ahead a disputed claim's further reply is first asked for; the case worker may change it.

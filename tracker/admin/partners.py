@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from cases.admin import NoDeleteMixin
@@ -67,7 +67,9 @@ class ApiKeyAdmin(NoDeleteMixin, admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             api_key_revoke(key=key)
-        self.message_user(request, gettext("Revoked %(n)d key(s).") % {"n": queryset.count()}, messages.SUCCESS)
+        count = queryset.count()
+        self.message_user(request, ngettext("Revoked %(n)d key.", "Revoked %(n)d keys.", count) % {"n": count},
+                          messages.SUCCESS)
 
 
 @admin.register(CaseShare)
@@ -99,7 +101,8 @@ class CaseShareAdmin(NoDeleteMixin, admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[CaseShare]) -> None:
         count = case_shares_revoke(share_ids=list(queryset.values_list("pk", flat=True)),
                                    actor=signed_in_user(request))
-        self.message_user(request, gettext("Stopped %(n)d share(s).") % {"n": count}, messages.SUCCESS)
+        self.message_user(request, ngettext("Stopped %(n)d share.", "Stopped %(n)d shares.", count) % {"n": count},
+                          messages.SUCCESS)
 
 
 @admin.register(ListShare)

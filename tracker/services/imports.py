@@ -198,7 +198,7 @@ def import_batch_create(
     else:
         raise ExchangeError([("kind", _("“{kind}” is neither a list nor a reply").format(kind=kind))])
     if not content:
-        problems.append(("file", "the file is empty"))
+        problems.append(("file", _("the file is empty")))
     elif len(content) > settings.TRACKER_IMPORT_MAX_BYTES:
         problems.append(("file", file_too_large(len(content))))
     digest = hashlib.sha256(content).hexdigest()
@@ -315,10 +315,11 @@ def _match_list_rows(batch: ImportBatch, parsed: ParsedFile,
     problems: list[RowProblem] = []
     reference = batch.reference or next((row.data["reference"] for row in parsed.rows if row.data["reference"]), "")
     if not reference:
-        problems.append(RowProblem(None, "", "the list needs a reference: give it with the upload, or in a "
-                                             "“Номер списку / list reference” column"))
+        problems.append(RowProblem(None, "", _("the list needs a reference: give it with the upload, or in a "
+                                               "“Номер списку / list reference” column")))
     elif not batch.reference and HandoverList.objects.filter(reference=reference).exists():
-        problems.append(RowProblem(None, parsed.columns.get("reference", ""), f"a list {reference} already exists"))
+        problems.append(RowProblem(None, parsed.columns.get("reference", ""),
+                                   _("a list {reference} already exists").format(reference=reference)))
     rows: list[ImportRow] = []
     step = QUERY_BATCH
     for start in range(0, len(parsed.rows), step):
@@ -342,8 +343,8 @@ def _match_list_rows(batch: ImportBatch, parsed: ParsedFile,
         if match.verdict == ImportRow.Verdict.MATCHED and match.child_id is not None:
             if match.child_id in first_line:
                 problems.append(RowProblem(match.line_number, parsed.columns.get("family_name", ""),
-                                           f"the same stored child ({match.child}) "
-                                           f"as line {first_line[match.child_id]}"))
+                                           _("the same stored child ({child}) as line {line}").format(
+                                               child=match.child, line=first_line[match.child_id])))
             first_line.setdefault(match.child_id, match.line_number)
     if reference and not batch.reference:
         batch.reference = reference
@@ -542,7 +543,8 @@ def import_batch_run(*, batch_id: int, actor: User | None,
         if batch is None:
             raise
         batch.refresh_from_db()
-        return _fail(batch, [{"line": None, "column": "", "reason": f"refused by the database: {error}"}])
+        return _fail(batch, [{"line": None, "column": "", "reason": _("refused by the database: {error}").format(
+            error=error)}])
     cache.delete(_progress_key(batch.pk))
     return batch
 

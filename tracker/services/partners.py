@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from cases.models import Case
 from core.bulk import CHANGED, record_history, update_instances
@@ -57,7 +58,8 @@ def api_key_issue(
     scopes = sorted(set(scopes))
     unknown = [s for s in scopes if s not in ApiScope.values]
     if unknown or not scopes:
-        raise ValueError(f"scopes must be among {', '.join(ApiScope.values)}; got {', '.join(unknown) or 'none'}")
+        raise ValueError(gettext("scopes must be among %(known)s; got %(got)s") % {
+            "known": ", ".join(ApiScope.values), "got": ", ".join(unknown) or gettext("none")})
     with transaction.atomic():
         organisation_service_user(organisation)
         prefix = secrets.token_hex(6)
@@ -73,16 +75,16 @@ def api_key_authenticate(raw: str, *, now: datetime.datetime | None = None) -> A
     now = now or timezone.now()
     parts = raw.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
-        raise KeyRefused("malformed API key")
+        raise KeyRefused(gettext("malformed API key"))
     key = ApiKey.objects.select_related("organisation__service_user").filter(prefix=parts[1]).first()
     if key is None or not hmac.compare_digest(key.secret_hash, _hash_secret(parts[2])):
-        raise KeyRefused("unknown API key")
+        raise KeyRefused(gettext("unknown API key"))
     if key.revoked_at is not None:
-        raise KeyRefused("this API key was revoked")
+        raise KeyRefused(gettext("this API key was revoked"))
     if key.expires_at is not None and key.expires_at <= now:
-        raise KeyRefused("this API key has expired")
+        raise KeyRefused(gettext("this API key has expired"))
     if not key.organisation.is_active or key.organisation.service_user is None:
-        raise KeyRefused("this organisation's access is suspended")
+        raise KeyRefused(gettext("this organisation's access is suspended"))
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key

@@ -62,22 +62,22 @@ def url_problem(url: str) -> str | None:
     to a host on the public internet. An address inside our own networks (loopback, private ranges,
     link-local such as a cloud's metadata service) would let a partner make the server call it."""
     if not (url.startswith("https://") or (url.startswith("http://") and settings.WEBHOOK_ALLOW_HTTP)):
-        return "must be an https:// URL"
+        return gettext("must be an https:// URL")
     try:
         host = urllib.parse.urlsplit(url).hostname or ""
     except ValueError:
-        return "is not a URL"
+        return gettext("is not a URL")
     if not host:
-        return "names no host"
+        return gettext("names no host")
     if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         return None
     if host == "localhost" or host.endswith(PRIVATE_NAMES):
-        return f"must be a public host, not {host}"
+        return gettext("must be a public host, not %(host)s") % {"host": host}
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None  # a name: its addresses are checked at each delivery (`target_problem`)
-    return f"must be a public address, not {address}" if is_inside(host) else None
+    return gettext("must be a public address, not %(address)s") % {"address": address} if is_inside(host) else None
 
 
 @dataclass(frozen=True)
@@ -103,14 +103,15 @@ def resolve_target(url: str) -> Target:
     try:
         found = socket.getaddrinfo(parts.hostname or "", parts.port or 443, proto=socket.IPPROTO_TCP)
     except OSError as error:
-        return Target(unresolved=f"the host does not resolve ({error})")
+        return Target(unresolved=gettext("the host does not resolve (%(error)s)") % {"error": error})
     addresses = [str(info[4][0]) for info in found]
     if not addresses:
-        return Target(unresolved="the host resolves to no address")
+        return Target(unresolved=gettext("the host resolves to no address"))
     if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         inside = sorted({address for address in addresses if is_inside(address)})
         if inside:
-            return Target(refused=f"the host resolves to {', '.join(inside)}, inside our networks")
+            return Target(refused=gettext("the host resolves to %(addresses)s, inside our networks") % {
+                "addresses": ", ".join(inside)})
     return Target(address=addresses[0])
 
 
@@ -333,17 +334,27 @@ def sign(secrets: str | list[str], timestamp: int, body: bytes) -> str:
     return ",".join([f"t={timestamp}", *(f"v1={digest}" for digest in digests)])
 
 
-def _claim(delivery_id: int) -> tuple[WebhookDelivery, datetime.datetime] | None:
-    """Take a pending delivery for one attempt, in a short transaction of its own; None when it is
-    not pending or another worker holds it. The claim outlasts the call and then runs out, so a
-    worker killed mid-call holds it back only until then."""
+def _claim(delivery_id: int) -> tuple[WebhookDelivery, datetime.datetime] | str:
+    """Take a pending delivery for one attempt, in a short transaction of its own; "skipped" when it
+    is not pending or another worker holds it. The claim outlasts the call and then runs out, so a
+    worker killed mid-call holds it back only until then. A delivery whose endpoint was deleted or
+    deactivated since it was queued is not attempted: it ends here, "not_sent", with the reason."""
     with transaction.atomic(durable=True):
         now = timezone.now()
         delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
                     .select_related("endpoint").filter(pk=delivery_id, state=WebhookDelivery.State.PENDING)
                     .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)).first())
         if delivery is None:
-            return None
+            return "skipped"
+        endpoint = delivery.endpoint
+        if not endpoint.is_active:
+            reason = (gettext("the endpoint was deleted") if endpoint.deleted_at is not None
+                      else gettext("the endpoint was deactivated"))
+            delivery.state, delivery.last_error, delivery.claimed_until = (
+                WebhookDelivery.State.FAILED, f"not sent: {reason}", None)
+            delivery.save(update_fields=["state", "last_error", "claimed_until", "updated_at"])
+            log.info("webhook delivery %s not sent: %s", delivery_id, reason)
+            return "not_sent"
         until = now + datetime.timedelta(seconds=2 * settings.WEBHOOK_TIMEOUT_SECONDS + 60)
         delivery.claimed_until = until
         delivery.save(update_fields=["claimed_until", "updated_at"])
@@ -351,39 +362,36 @@ def _claim(delivery_id: int) -> tuple[WebhookDelivery, datetime.datetime] | None
 
 
 def attempt_delivery(delivery_id: int) -> str:
-    """One attempt to deliver; returns "delivered", "retry", "failed" or "skipped" (not pending, or
-    another worker has it). Must run outside any transaction: the receiver is called with none open
-    (the durable blocks below refuse to nest)."""
+    """One attempt to deliver; returns "delivered", "retry", "failed", "not_sent" (its endpoint was
+    deleted or deactivated since: no attempt made) or "skipped" (not pending, or another worker has
+    it). Must run outside any transaction: the receiver is called with none open (the durable blocks
+    below refuse to nest)."""
     claimed = _claim(delivery_id)
-    if claimed is None:
-        return "skipped"
+    if isinstance(claimed, str):
+        return claimed
     delivery, until = claimed
     endpoint = delivery.endpoint
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     now = timezone.now()
-    status_code, error, refused = None, "", None
-    if not endpoint.is_active:
-        refused = gettext("the endpoint was deactivated")
-        error = f"not sent: {refused}"
+    status_code, error = None, ""
+    target = resolve_target(endpoint.url)
+    refused = target.refused
+    if target.address is None:
+        error = f"not sent: {target.refused or target.unresolved}"
     else:
-        target = resolve_target(endpoint.url)
-        refused = target.refused
-        if target.address is None:
-            error = f"not sent: {target.refused or target.unresolved}"
-        else:
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": "case-tracker-webhooks/1",
-                "X-Tracker-Event": str(delivery.payload.get("event", "")),
-                "X-Tracker-Delivery": str(delivery.pk),
-                SIGNATURE_HEADER: sign(endpoint.signing_secrets(now), int(now.timestamp()), body),
-            }
-            try:
-                status_code = _post(endpoint.url, target.address, body, headers)
-            except (OSError, http.client.HTTPException) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:1000]
-            if status_code is not None and not 200 <= status_code < 300:
-                error = f"HTTP {status_code}"
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "case-tracker-webhooks/1",
+            "X-Tracker-Event": str(delivery.payload.get("event", "")),
+            "X-Tracker-Delivery": str(delivery.pk),
+            SIGNATURE_HEADER: sign(endpoint.signing_secrets(now), int(now.timestamp()), body),
+        }
+        try:
+            status_code = _post(endpoint.url, target.address, body, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        if status_code is not None and not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
     with transaction.atomic(durable=True):
         current = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
         if current.state != WebhookDelivery.State.PENDING or current.claimed_until != until:
