@@ -950,7 +950,9 @@ OUTCOME_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (Outcome.NOT_FOUND, ("не найден", "не обнаружен", "не установлен", "не удалось установить",
                          "не розшукан", "не знайден", "не виявлен", "не встановлен", "не вдалося встановити",
                          "местонахождение неизвестно", "місцеперебування невідоме", "not found", "not located",
-                         "whereabouts unknown", "could not be located", "розыск продолжается")),
+                         "whereabouts unknown", "could not be located", "розыск продолжается",
+                         "не может быть установлен", "не представляется возможным установить",
+                         "не може бути встановлен", "неможливо встановити", "cannot be established")),
     (Outcome.DECEASED, ("умер", "скончал", "погиб", "смерт", "помер", "загинув", "загинула", "died", "deceased",
                         "dead", "death")),
     (Outcome.NOW_ADULT, ("совершеннолет", "повноліт", "adult", "age of majority", "turned 18", "18 лет", "18 років")),
@@ -1045,6 +1047,14 @@ def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple
             # A negative finding says it all: "местонахождение не установлено" is not "установлено".
             found = [str(outcome)]
             break
+        if _negated(text, hit):
+            # "не может быть установлено местонахождение", "could not be found": the place was not
+            # established, which is the finding "not found". Any other claim denied ("найден, не
+            # возвращён") is no claim: the phrase says only what it does not deny.
+            if outcome == Outcome.LOCATED:
+                found = [str(Outcome.NOT_FOUND)]
+                break
+            continue
         found.append(str(outcome))
     if len(found) != 1:
         raise UnknownPhrase(_("“{value}” is not an outcome this knows{why}: map it to one in the preview, or "
@@ -1056,6 +1066,28 @@ def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple
         if near:
             place = near.group(1).strip(" .;,")[:255]
     return found[0], place
+
+
+# Words that deny the claim they stand before, alone or across the auxiliaries between them: "не может
+# быть установлено", "не был возвращён", "could not be located", "unable to locate".
+NEGATIONS = frozenset({"не", "ні", "нельзя", "невозможно", "неможливо", "not", "cannot", "can't", "unable", "never"})
+AUXILIARIES = frozenset({"может", "могут", "могло", "быть", "был", "была", "было", "были", "удалось", "удается",
+                         "може", "можуть", "бути", "був", "була", "було", "були", "вдалося", "вдається", "be", "been",
+                         "was", "were", "is", "are", "to", "could", "can", "has", "have", "had", "yet"})
+
+
+def _negated(text: str, stem: str) -> bool:
+    """Whether the stem's claim, where the phrase first makes it, is denied by the word before it (past
+    any auxiliaries); a comma or other mark between them ends the reach."""
+    for word in reversed(text[: text.index(f" {stem}")].split()):
+        if word[-1] in ",.;:!?":
+            return False
+        bare = word.strip("\"'«»()")
+        if bare in NEGATIONS:
+            return True
+        if bare not in AUXILIARIES:
+            return False
+    return False
 
 
 def tidy_name(value: Any) -> str:

@@ -368,6 +368,25 @@ def test_ukrainian_and_english_phrases_and_a_phrase_not_known_is_mapped_never_gu
 
 
 @pytest.mark.django_db
+def test_a_claim_the_phrase_denies_is_not_read_as_made(make_handed_over_list):
+    # "The location cannot be established" names the located phrase, denied: the finding is "not found".
+    # A denied return beside a location is the location; a phrase that only denies is left to a person.
+    handover_list = make_handed_over_list(5)
+    phrases = ["Не может быть установлено местонахождение", "Местонахождение не может быть установлено",
+               "Найден, не возвращён", "The child could not be located", "Не возвращён"]
+    content = csv_bytes(["No.;Outcome", *(f"{position};{phrase}" for position, phrase in enumerate(phrases, 1))])
+    batch = reply_batch(handover_list, content, "denied.csv")
+    assert [(e["line"], e["column"]) for e in batch.errors] == [(6, "Outcome")]
+    assert batch.summary["unknown_phrases"] == ["Не возвращён"]
+
+    import_batch_remap(batch=batch, columns={}, outcomes={"Не возвращён": "more_information_requested"},
+                       actor=None)
+    write(import_batch_validate(batch_id=batch.pk))
+    assert {e.position: e.last_outcome for e in handover_list.entries.all()} == {
+        1: "not_found", 2: "not_found", 3: "located", 4: "not_found", 5: "more_information_requested"}
+
+
+@pytest.mark.django_db
 def test_a_hedged_phrase_is_no_firm_outcome_and_is_left_to_the_case_worker(make_handed_over_list):
     handover_list = make_handed_over_list(8)
     phrases = ["Found maybe", "Possibly located in Rostov", "Вероятно, находится в г. Курск",
