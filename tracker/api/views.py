@@ -137,8 +137,11 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
     }
 
     def get_queryset(self) -> QuerySet[Case]:
+        return self.with_restricted_shared(visible_cases(self.viewer).select_related("child"))
+
+    def with_restricted_shared(self, cases: QuerySet[Case]) -> QuerySet[Case]:
+        """Each case with whether the caller may see its child's restricted fields."""
         viewer = self.viewer
-        cases = visible_cases(viewer).select_related("child")
         if viewer.is_staff:
             cases = cases.annotate(restricted_shared=Value(may_see_restricted_fields(self.request)))
         else:
@@ -217,8 +220,8 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
         return dict(documents.run_prepared(*documents.STATEMENTS.statement(key, build, ids)))
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        queryset = self.filter_queryset(self.get_queryset())
         if self.page_written_by_database(request):
+            queryset = self.filter_queryset(visible_cases(self.viewer))
             # The page's keys by the ORM (filters, order, cursor), then the cases' JSON from the database,
             # joined as it comes: no model instance and no serializer call per case.
             paginator = cast(StableCursorPagination, self.paginator)
@@ -231,6 +234,7 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
             body = "".join((links, ",".join(texts[row["id"]] for row in keys), "]}"))
             return HttpResponse(body.encode(),  # type: ignore[return-value]
                                 content_type=request.accepted_renderer.media_type)
+        queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         rows = self.with_related(list(page if page is not None else queryset))
         self.log_reads([case.child_id for case in rows])
