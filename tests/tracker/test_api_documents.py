@@ -181,3 +181,28 @@ def test_a_method_field_without_sql_is_refused_when_the_statement_is_built():
 
     with pytest.raises(LookupError, match="extra is written by a method"):
         documents.document(WithAMethod(), ListEntry, "Europe/Kyiv")
+
+
+def test_a_page_builds_no_serializer_per_case(register, monkeypatch):
+    # Written by the database, no child serializer writes a case; through the serializers (the browsable
+    # API, SQLite), one of each kind serves the whole page.
+    from tracker.api import serializers
+
+    made: list[type] = []
+    original = serializers.ChildSerializer.__init__
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(type(self))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(serializers.ChildSerializer, "__init__", counted)
+    documents.STATEMENTS.compiled.clear()
+    client = key_client(register["partner"])
+    assert len(client.get("/api/v1/cases/").json()["results"]) == 4
+    built_for_the_statement = len(made)
+    assert client.get("/api/v1/cases/").status_code == 200
+    assert len(made) == built_for_the_statement, "the statement is built once, not per page"
+    made.clear()
+    monkeypatch.setattr(CaseViewSet, "page_written_by_database", lambda self, request: False)
+    assert len(client.get("/api/v1/cases/").json()["results"]) == 4
+    assert sorted(kind.__name__ for kind in made) == ["ChildSerializer", "RestrictedChildSerializer"]

@@ -80,3 +80,24 @@ def test_the_fuzzed_schema_is_the_one_served(live_server, partner_key):
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_every_check_passes_on_every_operation(case, live_server, partner_key):
     case.call_and_validate(base_url=live_server.url, headers={"Authorization": f"Bearer {partner_key}"})
+
+
+def test_every_operation_documents_its_errors_and_the_headers_clients_read():
+    # A 429 with Retry-After, every error as problem details, the rate-limit headers on a 200, and the
+    # ETag headers where a case is read or updated: what a generated client needs to know of each answer.
+    paths = generated_schema()["paths"]
+    operations = [(path, method, operation) for path, methods in paths.items()
+                  for method, operation in methods.items() if method in ("get", "post", "patch", "delete")]
+    assert len(operations) > 10
+    for path, method, operation in operations:
+        responses = operation["responses"]
+        assert "Retry-After" in responses["429"]["headers"], (method, path)
+        for status, response in responses.items():
+            if status.startswith("4") and status != "404" or status == "404" and "content" in response:
+                assert "application/problem+json" in response.get("content", {}), (method, path, status)
+        ok = next(response for status, response in responses.items() if status.startswith("2"))
+        assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(ok.get("headers", {})), (
+            method, path)
+    case = paths["/api/v1/cases/{id}/"]
+    assert "ETag" in case["get"]["responses"]["200"]["headers"]
+    assert any(parameter["name"] == "If-Match" for parameter in case["patch"]["parameters"])
