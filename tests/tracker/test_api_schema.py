@@ -93,7 +93,7 @@ def test_every_operation_documents_its_errors_and_the_headers_clients_read():
         responses = operation["responses"]
         assert "Retry-After" in responses["429"]["headers"], (method, path)
         for status, response in responses.items():
-            if status.startswith("4") and status != "404" or status == "404" and "content" in response:
+            if (status.startswith("4") and status != "404") or (status == "404" and "content" in response):
                 assert "application/problem+json" in response.get("content", {}), (method, path, status)
         ok = next(response for status, response in responses.items() if status.startswith("2"))
         assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(ok.get("headers", {})), (
