@@ -460,8 +460,8 @@ def fill(url: str, population: Population, *, size: int, entries_per_child: int,
     with conn.cursor() as cursor:
         cursor.execute(f"""
             INSERT INTO {CaseEvent._meta.db_table} (case_id, kind, from_status, to_status, actor_id, happened_at,
-                                                    message, data)
-            SELECT id, 'opened', '', 'open', NULL, created_at, '', '{{}}' FROM {Case._meta.db_table}""")
+                                                    message, data, attachment, channel)
+            SELECT id, 'opened', '', 'open', NULL, created_at, '', '{{}}', '', '' FROM {Case._meta.db_table}""")
         history = 0
         for model in (Child, Case, HandoverList, ListEntry, Reply, ReplyOutcome, CaseShare):
             history += _history_created(cursor, model)
