@@ -20,9 +20,11 @@ takes the file's bytes rather than a stream is given them.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import importlib.util
 import inspect
 import os
+import pstats
 import resource
 import sys
 import time
@@ -45,6 +47,7 @@ def main() -> None:
     parser.add_argument("--whole", action="store_true", help="import the list into the database, phase by phase")
     parser.add_argument("--from", dest="sender", default="Ukrainian delegation")
     parser.add_argument("--to", dest="recipient", default="Russian delegation")
+    parser.add_argument("--profile", help="with --whole: print the write's profile (cProfile), and keep it in this file")
     args = parser.parse_args()
     if args.whole and os.environ["DATABASE_URL"].startswith("sqlite"):
         parser.error("--whole imports into a database: give its DATABASE_URL (PostgreSQL)")
@@ -132,8 +135,15 @@ def whole_import(path: Path, args: argparse.Namespace) -> None:
     verdicts = {verdict: batch.rows.filter(verdict=verdict).count() for verdict in ImportRow.Verdict.values}
     batch = imports.import_batch_start(batch=batch, actor=None, proposed=ImportRow.Decision.REJECT,
                                        repeats_confirmed=True)
+    profile = cProfile.Profile() if args.profile else None
     started, cpu = time.perf_counter(), time.process_time()
+    if profile is not None:
+        profile.enable()
     batch = imports.import_batch_run(batch_id=batch.pk, actor=None)
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(args.profile)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
     written, written_cpu = time.perf_counter() - started, time.process_time() - cpu
     assert batch.status == ImportBatch.Status.DONE, batch.errors[:3]
     read, match = phases.wall["read"], phases.wall["match"]
