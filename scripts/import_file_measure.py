@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--whole", action="store_true", help="import the list into the database, phase by phase")
     parser.add_argument("--from", dest="sender", default="Ukrainian delegation")
     parser.add_argument("--to", dest="recipient", default="Russian delegation")
-    parser.add_argument("--profile", help="with --whole: print the write's profile (cProfile), and keep it in this file")
+    parser.add_argument("--profile", help="with --whole: print the write's profile, and keep it in this file")
     args = parser.parse_args()
     if args.whole and os.environ["DATABASE_URL"].startswith("sqlite"):
         parser.error("--whole imports into a database: give its DATABASE_URL (PostgreSQL)")
