@@ -192,8 +192,16 @@ def _native_types(field: models.Field) -> frozenset[type]:
     they are (none for a field whose preparation does more than check the type)."""
     if isinstance(field, models.ForeignKey):
         return _native_types(field.target_field)
+    if isinstance(field, models.fields.AutoFieldMixin):
+        # PostgreSQL takes any whole number as a key (the check of a key's value is MySQL's).
+        own = (type(field).get_db_prep_value is not models.fields.AutoFieldMixin.get_db_prep_value
+               or type(field).get_prep_value is not models.IntegerField.get_prep_value)
+        return frozenset() if own else frozenset({int})
     if isinstance(field, models.DateTimeField):
-        return frozenset()  # a naive time is made aware (with a warning) by Django's own preparation
+        # An aware time only (see `_preparer`): a naive one is made aware, with a warning, by Django.
+        own = (type(field).get_db_prep_value is not models.DateTimeField.get_db_prep_value
+               or type(field).get_prep_value is not models.DateTimeField.get_prep_value)
+        return frozenset() if own else frozenset({datetime.datetime})
     kinds: tuple[tuple[type[models.Field], frozenset[type]], ...] = (
         (models.CharField, frozenset({str})), (models.TextField, frozenset({str})),
         (models.IntegerField, frozenset({int})), (models.BooleanField, frozenset({bool})),
@@ -220,7 +228,8 @@ def _preparer(field: models.Field) -> Callable[[Any], Any]:
         return lambda value: prepare(value, db)
 
     def prepared(value: Any) -> Any:
-        if value is None or type(value) in native:
+        if value is None or (type(value) in native
+                             and (type(value) is not datetime.datetime or value.tzinfo is not None)):
             return value
         return prepare(value, db)
 

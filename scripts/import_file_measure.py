@@ -59,6 +59,7 @@ def main() -> None:
         return
     from django.utils import timezone
 
+    from core.bulk import bulk_job
     from tracker import spreadsheets
 
     if args.reader:
@@ -74,7 +75,8 @@ def main() -> None:
     path = Path(args.path)
     streams = "IO[bytes]" in str(inspect.signature(parse).parameters["source" if "source" in inspect.signature(
         parse).parameters else "content"].annotation)
-    with path.open("rb") as stream:
+    # As the import's check runs it: with the garbage collector's threshold of a bulk job.
+    with bulk_job(), path.open("rb") as stream:
         parsed = parse(stream if streams else stream.read(), path.name, today=timezone.localdate(),
                        max_rows=args.max_rows)
     took = time.perf_counter() - started
