@@ -270,14 +270,16 @@ def import_list(population: Any, sample: list[dict[str, object]], rng: random.Ra
             break
         # Two made-up rows the engine takes for one child refuse the file, as a real list would be
         # refused: drop the later line of each pair, as a case worker would, and import again.
-        twins = {error["line"] for error in batch.errors if "the same child as line" in error["reason"]}
+        # (Two rows alike, or two rows the engine takes for one stored child.)
+        twins = {error["line"] for error in batch.errors
+                 if "the same child as line" in error["reason"] or "the same stored child" in error["reason"]}
         assert twins and len(twins) == len(batch.errors), batch.errors[:5]
         print(f"  (refused for {len(twins)} line(s) naming one child twice; those lines dropped)")
         listed = [row for number, row in enumerate(listed, start=2) if number not in twins]
     assert batch.status == ImportBatch.Status.VALIDATED, batch.errors[:5]
     read, match, match_cpu = clock.read, clock.match, clock.match_cpu
     verdicts = {v: batch.rows.filter(verdict=v).count() for v in ImportRow.Verdict.values}
-    batch = import_batch_start(batch=batch, actor=None, proposed="reject")
+    batch = import_batch_start(batch=batch, actor=None, proposed="reject", repeats_confirmed=True)
     cpu = time.process_time()
     with captured() as writing:
         written, batch = timed(f"import {len(listed):,} rows: write list, children, cases",

@@ -4,6 +4,7 @@ each figure beside a baseline written in raw SQL and run in the same run.
     make bench                                                  # 1,000,000 children, 5,000,000 entries
     make bench BENCH_ARGS="--sizes 20000"                       # a small run, for development
     make bench BENCH_ARGS="--keep"                              # reuse the database the last run filled
+    make bench BENCH_ARGS="--keep --only import"                # the fill reused, only the imports measured
     .venv/bin/python scripts/benchmark.py --sizes 20000 --markdown var/bench.md
     BENCH_DATABASE_URL=postgres://... .venv/bin/python scripts/benchmark.py
 
@@ -46,6 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts import bench_common
 from scripts.bench_common import Phases, Results, Row, machine
 
+# The paths measured after the fill, in the order they run; `--only` picks some of them.
+PATHS = ("matching", "search", "sweep", "admin", "api", "reply", "import")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,7 +64,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true",
                         help="reuse the database if the last fill was of this size, instead of filling it anew")
     parser.add_argument("--markdown", help="also write the table of results to this file (Markdown)")
+    parser.add_argument("--only", default="", help=f"measure only these paths, comma-separated, of: {', '.join(PATHS)}")
     args = parser.parse_args()
+    only = {part.strip() for part in args.only.split(",") if part.strip()}
+    if only - set(PATHS):
+        parser.error(f"--only: unknown path(s) {', '.join(sorted(only - set(PATHS)))}; known: {', '.join(PATHS)}")
+    measured = only or set(PATHS)
 
     import django
 
@@ -97,30 +106,39 @@ def main() -> None:
         today = timezone.localdate()
         rng = random.Random(size)
 
-        with phases.phase("matching engine"):
-            bench_matching.measure_matching(results)
-        with phases.phase("name search"):
-            bench_sweep.measure_search(results, raw, sample, rng)
-        with phases.phase("start page before the sweep"):
-            from django.test import Client
+        if "matching" in measured:
+            with phases.phase("matching engine"):
+                bench_matching.measure_matching(results)
+        if "search" in measured:
+            with phases.phase("name search"):
+                bench_sweep.measure_search(results, raw, sample, rng)
+        if measured & {"sweep", "admin"}:
+            with phases.phase("start page before the sweep"):
+                from django.test import Client
 
-            with raw.conn.cursor() as cursor:
-                cursor.execute("DELETE FROM tracker_flag WHERE kind <> 'manual'")
-                cursor.execute("VACUUM (ANALYZE) tracker_flag")
-            client = Client()
-            client.force_login(bench_fill.bench_superuser())
-            before = bench_reads.page_queries(client, "/admin/")
-            print(f"  /admin/ with no sweep flags: {len(before)} queries", flush=True)
-        with phases.phase("deadline sweep"):
-            bench_sweep.measure_sweep(results, raw, today)
-        with phases.phase("admin pages"):
-            bench_reads.measure_admin(results, raw, sample, rng, today, args.runs, before)
-        with phases.phase("API"):
-            bench_reads.measure_api(results, raw, args.runs)
-        with phases.phase("reply"):
-            bench_writes.measure_reply(results, raw, rng, today, [int(n) for n in args.reply_sizes.split(",")])
-        with phases.phase("import"):
-            bench_writes.measure_import(results, population, sample, rng, args.rows, args.imports, args.small_import)
+                with raw.conn.cursor() as cursor:
+                    cursor.execute("DELETE FROM tracker_flag WHERE kind <> 'manual'")
+                    cursor.execute("VACUUM (ANALYZE) tracker_flag")
+                client = Client()
+                client.force_login(bench_fill.bench_superuser())
+                before = bench_reads.page_queries(client, "/admin/")
+                print(f"  /admin/ with no sweep flags: {len(before)} queries", flush=True)
+        if "sweep" in measured:
+            with phases.phase("deadline sweep"):
+                bench_sweep.measure_sweep(results, raw, today)
+        if "admin" in measured:
+            with phases.phase("admin pages"):
+                bench_reads.measure_admin(results, raw, sample, rng, today, args.runs, before)
+        if "api" in measured:
+            with phases.phase("API"):
+                bench_reads.measure_api(results, raw, args.runs)
+        if "reply" in measured:
+            with phases.phase("reply"):
+                bench_writes.measure_reply(results, raw, rng, today, [int(n) for n in args.reply_sizes.split(",")])
+        if "import" in measured:
+            with phases.phase("import"):
+                bench_writes.measure_import(results, population, sample, rng, args.rows, args.imports,
+                                            args.small_import)
         raw.close()
 
         total = phases.total()

@@ -4,8 +4,12 @@ synthetic names in capitals and not, dates as real dates, Excel serial numbers a
 totals row at the bottom. For measuring the import's reading of a big file (time and peak memory).
 
     .venv/bin/python scripts/import_file_make.py /tmp/list.xlsx [--rows 146560] [--seed 7] [--plain]
+        [--leave-out NUMBERS]
 
 `--plain` writes a one-level header and no merges (what the reader before two-level headers read).
+`--leave-out NUMBERS` leaves out the rows of these numbers (a file of numbers, or "12,40,…"), as a
+case worker takes out rows the import refused as one child listed twice; the other rows keep their
+numbers and names, so the whole import of the file can be measured.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import random
+from pathlib import Path
 
 from openpyxl import Workbook
 
@@ -58,7 +63,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=146_560)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--plain", action="store_true")
+    parser.add_argument("--leave-out", default="", help="row numbers to leave out: a file of them, or comma-separated")
     args = parser.parse_args()
+    listed = Path(args.leave_out).read_text() if args.leave_out and Path(args.leave_out).is_file() else args.leave_out
+    left_out = {int(number) for number in listed.replace(",", " ").split()}
     rng = random.Random(args.seed)
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Список")
@@ -87,9 +95,10 @@ def main() -> None:
         row = [number, *name, birth, "ч" if sex == "M" else "ж", settlement, oblast]
         if not args.plain:
             row.append(rng.choice(CIRCUMSTANCES))
-        sheet.append(row)
+        if number not in left_out:
+            sheet.append(row)
     if not args.plain:
-        sheet.append(["Всього", args.rows])
+        sheet.append(["Всього", args.rows - len(left_out & set(range(1, args.rows + 1)))])
     workbook.save(args.path)
 
 

@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -105,8 +104,8 @@ def test_a_worker_killed_in_the_middle_of_an_import_loses_nothing_and_the_import
     first = worker_factory()
     tasks.run_import.delay(batch.pk, None)
     # Killed while it writes: its transaction holds the batch's row lock, which the database shows.
-    assert wait_for(lambda: _batch_locked(batch.pk), 60), "the import never started"
-    time.sleep(0.5)
+    # Killed as soon as that is seen (a pause here let a quick import commit first).
+    assert wait_for(lambda: _batch_locked(batch.pk), 60, every=0.02), "the import never started"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(10)
 

@@ -31,7 +31,7 @@ from openpyxl.utils.cell import column_index_from_string, get_column_letter, ran
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 from rapidfuzz.distance import Levenshtein
 
-from cases.matching.engine import PersonRecord, compare, search_keys
+from cases.matching.engine import PersonRecord, compare, same_child, search_keys
 from cases.matching.names import latin_key
 from cases.models import ChildCategory, Circumstances, Oblast
 from tracker.models import Outcome
@@ -287,6 +287,8 @@ def _events(stream: IO[bytes], events: tuple[Literal["start", "end"], ...] = ("e
     return iterparse(stream, events=events)  # noqa: S314 see _xml
 
 
+# A sheet of a hundred thousand rows has millions of elements and a dozen distinct tags.
+@functools.lru_cache(maxsize=512)
 def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
@@ -384,6 +386,7 @@ def _merges(archive: zipfile.ZipFile, sheet_path: str) -> list[tuple[int, int, i
     return sorted(merges, key=lambda merge: (merge[1], merge[0]))
 
 
+_WHOLE_NUMBER = re.compile(r"-?\d+")
 _FORMULA_WITHOUT_VALUE = CellFault("a formula with no saved value: open the file in a spreadsheet and save it "
                                    "again (or type the value in)")
 
@@ -392,15 +395,11 @@ def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], d
                 calendar: datetime.datetime) -> Iterator[Line]:
     column_of: dict[str, int] = {}
     with _xml(archive, sheet_path) as sheet:
-        parent = None
         row_number = 0
-        for event, element in _events(sheet, ("start", "end")):
-            name = _local(element.tag)
-            if event == "start":
-                if name == "sheetData":
-                    parent = element
-                continue
-            if name != "row":
+        # Only the ends of elements: a row is whole at its end. Asking for the starts too (to hold the
+        # sheet's data element and take each row out of it) doubled the events of a large sheet.
+        for _event, element in _events(sheet):
+            if _local(element.tag) != "row":
                 continue
             row_number = int(element.get("r") or row_number + 1)
             cells: list[Any] = []
@@ -419,10 +418,9 @@ def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], d
                 if value is not None:
                     cells.extend([None] * (column + 1 - len(cells)))
                     cells[column] = value
-            if parent is not None:
-                parent.remove(element)
-            else:
-                element.clear()
+            # Emptied, a read row is left as a bare element of some hundred bytes: a few megabytes
+            # for a hundred thousand rows.
+            element.clear()
             if any(not _blank(value) for value in cells):
                 yield row_number, cells
 
@@ -453,7 +451,7 @@ def _xlsx_value(cell: Any, strings: list[str], date_styles: set[int], calendar: 
         return CellFault(f"the cell holds the error {raw}")
     if kind == "d":
         return datetime.datetime.fromisoformat(raw.strip().rstrip("Z"))
-    number: float = int(raw) if re.fullmatch(r"-?\d+", raw.strip()) else float(raw)
+    number: float = int(raw) if _WHOLE_NUMBER.fullmatch(raw.strip()) else float(raw)
     if int(cell.get("s") or 0) in date_styles:
         moment = from_excel(number, calendar)
         return moment.date() if isinstance(moment, datetime.datetime) and moment.time() == datetime.time() else moment
@@ -1428,8 +1426,9 @@ def _check_same_child_twice(parsed: ParsedFile) -> None:
             for second in members[position + 1:]:
                 if min(first_keys & keys[second] & usable) != key:
                     continue
-                result = compare(records[first], records[second])
-                if result.is_same:
+                if same_child(records[first], records[second]):
+                    # Weighed again with its reasons: only the few pairs found are written out.
+                    result = compare(records[first], records[second])
                     found.append(RowProblem(parsed.rows[second].line, column, _(
                         "the same child as line {line} ({why})").format(
                             line=parsed.rows[first].line, why="; ".join(result.reasons[:3]))))

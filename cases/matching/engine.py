@@ -512,7 +512,9 @@ def _probability(points: float) -> float:
     return round(1.0 / (1.0 + 2.0 ** -points), 4)
 
 
-def _weigh(comparison: Comparison, frequencies: NameFrequencies | None) -> MatchScore:
+def _evidence(comparison: Comparison, frequencies: NameFrequencies | None) -> tuple[list[tuple[str, float]], float]:
+    """Each part's weight, the names' frequency adjustment last (when there is one), and the match
+    weight they add up to on top of the prior."""
     parameters = model_parameters()
     points = parameters.prior_weight
     evidence: list[tuple[str, float]] = []
@@ -526,6 +528,22 @@ def _weigh(comparison: Comparison, frequencies: NameFrequencies | None) -> Match
     if adjustment:
         evidence.append(("name frequency", adjustment))
         points += adjustment
+    return evidence, points
+
+
+def _judged(comparison: Comparison, points: float) -> Verdict:
+    verdict = _verdict(points)
+    if ("given", "another name") in comparison.levels:
+        # Two different given names of the table are what twins and siblings show. The model takes
+        # the parts as independent, and twins agree on everything else at once (family, patronymic,
+        # date, settlement): however strong that sum, it is not one child.
+        verdict = "different"
+    return verdict
+
+
+def _weigh(comparison: Comparison, frequencies: NameFrequencies | None) -> MatchScore:
+    evidence, points = _evidence(comparison, frequencies)
+    adjustment = evidence[-1][1] if evidence and evidence[-1][0] == "name frequency" else 0.0
     reasons_with_weights = []
     weight_of = dict(evidence)
     # Each reason followed by its weight in bits, so a case worker sees what counted and how much.
@@ -538,14 +556,8 @@ def _weigh(comparison: Comparison, frequencies: NameFrequencies | None) -> Match
     if adjustment:
         reasons_with_weights.append(
             f"the names are {'rarer' if adjustment > 0 else 'commoner'} than most [{adjustment:+.1f}]")
-    verdict = _verdict(points)
-    if ("given", "another name") in comparison.levels:
-        # Two different given names of the table are what twins and siblings show. The model takes
-        # the parts as independent, and twins agree on everything else at once (family, patronymic,
-        # date, settlement): however strong that sum, it is not one child.
-        verdict = "different"
-    return MatchScore(_probability(points), verdict, tuple(reasons_with_weights), round(points, 2),
-                      tuple(evidence))
+    return MatchScore(_probability(points), _judged(comparison, points), tuple(reasons_with_weights),
+                      round(points, 2), tuple(evidence))
 
 
 _REASON_PARTS = (("family name", "family"),
@@ -625,6 +637,13 @@ def compare(a: PersonRecord, b: PersonRecord, *, frequencies: NameFrequencies | 
     """Judge whether two records describe the same child (with the names' frequencies in the
     register, when known)."""
     return _weigh(comparison_levels(a, b), frequencies)
+
+
+def same_child(a: PersonRecord, b: PersonRecord) -> bool:
+    """Whether `compare` judges two records the same child, without writing out its reasons: a file's
+    check of a child listed twice weighs hundreds of thousands of pairs and keeps only this."""
+    comparison = comparison_levels(a, b)
+    return _judged(comparison, _evidence(comparison, None)[1]) == "same"
 
 
 def _group_points(cross: Iterable[MatchScore]) -> float:

@@ -18,6 +18,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from cases.matching.name_data import DIMINUTIVES, FEMALE_NAMES, IRREGULAR_PATRONYMICS, MALE_NAMES, SETTLEMENT_NAMES
@@ -350,15 +351,25 @@ def full_names_of(word: str) -> frozenset[str]:
     return _DIMINUTIVES.get(latin_key(word).replace(" ", ""), frozenset())
 
 
-@lru_cache(maxsize=16384)
+# The known names by length: a name one typo from a word is at most one letter longer or shorter.
+_GIVEN_BY_LENGTH: dict[int, list[str]] = {}
+for _known in _GIVEN_NAMES:
+    _GIVEN_BY_LENGTH.setdefault(len(_known), []).append(_known)
+
+
+# Every family name of a large list comes here too (a family name may be a given name written in its
+# place), so the cache holds as many words as a register has common names.
+@lru_cache(maxsize=1 << 17)
 def _canonical_word(key: str) -> str:
     if key in _GIVEN_NAMES:
         return _GIVEN_NAMES[key]
     if len(key) < 5:
         return key
-    # One typo away from exactly one known name (Макси, Єгвен, Dmittiy): that name.
-    near = {canonical for known, canonical in _GIVEN_NAMES.items()
-            if typo_distance(known, key, 1) == 1}
+    # One typo away from exactly one known name (Макси, Єгвен, Dmittiy): that name. The known names
+    # are compared by rapidfuzz's own loop, only those of a length one typo can reach.
+    near = {_GIVEN_NAMES[known] for length in (len(key) - 1, len(key), len(key) + 1)
+            for known, _distance, _index in process.extract(key, _GIVEN_BY_LENGTH.get(length, ()),
+                                                            scorer=OSA.distance, score_cutoff=1, limit=None)}
     return near.pop() if len(near) == 1 else key
 
 

@@ -108,7 +108,10 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
         closed = [c for c in cases if c.status == CaseStatus.CLOSED]
         if closed:
             raise ExchangeError([(f"case {c.pk}", gettext("a closed case cannot be put on a list")) for c in closed])
-        already = set(locked.entries.values_list("child_id", flat=True))
+        # Only the children being added are asked after: an import adds a long list in chunks, and
+        # reading every entry already on it for each chunk grew with the square of its length.
+        already = set(locked.entries.filter(child_id__in=keys_in({case.child_id for case in cases})).values_list(
+            "child_id", flat=True))
         position = (locked.entries.aggregate(m=Max("position"))["m"] or 0)
         if positions is not None and len(positions) != len(cases):
             raise ExchangeError([("positions", gettext("give one number per case"))])
