@@ -416,6 +416,9 @@ class Case(TimeStampedModel):
             # The admin's and the API's default filter and the digest's assignee lookup.
             models.Index(fields=["status", "-priority"], name="case_status_priority_idx"),
             models.Index(fields=["assignee", "status"], name="case_assignee_status_idx"),
+            # The partners' sync order (`updated_since`, the cursor): a page read straight off the index,
+            # where `updated_at` alone left the tie-break to a sort the planner spread over workers.
+            models.Index(fields=["updated_at", "id"], name="case_sync_order_idx"),
         ]
 
     def __str__(self) -> str:

@@ -183,7 +183,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["tracker.api.permissions.PartnerOrStaff"],
     "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.ApiRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "tracker.api.pagination.StableCursorPagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["tracker.api.filters.FilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tracker.api.errors.problem_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [

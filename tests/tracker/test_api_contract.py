@@ -230,3 +230,27 @@ def test_ordering_takes_offered_fields_only_as_written(alpha):
     assert alpha.client.get("/api/v1/cases/", {"ordering": "-updated_at,id"}).status_code == 200
     for bad in ("id, updated_at", "", "--id", "child__family_name"):
         assert_problem(alpha.client.get("/api/v1/cases/", {"ordering": bad}), 400, "ordering")
+
+
+def test_a_filter_set_given_none_of_its_parameters_leaves_the_records_as_they_are(alpha):
+    # What lets the API's filter backend skip a filter set's form when none of its parameters is given.
+    from django.test import RequestFactory
+
+    from cases.models import Case
+    from tracker.api import filters
+    from tracker.models import HandoverList, ListEntry, WebhookDelivery
+
+    request = RequestFactory().get("/api/v1/cases/", HTTP_AUTHORIZATION=f"Bearer {alpha.key}")
+    for filterset, model in ((filters.CaseFilter, Case), (filters.HandoverListFilter, HandoverList),
+                             (filters.ListEntryFilter, ListEntry), (filters.ReplyFilter, Reply),
+                             (filters.WebhookDeliveryFilter, WebhookDelivery)):
+        assert not any(given.extra.get("required") for given in filterset.base_filters.values())
+        queryset = model.objects.all()
+        unfiltered = filterset(data={}, queryset=queryset, request=request)
+        assert unfiltered.is_valid(), (filterset.__name__, unfiltered.errors)
+        assert str(unfiltered.qs.query) == str(queryset.query), filterset.__name__
+    # A filter set with a required parameter is always checked: the removals feed wants `since`.
+    assert filters.RemovedCaseFilter.base_filters["since"].extra.get("required")
+    missing = alpha.client.get("/api/v1/cases/removed/")
+    assert missing.status_code == 400, missing.content[:300]
+    assert [error["field"] for error in missing.json()["errors"]] == ["since"]

@@ -13,7 +13,6 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -36,6 +35,7 @@ from tracker.api.contract import ContractView, StrictOrderingFilter
 from tracker.api.errors import PreconditionFailed, PreconditionRequired
 from tracker.api.filters import (
     CaseFilter,
+    FilterBackend,
     HandoverListFilter,
     ListEntryFilter,
     RemovedCaseFilter,
@@ -518,7 +518,7 @@ class WebhookDeliveryViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.Retri
     serializer_class = s.WebhookDeliverySerializer
     filterset_class = WebhookDeliveryFilter
     pagination_class = DeliveryCursorPagination
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
     staff_permissions = {"read": ("tracker.view_webhookdelivery",),
                          "write": ("tracker.view_webhookdelivery", "tracker.change_webhookendpoint")}
 
