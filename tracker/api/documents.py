@@ -296,5 +296,6 @@ def run_prepared(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     finally:
         if connection.queries_logged:
             # Counted and timed with the ORM's own statements (debug pages, query budgets in tests).
-            connection.queries_log.append({"sql": sql % tuple("%s" for _ in params),
-                                           "time": f"{time.monotonic() - started:.3f}"})
+            with psycopg.ClientCursor(connection.connection) as shown:
+                connection.queries_log.append({"sql": shown.mogrify(sql, params),
+                                               "time": f"{time.monotonic() - started:.3f}"})
