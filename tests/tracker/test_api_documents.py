@@ -219,3 +219,15 @@ def test_the_statement_is_logged_as_it_ran_so_that_it_can_be_explained(register)
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + logged)
         assert cursor.fetchall()
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_the_page_is_the_same_with_prepared_statements_on_or_off(register, monkeypatch, settings, prepared):
+    settings.API_PREPARED_STATEMENTS = prepared
+    client = key_client(register["partner"])
+    for _ in range(6):  # past psycopg's threshold for preparing on its own
+        served, expected = both_ways(client, "/api/v1/cases/", monkeypatch)
+        assert served == expected
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%json_build_object%"])
+        assert (cursor.fetchone()[0] > 0) is prepared

@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any, cast
 
 import psycopg
+from django.conf import settings
 from django.contrib.postgres.aggregates.mixins import OrderableAggMixin
 from django.db import connection, models
 from django.db.models import Aggregate, Case, Expression, F, OuterRef, QuerySet, Subquery, When
@@ -291,7 +292,7 @@ def run_prepared(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     started = time.monotonic()
     try:
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, params, prepare=True)
+            cursor.execute(sql, params, prepare=getattr(settings, "API_PREPARED_STATEMENTS", False))
             return cursor.fetchall()
     finally:
         if connection.queries_logged:
