@@ -30,7 +30,7 @@ import psycopg
 from django.conf import settings
 from django.contrib.postgres.aggregates.mixins import OrderableAggMixin
 from django.db import connection, models
-from django.db.models import Aggregate, Case, Expression, F, OuterRef, QuerySet, Subquery, When
+from django.db.models import Aggregate, Case, Expression, F, Func, OuterRef, QuerySet, Subquery, When
 from django.db.models.expressions import Combinable, RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
@@ -143,33 +143,18 @@ def birth_date_sql(path: str) -> Any:
     date, precision = F(f"{path}birth_date"), f"{path}birth_date_precision"
     return Case(
         When(**{f"{path}birth_date__isnull": True}, then=None),
-        When(**{precision: "year"}, then=RawFunc("to_char", date, "YYYY")),
-        When(**{precision: "month"}, then=RawFunc("to_char", date, "YYYY-MM")),
-        default=RawFunc("to_char", date, "YYYY-MM-DD"),
+        When(**{precision: "year"}, then=to_char(date, "YYYY")),
+        When(**{precision: "month"}, then=to_char(date, "YYYY-MM")),
+        default=to_char(date, "YYYY-MM-DD"),
         output_field=models.TextField(),
     )
 
 
-class RawFunc(Expression):
-    """`function(expression, 'literal')` with a constant text argument written into the SQL."""
-
-    output_field = models.TextField()
-
-    def __init__(self, function: str, source: Any, literal: str) -> None:
-        super().__init__()
-        if not function.isidentifier() or not re.fullmatch(r"[A-Za-z0-9\-:. ]+", literal):
-            raise ValueError("not a plain function call")
-        self.function, self.source, self.literal = function, source, literal
-
-    def get_source_expressions(self) -> list[Any]:
-        return [self.source]
-
-    def set_source_expressions(self, expressions: Sequence[Any]) -> None:
-        (self.source,) = expressions
-
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, Any]:
-        sql, params = compiler.compile(self.source)
-        return f"{self.function}({sql}, '{self.literal}')", params
+def to_char(date: Any, pattern: str) -> Func:
+    """PostgreSQL's `to_char(date, 'pattern')`; the pattern, capitals and dashes only, is written into the SQL."""
+    if not re.fullmatch(r"[A-Z-]+", pattern):
+        raise ValueError(f"not a date pattern: {pattern!r}")
+    return Func(date, template=f"to_char(%(expressions)s, '{pattern}')", output_field=models.TextField())
 
 
 def current_zone() -> str:

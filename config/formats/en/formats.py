@@ -1,13 +1,16 @@
-"""English pages keep the dates as they are written in Ukraine (27.11.2026) and 24-hour times: the
-same records read the same in either language, and in the documents handed over."""
+"""English pages keep the dates as they are written in Ukraine (27.11.2026) and 24-hour times, the
+Ukrainian formats themselves (numbers keep English separators): the same records read the same in
+either language, and in the documents handed over."""
 
-DATE_FORMAT = "d.m.Y"
-SHORT_DATE_FORMAT = "d.m.Y"
-DATETIME_FORMAT = "d.m.Y H:i"
-SHORT_DATETIME_FORMAT = "d.m.Y H:i"
-TIME_FORMAT = "H:i"
-YEAR_MONTH_FORMAT = "m.Y"
-MONTH_DAY_FORMAT = "d.m"
-FIRST_DAY_OF_WEEK = 1
-DATE_INPUT_FORMATS = ["%d.%m.%Y", "%Y-%m-%d"]
-DATETIME_INPUT_FORMATS = ["%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+from config.formats.uk.formats import (  # noqa: F401 Django reads these names from this module
+    DATE_FORMAT,
+    DATE_INPUT_FORMATS,
+    DATETIME_FORMAT,
+    DATETIME_INPUT_FORMATS,
+    FIRST_DAY_OF_WEEK,
+    MONTH_DAY_FORMAT,
+    SHORT_DATE_FORMAT,
+    SHORT_DATETIME_FORMAT,
+    TIME_FORMAT,
+    YEAR_MONTH_FORMAT,
+)
