@@ -196,24 +196,10 @@ class Child(TimeStampedModel):
     def fill_derived(self) -> None:
         """The Latin forms left blank, and the search column: what every write of a child, one by one
         or in bulk, stores with it."""
-        if not self.family_name_latin:
-            self.family_name_latin = names.transliterate_uk(self.family_name)
-        if not self.given_name_latin:
-            self.given_name_latin = names.transliterate_uk(self.given_name)
-        if not self.patronymic_latin and self.patronymic:
-            self.patronymic_latin = names.transliterate_uk(self.patronymic)
-        self.search_names = self.compute_search_names()
-
-    def compute_search_names(self) -> str:
-        return names.search_text(
-            self.family_name,
-            self.given_name,
-            self.patronymic,
-            self.family_name_latin,
-            self.given_name_latin,
-            self.patronymic_latin,
-            *(self.aliases or []),
-        )
+        (self.family_name_latin, self.given_name_latin, self.patronymic_latin,
+         self.search_names) = derived_names(self.family_name, self.given_name, self.patronymic,
+                                            self.family_name_latin, self.given_name_latin,
+                                            self.patronymic_latin, self.aliases)
 
     @property
     def birth_date_display(self) -> str:
@@ -228,6 +214,20 @@ class Child(TimeStampedModel):
     def age_on(self, day: Any) -> int | None:
         """Completed years on `day`; with a year-only birth date, the age reached during that year."""
         return age_on(self.birth_date, self.birth_date_precision, day)
+
+
+def derived_names(family_name: str, given_name: str, patronymic: str, family_name_latin: str,
+                  given_name_latin: str, patronymic_latin: str, aliases: list[str] | None,
+                  ) -> tuple[str, str, str, str]:
+    """What a child's names give it: the Latin forms (those left blank transliterated) and the search
+    column. `Child.fill_derived` for values, not an instance: a register's import derives them for
+    a hundred thousand children it never builds as instances."""
+    family_name_latin = family_name_latin or names.transliterate_uk(family_name)
+    given_name_latin = given_name_latin or names.transliterate_uk(given_name)
+    patronymic_latin = patronymic_latin or (names.transliterate_uk(patronymic) if patronymic else "")
+    search = names.search_text(family_name, given_name, patronymic, family_name_latin, given_name_latin,
+                               patronymic_latin, *(aliases or []))
+    return family_name_latin, given_name_latin, patronymic_latin, search
 
 
 def age_on(birth_date: datetime.date | None, precision: str, day: datetime.date) -> int | None:

@@ -7,7 +7,7 @@ import datetime
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from cases import read_chain
-from cases.matching.candidates import backfill_match_keys, sync_match_keys_many
+from cases.matching.candidates import backfill_match_keys, child_match_keys, sync_match_keys_many
 from cases.matching.names import latin_key
 from cases.models import (
     BirthDatePrecision,
@@ -28,13 +28,28 @@ from cases.models import (
     ChildMatchKey,
     ClosingRequest,
     RecordAccess,
+    derived_names,
     guess_script,
 )
 from cases.signals import case_status_changed, child_merged, children_anonymised
 from core.audit import history_rewrite
-from core.bulk import CHANGED, insert_recorded, insert_rows, keys_in, record_history, update_instances
+from core.bulk import (
+    CHANGED,
+    CREATED,
+    allocate_keys,
+    concrete_field,
+    insert_recorded,
+    insert_rows,
+    keys_in,
+    on_postgresql,
+    record_history,
+    update_instances,
+)
 
 Status = Case.Status
+# The statuses as a set: `Status.values` builds its list anew on each call, and a move of a hundred
+# thousand cases asks for it twice a case.
+STATUSES = frozenset(Status.values)
 
 # The case's road: open → on a list → awaiting reply → reply received → located / verifying →
 # return in progress → returned, and closed with a reason from anywhere. A reply that claims the
@@ -190,7 +205,7 @@ def cases_move(
 
 
 def _check_step(case: Case, step: StatusStep) -> None:
-    if step.to_status not in Status.values:
+    if step.to_status not in STATUSES:
         raise TransitionNotAllowed(case, Status.OPEN, reason=f"“{step.to_status}” is not a case status")
     if not can_transition(case.status, step.to_status):
         raise TransitionNotAllowed(case, step.to_status)
@@ -272,6 +287,130 @@ def cases_open_many(*, children: Sequence[Child], actor: User | None, note: str)
             (case.pk, CaseEvent.Kind.OPENED, "", Status.OPEN, actor_id, note, {}, now) for case in cases)
         insert_rows(CaseEvent, EVENT_FIELDS, opened)
     return cases
+
+
+# A new child's fields as `children_insert` takes them: any of these, the model's defaults for the rest.
+NEW_CHILD_FIELDS = ("family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin",
+                    "patronymic_latin", "birth_date", "birth_date_precision", "sex", "home_settlement",
+                    "home_oblast", "circumstances", "category", "last_known_location", "last_known_on",
+                    "icrc_reference", "nib_reference")
+
+
+class _NewChild(NamedTuple):
+    """What the engine files a new child under, before any instance of it exists."""
+
+    pk: int
+    family_name: str
+    given_name: str
+    patronymic: str
+    family_name_latin: str
+    given_name_latin: str
+    patronymic_latin: str
+    birth_date: datetime.date | None
+    birth_date_precision: str
+    sex: str
+    home_settlement: str
+    aliases: tuple[str, ...] = ()
+    merged_into_id: None = None
+
+
+def children_insert(*, children: Sequence[dict[str, Any]], actor: User | None, note: str) -> list[int]:
+    """New children from their fields (names from `NEW_CHILD_FIELDS`), in bulk: the records
+    `children_create_many` writes (derived names, match keys, a "created" history row each), made
+    from the values without a model instance for each, as a register of a hundred thousand new
+    children needs. Returns their keys, in the order given. Opens no case."""
+    unknown = {name for fields in children for name in fields} - set(NEW_CHILD_FIELDS)
+    if unknown:
+        raise ValueError(f"children_insert takes no {sorted(unknown)}")
+    if not children:
+        return []
+    if not on_postgresql():
+        made = [Child(**fields) for fields in children]
+        with transaction.atomic():
+            for child in made:
+                child.fill_derived()
+            insert_recorded(made, Child, user=actor, reason=note)
+            backfill_match_keys(made)
+        return [child.pk for child in made]
+    defaults = {name: concrete_field(Child, name).get_default() for name in NEW_CHILD_FIELDS}
+    keys = allocate_keys(Child, len(children))
+    rows: list[tuple[Any, ...]] = []
+    filed: list[tuple[int, str]] = []
+    for pk, fields in zip(keys, children, strict=True):
+        values = {**defaults, **fields}
+        (values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
+         search) = derived_names(values["family_name"], values["given_name"], values["patronymic"],
+                                 values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
+                                 None)
+        rows.append((pk, *(values[name] for name in NEW_CHILD_FIELDS), search))
+        named = _NewChild(pk, values["family_name"], values["given_name"], values["patronymic"],
+                          values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
+                          values["birth_date"], values["birth_date_precision"], values["sex"],
+                          values["home_settlement"])
+        filed.extend((pk, key) for key in child_match_keys(named))
+    with transaction.atomic():
+        insert_rows(Child, ("id", *NEW_CHILD_FIELDS, "search_names"), rows)
+        record_history(Child, keys, history_type=CREATED, user=actor, reason=note)
+        insert_rows(ChildMatchKey, ("child_id", "key"), filed)
+    return keys
+
+
+def cases_open_listed(*, child_ids: Sequence[int], steps: Sequence[Sequence[StatusStep]], actor: User | None,
+                      note: str, data: dict[str, Any] | None = None, reason: str = "") -> list[int]:
+    """A case opened for each of these children, just created (none has a case), and taken at once
+    along its own steps (`steps[i]` for `child_ids[i]`; no step may close it): the rows
+    `cases_open_many` and then `cases_move` write, checked against the same road, for a hundred
+    thousand cases in a fixed number of statements. Each case is written at the status it reaches,
+    with its "created" history row at "open" (`note`), its opened line, a line per step (`data`
+    added to each), one history row at the status reached (`reason`, or "from → to"), and the
+    status-change signal once for all. Returns the cases' keys, in the order given."""
+    if len(steps) != len(child_ids):
+        raise ValueError("give the steps of each case")
+    if not child_ids:
+        return []
+    if not on_postgresql():
+        children = Child.objects.in_bulk(list(child_ids))
+        with transaction.atomic():
+            opened = cases_open_many(children=[children[pk] for pk in child_ids], actor=actor, note=note)
+            by_case = {case.pk: list(case_steps) for case, case_steps in zip(opened, steps, strict=True)}
+            cases_move(cases=opened, steps=lambda case: by_case[case.pk], actor=actor, data=data, reason=reason)
+        return [case.pk for case in opened]
+    now, actor_id = timezone.now(), actor.pk if actor is not None else None
+    keys = allocate_keys(Case, len(child_ids))
+    reached: list[str] = []
+    events: list[tuple[Any, ...]] = []
+    # One data object for the lines that share it: the rows' JSON is then written out once.
+    opened_data: dict[str, Any] = {}
+    shared_data = dict(data or {})
+    for pk, child_id, case_steps in zip(keys, child_ids, steps, strict=True):
+        events.append((pk, CaseEvent.Kind.OPENED, "", Status.OPEN, actor_id, note, opened_data, now))
+        status: str = Status.OPEN
+        for step in case_steps:
+            line = {**shared_data, **step.data} if step.data else shared_data
+            if step.to_status == status:
+                events.append((pk, step.kind, "", "", actor_id, step.message, line, now))
+                continue
+            if step.to_status == Status.CLOSED:
+                raise ValueError("cases_open_listed closes no case")
+            _check_step(Case(pk=pk, child_id=child_id, status=status), step)
+            events.append((pk, step.kind, status, step.to_status, actor_id, step.message, line, now))
+            status = step.to_status
+        reached.append(status)
+    with transaction.atomic():
+        insert_rows(Case, ("id", "child_id", "status"), zip(keys, child_ids, reached, strict=True))
+        record_history(Case, keys, history_type=CREATED, user=actor, reason=note, stood={"status": Status.OPEN})
+        insert_rows(CaseEvent, EVENT_FIELDS, events)
+        by_reason: dict[str, list[int]] = defaultdict(list)
+        changes: list[tuple[Case, str, str]] = []
+        for pk, child_id, status in zip(keys, child_ids, reached, strict=True):
+            if status != Status.OPEN:
+                by_reason[reason or f"{Status.OPEN.label} → {Status(status).label}"].append(pk)
+                changes.append((Case(pk=pk, child_id=child_id, status=status), Status.OPEN, status))
+        for said, ids in by_reason.items():
+            record_history(Case, ids, history_type=CHANGED, user=actor, reason=said)
+        if changes:
+            case_status_changed.send(sender=Case, changes=changes, actor=actor)
+    return keys
 
 
 def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], source: str,

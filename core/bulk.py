@@ -75,7 +75,7 @@ def refresh_statistics(*models_written: type[models.Model]) -> None:
     sweep after that twenty seconds). Autovacuum catches up within minutes; this closes the gap. It runs
     after commit, outside the writer's transaction, so it holds no lock on the writer's behalf.
     """
-    if not _on_postgresql() or not models_written:
+    if not on_postgresql() or not models_written:
         return
     tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models_written)
 
@@ -86,12 +86,12 @@ def refresh_statistics(*models_written: type[models.Model]) -> None:
     transaction.on_commit(analyze)
 
 
-def _on_postgresql() -> bool:
+def on_postgresql() -> bool:
     """Where the fast roads (COPY, copies made by the database, one-parameter lists) are taken."""
     return connection.vendor == "postgresql"
 
 
-def _concrete_field(model: type[models.Model], name: str) -> models.Field:
+def concrete_field(model: type[models.Model], name: str) -> models.Field:
     """The field of `model` with this name or attname (not a relation's reverse side)."""
     field = model._meta.get_field(name)
     if not isinstance(field, models.Field):
@@ -114,7 +114,7 @@ def _copy(model: type[models.Model], fields: Sequence[models.Field], rows: Itera
             copy.write_row(row)
 
 
-def _allocate_keys(model: type[models.Model], count: int) -> list[int]:
+def allocate_keys(model: type[models.Model], count: int) -> list[int]:
     """`count` new primary keys from the table's own sequence, as its inserts would take them."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -127,13 +127,13 @@ def insert_instances(objs: Sequence[models.Model], model: type[models.Model]) ->
     objs = list(objs)
     if not objs:
         return objs
-    if not _on_postgresql():
+    if not on_postgresql():
         created = model._default_manager.bulk_create(objs, batch_size=1000)
         if any(obj.pk is None for obj in created):
             raise RuntimeError(f"the database did not return the keys of the new {model._meta.verbose_name_plural}")
         return created
     fields = list(model._meta.concrete_fields)
-    for obj, key in zip(objs, _allocate_keys(model, len(objs)), strict=True):
+    for obj, key in zip(objs, allocate_keys(model, len(objs)), strict=True):
         # A private step of bulk_create's (the keys of related objects saved since), absent from the stubs.
         obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
         obj.pk = key
@@ -162,11 +162,11 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
     """Insert rows given as values of the fields `names` (attnames: "case_id", not "case"), without
     building a model instance for each; the other fields take their defaults, as a new instance's
     would. For records nobody reads back at once: timeline lines, match keys."""
-    given = [_concrete_field(model, name) for name in names]
+    given = [concrete_field(model, name) for name in names]
     others = [field for field in model._meta.concrete_fields
               if field not in given and not field.primary_key]
     fields = [*given, *others]
-    if not _on_postgresql():
+    if not on_postgresql():
         objs = [model(**dict(zip(names, row, strict=True))) for row in rows]
         model._default_manager.bulk_create(objs, batch_size=1000)
         return len(objs)
@@ -223,6 +223,8 @@ def _preparer(field: models.Field) -> Callable[[Any], Any]:
     it is (a text for a text column, a number for a number's) skips Django's checks of its type."""
     db = connections[DEFAULT_DB_ALIAS]
     prepare = field.get_db_prep_save
+    if _plain_json(field):
+        return _json_text()
     native = _native_types(field)
     if not native:
         return lambda value: prepare(value, db)
@@ -232,6 +234,29 @@ def _preparer(field: models.Field) -> Callable[[Any], Any]:
                              and (type(value) is not datetime.datetime or value.tzinfo is not None)):
             return value
         return prepare(value, db)
+
+    return prepared
+
+
+def _plain_json(field: models.Field) -> bool:
+    """A JSON field as Django's own writes it (`json.dumps`, no encoder of the project's)."""
+    return (isinstance(field, models.JSONField) and field.encoder is None
+            and type(field).get_db_prep_save is models.JSONField.get_db_prep_save
+            and type(field).get_db_prep_value is models.JSONField.get_db_prep_value)
+
+
+def _json_text() -> Callable[[Any], Any]:
+    """A JSON value as COPY's text takes it: the text `json.dumps` gives, which is what Django's
+    adapter would have sent. Rows that share one value (the same timeline data on ten thousand
+    lines) have it written out once."""
+    last: list[Any] = [_json_text, None]
+
+    def prepared(value: Any) -> Any:
+        if value is None:
+            return None
+        if value is not last[0]:
+            last[0], last[1] = value, json.dumps(value)
+        return last[1]
 
     return prepared
 
@@ -247,10 +272,10 @@ def update_instances(objs: Sequence[models.Model], model: type[models.Model], na
     objs = list(objs)
     if not objs:
         return 0
-    if not _on_postgresql():
+    if not on_postgresql():
         return model._default_manager.bulk_update(objs, list(names), batch_size=1000)
     quote = connection.ops.quote_name
-    fields = [_concrete_field(model, name) for name in names]
+    fields = [concrete_field(model, name) for name in names]
     key = model._meta.pk
     payload = json.dumps([{_column(key): obj.pk, **{_column(field): getattr(obj, field.attname) for field in fields}}
                           for obj in objs], default=_json_value)
@@ -277,7 +302,7 @@ def keys_in(keys: Iterable[int]) -> list[int] | RawSQL:
     database splits: thousands of keys each prepared by the ORM and quoted by the driver cost more
     than the statement they select for."""
     keys = [int(key) for key in keys]
-    if not _on_postgresql() or not keys:
+    if not on_postgresql() or not keys:
         return keys
     return RawSQL("SELECT unnest(string_to_array(%s, ',')::bigint[])", [",".join(map(str, keys))])
 
@@ -289,7 +314,7 @@ TEXT_SEPARATOR = "\x1f"
 def texts_in(texts: Iterable[str]) -> list[str] | RawSQL:
     """`keys_in` for texts (such as match keys), which must not hold `TEXT_SEPARATOR`."""
     texts = list(texts)
-    if not _on_postgresql() or not texts:
+    if not on_postgresql() or not texts:
         return texts
     if any(TEXT_SEPARATOR in text for text in texts):
         raise ValueError("a text for texts_in holds its separator")
@@ -309,19 +334,31 @@ def _tracked(model: type[models.Model]) -> list[str]:
 
 
 def record_history(model: type[models.Model], pks: Sequence[Any] | models.QuerySet, *, history_type: str,
-                   user: AbstractBaseUser | None, reason: str) -> int:
+                   user: AbstractBaseUser | None, reason: str, stood: dict[str, Any] | None = None) -> int:
     """One history row for each record of `model` whose key is in `pks` (a list, or a query giving
-    keys), as the record now stands: the row simple_history would write. Returns how many."""
+    keys), as the record now stands: the row simple_history would write. Returns how many.
+
+    `stood` gives fields the rows had then and no longer have (a case written at the status it
+    reached, whose "created" row says where it started): those values stand in for the stored ones."""
     historical = model.history.model  # type: ignore[attr-defined]
     tracked = _tracked(model)
+    stood = stood or {}
+    unknown = set(stood) - set(tracked)
+    if unknown:
+        raise ValueError(f"{model.__name__} keeps no history of {sorted(unknown)}")
     table = connection.ops.quote_name(historical._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(historical._meta.get_field(name).column)
                         for name in (*tracked, *HISTORY_COLUMNS))
+    db = connections[DEFAULT_DB_ALIAS]
+    quote = connection.ops.quote_name
+    picked = "src.*" if not stood else ", ".join(
+        "%s" if name in stood else f"src.{quote(_column(concrete_field(model, name)))}" for name in tracked)
+    replaced = [concrete_field(model, name).get_db_prep_save(stood[name], db) for name in tracked if name in stood]
     constants = [connection.ops.adapt_datetimefield_value(timezone.now()), history_type,
                  user.pk if user is not None else None, reason[:REASON_LENGTH]]
     if isinstance(pks, models.QuerySet):
         chunks: list[Any] = [pks]
-    elif _on_postgresql():
+    elif on_postgresql():
         chunks = [keys_in(pks)] if pks else []
     else:
         iterator = iter(pks)
@@ -331,8 +368,8 @@ def record_history(model: type[models.Model], pks: Sequence[Any] | models.QueryS
         for chunk in chunks:
             source = model._base_manager.filter(pk__in=chunk).order_by().values_list(*tracked)
             select, params = source.query.sql_with_params()
-            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT src.*, %s, %s, %s, %s FROM ({select}) AS src",  # noqa: S608 identifiers from the models' own _meta, quoted; every value is a parameter
-                           [*constants, *params])
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {picked}, %s, %s, %s, %s FROM ({select}) AS src",  # noqa: S608 identifiers from the models' own _meta, quoted; every value is a parameter
+                           [*replaced, *constants, *params])
             written += cursor.rowcount
     return written
 

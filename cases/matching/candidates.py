@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any, Protocol
 
 from django.db import connection
 from django.db.models import Count, F, Window
@@ -50,7 +51,39 @@ class Candidate:
         return self.score.verdict
 
 
-def child_birth_date(child: Child) -> str:
+class NamedChild(Protocol):
+    """What the engine reads of a child to file it: a stored `Child`, or the values of one not yet
+    built as an instance (`cases.services.children_insert`)."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def merged_into_id(self) -> int | None: ...
+    @property
+    def family_name(self) -> str: ...
+    @property
+    def given_name(self) -> str: ...
+    @property
+    def patronymic(self) -> str: ...
+    @property
+    def family_name_latin(self) -> str: ...
+    @property
+    def given_name_latin(self) -> str: ...
+    @property
+    def patronymic_latin(self) -> str: ...
+    @property
+    def aliases(self) -> Any: ...
+    @property
+    def birth_date(self) -> datetime.date | None: ...
+    @property
+    def birth_date_precision(self) -> str: ...
+    @property
+    def sex(self) -> str: ...
+    @property
+    def home_settlement(self) -> str: ...
+
+
+def child_birth_date(child: NamedChild) -> str:
     """The child's birth date to the precision it is known, as the engine reads dates."""
     if child.birth_date is None:
         return ""
@@ -59,7 +92,7 @@ def child_birth_date(child: Child) -> str:
     )
 
 
-def child_records(child: Child) -> list[PersonRecord]:
+def child_records(child: NamedChild) -> list[PersonRecord]:
     """Every spelling of a child as a record: the family's, the Latin one when it is not just the
     transliteration, and each alias.
 
@@ -88,7 +121,7 @@ def child_records(child: Child) -> list[PersonRecord]:
     return records
 
 
-def child_match_keys(child: Child) -> set[str]:
+def child_match_keys(child: NamedChild) -> set[str]:
     """The keys a child is filed under; none for a merged record, which is nobody's candidate."""
     if child.merged_into_id is not None:
         return set()

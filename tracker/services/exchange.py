@@ -20,11 +20,17 @@ from cases.services import (
     StatusStep,
     can_transition,
     cases_move,
+    cases_open_listed,
+    children_insert,
 )
 from core.bulk import (
     CHANGED,
+    CREATED,
+    allocate_keys,
     insert_recorded,
+    insert_rows,
     keys_in,
+    on_postgresql,
     record_history,
     update_instances,
 )
@@ -145,6 +151,67 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
         cases_move(cases=listed, steps=steps, actor=actor, data={"list": locked.reference}, reason=reason)
         added = len(entries)
     return added
+
+
+# An entry as `list_add_new_children` writes it.
+_ENTRY_FIELDS = ("id", "handover_list_id", "child_id", "case_id", "position", "as_handed_over", "reply_state",
+                 "due_on", "age_at_listing")
+
+
+def list_add_new_children(*, handover_list: HandoverList, children: Sequence[dict[str, Any]],
+                          positions: Sequence[int], actor: User | None, note: str,
+                          handing_over: HandOver | None = None,
+                          handed_over_as: Sequence[dict[str, Any]] | None = None) -> list[int]:
+    """Children new to the tracker put on a draft list at `positions`: each child created from its
+    fields (`children_insert`, history `note`), its case opened (`note`) and listed, its entry
+    written, and with `handing_over` the list's hand-over step taken as well. The records
+    `children_create_many` and `list_add_cases` write for the same children, line for line, in a
+    fixed number of statements: a register of a hundred thousand new children is one import.
+    Returns the new children's keys."""
+    problems = handing_over.problems() if handing_over is not None else []
+    if len(positions) != len(children) or (handed_over_as is not None and len(handed_over_as) != len(children)):
+        problems.append(("positions", gettext("give one number per case")))
+    if problems:
+        raise ExchangeError(problems)
+    with transaction.atomic():
+        locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
+        if locked.status != HandoverList.Status.DRAFT:
+            raise ExchangeError(
+                [("handover_list", f"{locked.reference} was handed over; only a draft list takes new children")]
+            )
+        child_ids = children_insert(children=children, actor=actor, note=note)
+        reason = f"Added to {locked.reference}"
+        handed = ""
+        if handing_over is not None:
+            reason += f", handed over {handing_over.handed_over_on}"
+            handed = _handed_over_message(locked, handing_over.handed_over_on)
+        steps = []
+        for position in positions:
+            added = StatusStep(CaseStatus.ON_LIST, CaseEvent.Kind.ADDED_TO_LIST,
+                               f"Added to list {locked.reference} as #{position}")
+            steps.append([added] if handing_over is None else [added, _hand_over_step(CaseStatus.ON_LIST, handed)])
+        case_ids = cases_open_listed(child_ids=child_ids, steps=steps, actor=actor, note=note,
+                                     data={"list": locked.reference}, reason=reason)
+        entries: list[tuple[Any, ...]] = []
+        for index, (child_id, case_id, position, fields) in enumerate(
+                zip(child_ids, case_ids, positions, children, strict=True)):
+            as_handed = handed_over_as[index] if handed_over_as is not None else {}
+            if handing_over is None:
+                entries.append((child_id, case_id, position, as_handed, ListEntry.ReplyState.NOT_SENT, None, None))
+                continue
+            precision = fields.get("birth_date_precision") or Child.DatePrecision.DAY
+            entries.append((child_id, case_id, position, as_handed, ListEntry.ReplyState.AWAITING,
+                            handing_over.response_due_on,
+                            age_on(fields.get("birth_date"), precision, handing_over.handed_over_on)))
+        if on_postgresql():
+            keys = allocate_keys(ListEntry, len(entries))
+            insert_rows(ListEntry, _ENTRY_FIELDS,
+                        ((key, locked.pk, *entry) for key, entry in zip(keys, entries, strict=True)))
+            record_history(ListEntry, keys, history_type=CREATED, user=actor, reason=reason)
+        else:
+            insert_recorded([ListEntry(handover_list_id=locked.pk, **dict(zip(_ENTRY_FIELDS[2:], entry, strict=True)))
+                             for entry in entries], ListEntry, user=actor, reason=reason)
+    return child_ids
 
 
 def _entries_hand_over(entries: Sequence[ListEntry], handing_over: HandOver) -> None:

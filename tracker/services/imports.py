@@ -25,7 +25,6 @@ from cases.models import MATCH_FIELDS, Case, Child
 from cases.services import (
     cases_open_many,
     children_add_spellings,
-    children_create_many,
 )
 from core.bulk import (
     ANALYZE_AFTER_ROWS,
@@ -52,6 +51,7 @@ from tracker.services.exchange import (
     HandOver,
     OutcomeInput,
     list_add_cases,
+    list_add_new_children,
     list_hand_over,
     reply_record,
 )
@@ -523,13 +523,15 @@ def import_batch_run(*, batch_id: int, actor: User | None,
                 pk=batch_id, status=ImportBatch.Status.IMPORTING).first()
             if batch is None:
                 return ImportBatch.objects.get(pk=batch_id)
-            rows = list(batch.rows.select_related("child").order_by("position", "line_number"))
             if batch.kind == ImportBatch.Kind.LIST:
-                made = _import_list(batch, rows, actor, progress)
+                made = _import_list(batch, actor, progress)
+                written = made.pop("rows_written")
             else:
+                rows = list(batch.rows.select_related("child").order_by("position", "line_number"))
                 made = _import_reply(batch, rows, actor, progress)
+                written = len(rows)
             batch.status = ImportBatch.Status.DONE
-            batch.progress = len(rows)
+            batch.progress = written
             batch.finished_at = timezone.now()
             batch.summary = {**batch.summary, **made}
             batch.save(update_fields=["status", "progress", "finished_at", "summary", "handover_list", "reply",
@@ -560,18 +562,67 @@ def _problem_at_line(where: str, why: str, lines: dict[int, int]) -> dict[str, A
 
 
 IMPORT_CHUNK = 2000
+# New children are written this many at a time: the rows read from the batch, the values derived and
+# the statements sent are bounded by it, not by the size of the list.
+NEW_CHILDREN_CHUNK = 20_000
 
 
-def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
-                 progress: ProgressCallback | None) -> dict[str, Any]:
+def _import_list(batch: ImportBatch, actor: User | None, progress: ProgressCallback | None) -> dict[str, Any]:
     assert batch.sender is not None and batch.recipient is not None  # noqa: S101 an invariant, for the type checker
     handover_list = HandoverList.objects.create(
         reference=batch.reference, title=(batch.summary.get("title") or "")[:200], sender=batch.sender,
         recipient=batch.recipient, created_by=actor, notes=f"Import {batch.pk} of {batch.file_name}",
     )
     source = f"list {handover_list.reference} ({batch.file_name})"
-    stored = [row for row in rows if row.verdict == ImportRow.Verdict.MATCHED
-              or (row.verdict == ImportRow.Verdict.PROPOSED and row.decision == ImportRow.Decision.ACCEPT)]
+    ordered = batch.rows.order_by("position", "line_number")
+    known_rows = Q(verdict=ImportRow.Verdict.MATCHED) | Q(verdict=ImportRow.Verdict.PROPOSED,
+                                                           decision=ImportRow.Decision.ACCEPT)
+    stored = list(ordered.filter(known_rows).select_related("child"))
+    total = batch.rows.count()
+    # A list handed over before it was imported is written handed over, entry by entry, as it is filled.
+    handing_over = HandOver(batch.handed_over_on, batch.response_due_on) if batch.handed_over_on else None
+    counts = _list_known_children(handover_list, stored, actor=actor, source=source, handing_over=handing_over)
+    done = len(stored)
+    _report_progress(batch, done, total, progress)
+    # The children new to the tracker, the most of a register: read from the batch a chunk at a time and
+    # written by `list_add_new_children`, the same records in a fixed number of statements a chunk.
+    counts["new"] = 0
+    fresh = ordered.exclude(known_rows).values_list("position", "data")
+    chunk: list[tuple[int | None, dict[str, Any]]] = []
+    for row in fresh.iterator(chunk_size=NEW_CHILDREN_CHUNK):
+        chunk.append(row)
+        if len(chunk) == NEW_CHILDREN_CHUNK:
+            done += _list_new_children(handover_list, chunk, actor=actor, source=source, handing_over=handing_over)
+            _report_progress(batch, done, total, progress)
+            chunk = []
+    done += _list_new_children(handover_list, chunk, actor=actor, source=source, handing_over=handing_over)
+    counts["new"] = done - len(stored)
+    _report_progress(batch, done, total, progress)
+    if batch.handed_over_on:
+        list_hand_over(handover_list=handover_list, handed_over_on=batch.handed_over_on,
+                       response_due_on=batch.response_due_on, actor=actor)
+    batch.handover_list = handover_list
+    if done >= ANALYZE_AFTER_ROWS:
+        # The deadline sweep plans its statements on the entries' statistics.
+        refresh_statistics(ListEntry)
+    return {**counts, "list": handover_list.reference, "rows_written": done}
+
+
+def _list_new_children(handover_list: HandoverList, rows: list[tuple[int | None, dict[str, Any]]], *,
+                       actor: User | None, source: str, handing_over: HandOver | None) -> int:
+    if rows:
+        # The reader numbers an unnumbered file, so every row has its position.
+        list_add_new_children(handover_list=handover_list, children=[_child_fields(data) for _position, data in rows],
+                              positions=[cast(int, position) for position, _data in rows], actor=actor,
+                              note=f"Added from {source}", handing_over=handing_over,
+                              handed_over_as=[as_handed_over(data) for _position, data in rows])
+    return len(rows)
+
+
+def _list_known_children(handover_list: HandoverList, stored: list[ImportRow], *, actor: User | None, source: str,
+                         handing_over: HandOver | None) -> dict[str, int]:
+    """The rows of children already in the tracker put on the list: a spelling not known kept, blank
+    fields filled, a case opened where none is live, then listed as a case worker lists them."""
     # A child merged since the preview stands for the child it was merged into.
     merged_into = {row.child.merged_into_id for row in stored if row.child is not None and row.child.merged_into_id}
     if merged_into:
@@ -593,45 +644,24 @@ def _import_list(batch: ImportBatch, rows: list[ImportRow], actor: User | None,
     # What listing reads of a live case: its key, child and status (the move reads the status afresh).
     live = {case.child_id: case for case in Case.objects.filter(child_id__in=keys_in(used)).exclude(
         status=CaseStatus.CLOSED).only("pk", "child_id", "status")}
-    stored_lines = {row.line_number for row in stored}
-    counts = {"matched": 0, "accepted": 0, "new": 0, "spellings_added": 0}
-    # A list handed over before it was imported is written handed over, entry by entry, as it is filled.
-    handing_over = HandOver(batch.handed_over_on, batch.response_due_on) if batch.handed_over_on else None
+    counts = {"matched": 0, "accepted": 0, "spellings_added": 0, "blanks_filled": 0}
     # Written in bulk, a chunk of rows at a time, through the same services a case worker's single
-    # writes use: children and cases with history, match keys and timelines, then the entries.
-    for start in range(0, len(rows), IMPORT_CHUNK):
-        chunk = rows[start:start + IMPORT_CHUNK]
-        known = [row for row in chunk if row.line_number in stored_lines]
-        for row in known:
+    # writes use.
+    for start in range(0, len(stored), IMPORT_CHUNK):
+        chunk = stored[start:start + IMPORT_CHUNK]
+        for row in chunk:
             counts["matched" if row.verdict == ImportRow.Verdict.MATCHED else "accepted"] += 1
         counts["spellings_added"] += children_add_spellings(spellings=[
             (row.child, row.data["family_name"], row.data["given_name"], row.data["patronymic"])
-            for row in known if row.child is not None], source=source, actor=actor)
-        counts["blanks_filled"] = counts.get("blanks_filled", 0) + _children_fill_blanks(
-            [row for row in known if row.child is not None], source=source, actor=actor)
-        without_case = [row.child for row in known if row.child is not None and row.child.pk not in live]
+            for row in chunk if row.child is not None], source=source, actor=actor)
+        counts["blanks_filled"] += _children_fill_blanks(chunk, source=source, actor=actor)
+        without_case = [row.child for row in chunk if row.child is not None and row.child.pk not in live]
         for case in cases_open_many(children=without_case, actor=actor, note=f"Opened for {source}"):
             live[case.child_id] = case
-        fresh = [row for row in chunk if row.line_number not in stored_lines]
-        counts["new"] += len(fresh)
-        made = children_create_many(actor=actor, note=f"Added from {source}", children=[
-            Child(**_child_fields(row.data)) for row in fresh])
-        new_cases = dict(zip((row.line_number for row in fresh), made, strict=True))
-        # A row not new has its child, and every row its number (the reader numbers an unnumbered file).
-        cases = [new_cases[row.line_number] if row.line_number in new_cases else live[cast(Child, row.child).pk]
-                 for row in chunk]
-        list_add_cases(handover_list=handover_list, cases=cases, positions=[cast(int, row.position) for row in chunk],
-                       actor=actor, handing_over=handing_over,
+        list_add_cases(handover_list=handover_list, cases=[live[cast(Child, row.child).pk] for row in chunk],
+                       positions=[cast(int, row.position) for row in chunk], actor=actor, handing_over=handing_over,
                        handed_over_as=[as_handed_over(row.data) for row in chunk])
-        _report_progress(batch, start + len(chunk), len(rows), progress)
-    if batch.handed_over_on:
-        list_hand_over(handover_list=handover_list, handed_over_on=batch.handed_over_on,
-                       response_due_on=batch.response_due_on, actor=actor)
-    batch.handover_list = handover_list
-    if len(rows) >= ANALYZE_AFTER_ROWS:
-        # The deadline sweep plans its statements on the entries' statistics.
-        refresh_statistics(ListEntry)
-    return {**counts, "list": handover_list.reference}
+    return counts
 
 
 # A row's values, by the child's field they give (the reader's names for them on the left).
