@@ -143,7 +143,9 @@ class Child(TimeStampedModel):
     # name the child was blanked (`children_anonymise_closed`); the record stays, so counts hold.
     anonymised_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    history = AppendOnlyHistory()
+    # History rows are read by record (`id`); the copies of the child's other indexes only slowed
+    # every write of one.
+    history = AppendOnlyHistory(no_db_index=["merged_into", "updated_at"])
     objects = UndeletableQuerySet.as_manager()
 
     RESTRICTED_FIELDS = ("guardian_name", "guardian_contact", "relatives", "notes")
@@ -252,8 +254,13 @@ class ChildMatchKey(models.Model):
     """
 
     # No index of its own: the unique constraint below starts with the child and serves its lookups
-    # (one index fewer to keep up on every import's tens of thousands of keys).
-    child = models.ForeignKey(Child, on_delete=models.CASCADE, related_name="match_keys", db_index=False)
+    # (one index fewer to keep up on every import's tens of thousands of keys). No foreign key in the
+    # database either: its check, one lookup and row lock of the child per key at commit, was the
+    # largest single cost of importing a register (1.3 million keys for 146,000 new children). The
+    # keys are derived from the children, written only beside the child they file (locked or just
+    # made, in its transaction) and rebuilt by `backfill_match_keys`, and a child is never deleted.
+    child = models.ForeignKey(Child, on_delete=models.CASCADE, related_name="match_keys", db_index=False,
+                              db_constraint=False)
     key = models.CharField(max_length=80)
 
     class Meta:
@@ -384,7 +391,8 @@ class Case(TimeStampedModel):
     closing_reason = models.CharField(max_length=24, choices=ClosingReason.choices, blank=True)
     closing_note = models.TextField(blank=True)
 
-    history = AppendOnlyHistory()
+    # Read by record (`id`), and by child when a child's history is anonymised.
+    history = AppendOnlyHistory(no_db_index=["assignee", "updated_at"])
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:

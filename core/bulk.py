@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import enum
 import gc
 import json
 import operator
@@ -233,6 +234,9 @@ def _preparer(field: models.Field) -> Callable[[Any], Any]:
         if value is None or (type(value) in native
                              and (type(value) is not datetime.datetime or value.tzinfo is not None)):
             return value
+        if isinstance(value, enum.Enum) and type(value.value) in native:
+            # A choice (`Case.Status.OPEN`): its value, as Django's preparation would give it.
+            return value.value
         return prepare(value, db)
 
     return prepared

@@ -174,7 +174,9 @@ class ListEntry(TimeStampedModel):
     # which the handover document prints; empty for an entry added by hand, printed from the child.
     as_handed_over = models.JSONField(default=dict, blank=True)
 
-    history = AppendOnlyHistory()
+    # History rows are read by entry (`id`); the copies of the entry's other indexes only slowed every
+    # import's writes.
+    history = AppendOnlyHistory(no_db_index=["handover_list", "child", "case", "updated_at"])
     objects = UndeletableQuerySet.as_manager()
 
     class Meta:
