@@ -31,7 +31,7 @@ from openpyxl.utils.cell import column_index_from_string, get_column_letter, ran
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 from rapidfuzz.distance import Levenshtein
 
-from cases.matching.engine import PersonRecord, compare, same_child, search_keys
+from cases.matching.engine import PersonRecord, compare, may_be_same_child, same_child, search_keys
 from cases.matching.names import latin_key
 from cases.models import ChildCategory, Circumstances, Oblast
 from tracker.models import Outcome
@@ -1426,7 +1426,8 @@ def _check_same_child_twice(parsed: ParsedFile) -> None:
             for second in members[position + 1:]:
                 if min(first_keys & keys[second] & usable) != key:
                     continue
-                if same_child(records[first], records[second]):
+                pair = records[first], records[second]
+                if may_be_same_child(*pair) and same_child(*pair):
                     # Weighed again with its reasons: only the few pairs found are written out.
                     result = compare(records[first], records[second])
                     found.append(RowProblem(parsed.rows[second].line, column, _(

@@ -50,6 +50,7 @@ __all__ = [
     "cluster",
     "compare",
     "comparison_levels",
+    "may_be_same_child",
     "register_frequencies",
     "search_keys",
 ]
@@ -644,6 +645,32 @@ def same_child(a: PersonRecord, b: PersonRecord) -> bool:
     check of a child listed twice weighs hundreds of thousands of pairs and keeps only this."""
     comparison = comparison_levels(a, b)
     return _judged(comparison, _evidence(comparison, None)[1]) == "same"
+
+
+def may_be_same_child(a: PersonRecord, b: PersonRecord) -> bool:
+    """Whether `same_child(a, b)` can hold at all: the parts quick to compare (birth date, settlement,
+    sex, patronymic) weighed at their levels, as the engine weighs them, with the most every other
+    part could add. A pair this sets aside could not reach the threshold of "same" whatever its names,
+    so `same_child` would judge it otherwise: the test is exact, not a guess. A file's check of a child
+    listed twice meets hundreds of thousands of namesakes, most born apart or elsewhere; reading their
+    names both ways, the costly part, is left for the pairs that could be one child."""
+    parameters = model_parameters()
+    best = parameters.best_weights
+    # Every part at its best, then each quick part at its own level: the pair is set aside as soon as
+    # even the best the rest could add falls short (by more than the sums' rounding).
+    points = parameters.prior_weight + sum(best.values())
+    for part, level_of in _QUICK_PARTS:
+        level = level_of(a, b)[0]
+        points += (parameters.weight(part, level) if level else 0.0) - best.get(part, 0.0)
+        if points < parameters.same_weight - 1e-9:
+            return False
+    return True
+
+
+# The parts `may_be_same_child` compares, the likeliest to set a pair aside first.
+_QUICK_PARTS: tuple[tuple[str, Callable[[PersonRecord, PersonRecord], tuple[str, str]]], ...] = (
+    ("date", lambda a, b: _date_level(a.date, b.date)), ("settlement", _settlement_level), ("sex", _sex_level),
+    ("patronymic", _patronymic_level))
 
 
 def _group_points(cross: Iterable[MatchScore]) -> float:

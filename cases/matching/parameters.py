@@ -47,6 +47,15 @@ class ModelParameters:
         return {(part, level): math.log2(max(probability, _FLOOR) / self.u_of(part, level))
                 for part, levels in self.m.items() for level, probability in levels.items()}
 
+    @cached_property
+    def best_weights(self) -> dict[str, float]:
+        """The most each part can add to a match weight: its strongest level's, or nothing (a part one
+        record does not give, or a level the model has no weight for, adds 0)."""
+        best: dict[str, float] = {}
+        for (part, _level), weight in self.weights.items():
+            best[part] = max(best.get(part, 0.0), weight)
+        return best
+
     def weight(self, part: str, level: str) -> float:
         """log2(m/u) of a part's level: how much more often one child's records agree so."""
         return self.weights.get((part, level), 0.0)

@@ -238,3 +238,29 @@ def test_a_rare_name_with_no_date_is_stronger_evidence_than_a_common_one() -> No
     assert rare.verdict == "same"
     assert common.verdict != "same"
     assert any("commoner" in reason for reason in common.reasons)
+
+
+def test_the_quick_screen_never_sets_aside_a_pair_the_engine_judges_the_same_child() -> None:
+    """`may_be_same_child` is exact: over every pair of records varied part by part (names with
+    typos, swapped or in another script, dates apart, swapped or missing, sex, place, patronymic),
+    each pair `same_child` takes for one child passes the screen, and the screen still sets many aside."""
+    from itertools import combinations, product
+
+    from cases.matching.engine import may_be_same_child, same_child
+
+    names = [("Гнатюк", "Ярина", "Олегівна"), ("Гнатюк", "Ярина", ""), ("Гнатюк", "Ярина", "Ігорівна"),
+             ("Гнатюкк", "Ярина", "Олегівна"), ("Ярина", "Гнатюк", "Олегівна"), ("Hnatiuk", "Yaryna", "Olehivna"),
+             ("Гнатюк", "Зоряна", "Олегівна")]
+    dates = ["2012-03-09", "2012-09-03", "2013-03-09", "2012-03-19", "2012", "2015-06-01", ""]
+    places = [("F", "Херсон"), ("", "Херсон"), ("F", "Олешки"), ("M", ""), ("F", "")]
+    records = [PersonRecord(family_name=family, given_name=given, patronymic=patronymic, birth_date=date, sex=sex,
+                            settlement=settlement)
+               for (family, given, patronymic), date, (sex, settlement) in product(names, dates, places)]
+    judged = screened = 0
+    for first, second in combinations(records, 2):
+        if same_child(first, second):
+            judged += 1
+            assert may_be_same_child(first, second), (first, second)
+        elif not may_be_same_child(first, second):
+            screened += 1
+    assert judged > 100 and screened > 10_000, (judged, screened)
