@@ -20,7 +20,6 @@ takes the file's bytes rather than a stream is given them.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import cProfile
 import importlib.util
 import inspect
@@ -49,9 +48,6 @@ def main() -> None:
     parser.add_argument("--from", dest="sender", default="Ukrainian delegation")
     parser.add_argument("--to", dest="recipient", default="Russian delegation")
     parser.add_argument("--profile", help="with --whole: print the write's profile, and keep it in this file")
-    parser.add_argument("--one-thread", action="store_true",
-                        help="with --whole: derive each chunk's new children in the writing thread, to measure "
-                             "what deriving the next chunk beside the write gains")
     args = parser.parse_args()
     if args.whole and os.environ["DATABASE_URL"].startswith("sqlite"):
         parser.error("--whole imports into a database: give its DATABASE_URL (PostgreSQL)")
@@ -110,18 +106,6 @@ class Phases:
         return timed
 
 
-class InlineExecutor(concurrent.futures.Executor):
-    """Runs each task at once, in the caller's thread."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        done.set_result(fn(*args, **kwargs))
-        return done
-
-
 def whole_import(path: Path, args: argparse.Namespace) -> None:
     import datetime
 
@@ -134,8 +118,6 @@ def whole_import(path: Path, args: argparse.Namespace) -> None:
     if args.max_rows:
         settings.TRACKER_IMPORT_MAX_ROWS = args.max_rows
     phases = Phases()
-    if args.one_thread:
-        imports.ThreadPoolExecutor = InlineExecutor  # type: ignore[misc,assignment]
     spreadsheets.parse_list = phases.wrap("read", spreadsheets.parse_list)
     imports.find_candidates = phases.wrap("match", imports.find_candidates)
     content = path.read_bytes()
