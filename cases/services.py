@@ -314,66 +314,45 @@ class _NewChild(NamedTuple):
     merged_into_id: None = None
 
 
-@dataclass(frozen=True)
-class NewChildren:
-    """New children's values and what they derive (Latin forms, search column, match keys), worked out
-    before anything is written: computation alone, touching no database, which an import of a register
-    runs for its next chunk of rows while the database writes this one (`children_derive`)."""
-
-    fields: list[dict[str, Any]]
-    rows: list[tuple[Any, ...]]
-    keys: list[set[str]]
-
-
-def children_derive(children: Sequence[dict[str, Any]]) -> NewChildren:
-    """What `children_insert` writes for these children, but their keys: see `NewChildren`."""
-    unknown = {name for fields in children for name in fields} - set(NEW_CHILD_FIELDS)
-    if unknown:
-        raise ValueError(f"children_insert takes no {sorted(unknown)}")
-    defaults = {name: concrete_field(Child, name).get_default() for name in NEW_CHILD_FIELDS}
-    rows: list[tuple[Any, ...]] = []
-    keys: list[set[str]] = []
-    for fields in children:
-        values = {**defaults, **fields}
-        (values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
-         search) = derived_names(values["family_name"], values["given_name"], values["patronymic"],
-                                 values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
-                                 None)
-        rows.append((*(values[name] for name in NEW_CHILD_FIELDS), search))
-        keys.append(child_match_keys(_NewChild(
-            0, values["family_name"], values["given_name"], values["patronymic"], values["family_name_latin"],
-            values["given_name_latin"], values["patronymic_latin"], values["birth_date"],
-            values["birth_date_precision"], values["sex"], values["home_settlement"])))
-    return NewChildren(fields=list(children), rows=rows, keys=keys)
-
-
-def children_insert(*, children: Sequence[dict[str, Any]] | NewChildren, actor: User | None, note: str) -> list[int]:
+def children_insert(*, children: Sequence[dict[str, Any]], actor: User | None, note: str) -> list[int]:
     """New children from their fields (names from `NEW_CHILD_FIELDS`), in bulk: the records
     `children_create_many` writes (derived names, match keys, a "created" history row each), made
     from the values without a model instance for each, as a register of a hundred thousand new
-    children needs; or from what `children_derive` worked out of them. Returns their keys, in the
-    order given. Opens no case."""
+    children needs. Returns their keys, in the order given. Opens no case."""
+    unknown = {name for fields in children for name in fields} - set(NEW_CHILD_FIELDS)
+    if unknown:
+        raise ValueError(f"children_insert takes no {sorted(unknown)}")
+    if not children:
+        return []
     if not on_postgresql():
-        made = [Child(**fields) for fields in (children.fields if isinstance(children, NewChildren) else children)]
-        if not made:
-            return []
+        made = [Child(**fields) for fields in children]
         with transaction.atomic():
             for child in made:
                 child.fill_derived()
             insert_recorded(made, Child, user=actor, reason=note)
             backfill_match_keys(made)
         return [child.pk for child in made]
-    derived = children if isinstance(children, NewChildren) else children_derive(children)
-    if not derived.rows:
-        return []
-    keys = allocate_keys(Child, len(derived.rows))
+    defaults = {name: concrete_field(Child, name).get_default() for name in NEW_CHILD_FIELDS}
+    keys = allocate_keys(Child, len(children))
+    rows: list[tuple[Any, ...]] = []
+    filed: list[tuple[int, str]] = []
+    for pk, fields in zip(keys, children, strict=True):
+        values = {**defaults, **fields}
+        (values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
+         search) = derived_names(values["family_name"], values["given_name"], values["patronymic"],
+                                 values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
+                                 None)
+        rows.append((pk, *(values[name] for name in NEW_CHILD_FIELDS), search))
+        named = _NewChild(pk, values["family_name"], values["given_name"], values["patronymic"],
+                          values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
+                          values["birth_date"], values["birth_date_precision"], values["sex"],
+                          values["home_settlement"])
+        filed.extend((pk, key) for key in child_match_keys(named))
     # In the order of the candidate search's index (key, child): each key's entries go in side by side
     # instead of at a random leaf each; the other index (child, key) is filled in order either way.
-    filed = sorted(((pk, key) for pk, child_keys in zip(keys, derived.keys, strict=True) for key in child_keys),
-                   key=lambda pair: pair[1])
+    filed.sort(key=lambda pair: pair[1])
     with transaction.atomic():
-        insert_rows(Child, ("id", *NEW_CHILD_FIELDS, "search_names"),
-                    ((pk, *row) for pk, row in zip(keys, derived.rows, strict=True)))
+        insert_rows(Child, ("id", *NEW_CHILD_FIELDS, "search_names"), rows)
         record_history(Child, keys, history_type=CREATED, user=actor, reason=note)
         insert_rows(ChildMatchKey, ("child_id", "key"), filed)
     return keys

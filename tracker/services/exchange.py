@@ -17,7 +17,6 @@ from django.utils.translation import gettext
 from cases.matching.names import latin_key
 from cases.models import Case, CaseEvent, Child, age_on
 from cases.services import (
-    NewChildren,
     StatusStep,
     can_transition,
     cases_move,
@@ -159,7 +158,7 @@ _ENTRY_FIELDS = ("id", "handover_list_id", "child_id", "case_id", "position", "a
                  "due_on", "age_at_listing")
 
 
-def list_add_new_children(*, handover_list: HandoverList, children: Sequence[dict[str, Any]] | NewChildren,
+def list_add_new_children(*, handover_list: HandoverList, children: Sequence[dict[str, Any]],
                           positions: Sequence[int], actor: User | None, note: str,
                           handing_over: HandOver | None = None,
                           handed_over_as: Sequence[dict[str, Any]] | None = None) -> list[int]:
@@ -168,12 +167,9 @@ def list_add_new_children(*, handover_list: HandoverList, children: Sequence[dic
     written, and with `handing_over` the list's hand-over step taken as well. The records
     `children_create_many` and `list_add_cases` write for the same children, line for line, in a
     fixed number of statements: a register of a hundred thousand new children is one import.
-    Returns the new children's keys. `children` may come as `children_derive` worked them out.
-    """
-    fields_given = children.fields if isinstance(children, NewChildren) else children
+    Returns the new children's keys."""
     problems = handing_over.problems() if handing_over is not None else []
-    if len(positions) != len(fields_given) or (
-            handed_over_as is not None and len(handed_over_as) != len(fields_given)):
+    if len(positions) != len(children) or (handed_over_as is not None and len(handed_over_as) != len(children)):
         problems.append(("positions", gettext("give one number per case")))
     if problems:
         raise ExchangeError(problems)
@@ -198,7 +194,7 @@ def list_add_new_children(*, handover_list: HandoverList, children: Sequence[dic
                                      data={"list": locked.reference}, reason=reason)
         entries: list[tuple[Any, ...]] = []
         for index, (child_id, case_id, position, fields) in enumerate(
-                zip(child_ids, case_ids, positions, fields_given, strict=True)):
+                zip(child_ids, case_ids, positions, children, strict=True)):
             as_handed = handed_over_as[index] if handed_over_as is not None else {}
             if handing_over is None:
                 entries.append((child_id, case_id, position, as_handed, ListEntry.ReplyState.NOT_SENT, None, None))

@@ -7,7 +7,6 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -24,10 +23,8 @@ from cases.matching.candidates import QUERY_BATCH, child_records, find_candidate
 from cases.matching.engine import MatchScore, PersonRecord, blocking_keys, compare
 from cases.models import MATCH_FIELDS, Case, Child
 from cases.services import (
-    NewChildren,
     cases_open_many,
     children_add_spellings,
-    children_derive,
 )
 from core.bulk import (
     ANALYZE_AFTER_ROWS,
@@ -588,25 +585,17 @@ def _import_list(batch: ImportBatch, actor: User | None, progress: ProgressCallb
     done = len(stored)
     _report_progress(batch, done, total, progress)
     # The children new to the tracker, the most of a register: read from the batch a chunk at a time and
-    # written by `list_add_new_children`, the same records in a fixed number of statements a chunk. What
-    # the children derive (Latin forms, search text, match keys) is worked out for the next chunk in a
-    # second thread while the database writes this one: the two take turns on one core otherwise.
+    # written by `list_add_new_children`, the same records in a fixed number of statements a chunk.
+    counts["new"] = 0
     fresh = ordered.exclude(known_rows).values_list("position", "data")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-derive") as deriving:
-        pending: _NewChunk | None = None
-        chunk: list[tuple[int | None, dict[str, Any]]] = []
-        for row in fresh.iterator(chunk_size=NEW_CHILDREN_CHUNK):
-            chunk.append(row)
-            if len(chunk) == NEW_CHILDREN_CHUNK:
-                following = _NewChunk.of(chunk, deriving)
-                if pending is not None:
-                    done += pending.write(handover_list, actor=actor, source=source, handing_over=handing_over)
-                    _report_progress(batch, done, total, progress)
-                pending, chunk = following, []
-        for last in (pending, _NewChunk.of(chunk, deriving) if chunk else None):
-            if last is not None:
-                done += last.write(handover_list, actor=actor, source=source, handing_over=handing_over)
-                _report_progress(batch, done, total, progress)
+    chunk: list[tuple[int | None, dict[str, Any]]] = []
+    for row in fresh.iterator(chunk_size=NEW_CHILDREN_CHUNK):
+        chunk.append(row)
+        if len(chunk) == NEW_CHILDREN_CHUNK:
+            done += _list_new_children(handover_list, chunk, actor=actor, source=source, handing_over=handing_over)
+            _report_progress(batch, done, total, progress)
+            chunk = []
+    done += _list_new_children(handover_list, chunk, actor=actor, source=source, handing_over=handing_over)
     counts["new"] = done - len(stored)
     _report_progress(batch, done, total, progress)
     if batch.handed_over_on:
@@ -619,27 +608,15 @@ def _import_list(batch: ImportBatch, actor: User | None, progress: ProgressCallb
     return {**counts, "list": handover_list.reference, "rows_written": done}
 
 
-@dataclass(frozen=True)
-class _NewChunk:
-    """A chunk of rows of children new to the tracker, their derived values being worked out."""
-
-    positions: list[int]
-    handed_over_as: list[dict[str, Any]]
-    derived: Future[NewChildren]
-
-    @classmethod
-    def of(cls, rows: list[tuple[int | None, dict[str, Any]]], deriving: ThreadPoolExecutor) -> _NewChunk:
+def _list_new_children(handover_list: HandoverList, rows: list[tuple[int | None, dict[str, Any]]], *,
+                       actor: User | None, source: str, handing_over: HandOver | None) -> int:
+    if rows:
         # The reader numbers an unnumbered file, so every row has its position.
-        return cls(positions=[cast(int, position) for position, _data in rows],
-                   handed_over_as=[as_handed_over(data) for _position, data in rows],
-                   derived=deriving.submit(children_derive, [_child_fields(data) for _position, data in rows]))
-
-    def write(self, handover_list: HandoverList, *, actor: User | None, source: str,
-              handing_over: HandOver | None) -> int:
-        list_add_new_children(handover_list=handover_list, children=self.derived.result(), positions=self.positions,
-                              actor=actor, note=f"Added from {source}", handing_over=handing_over,
-                              handed_over_as=self.handed_over_as)
-        return len(self.positions)
+        list_add_new_children(handover_list=handover_list, children=[_child_fields(data) for _position, data in rows],
+                              positions=[cast(int, position) for position, _data in rows], actor=actor,
+                              note=f"Added from {source}", handing_over=handing_over,
+                              handed_over_as=[as_handed_over(data) for _position, data in rows])
+    return len(rows)
 
 
 def _list_known_children(handover_list: HandoverList, stored: list[ImportRow], *, actor: User | None, source: str,
