@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import Workbook
 
+import tracker.services.imports as imports_service
 from cases.matching.candidates import find_candidates
 from cases.matching.engine import PersonRecord
 from cases.models import Case, Child
@@ -579,3 +580,25 @@ def test_uploaded_files_are_deleted_after_their_retention_and_the_record_stays(p
     assert os.path.exists(paths[fresh.pk])
     kept = ImportBatch.objects.get(pk=done.pk)
     assert kept.file.name == "" and kept.summary["rows"] == 3 and kept.status == ImportBatch.Status.DONE
+
+
+@pytest.mark.django_db
+def test_new_children_written_chunk_by_chunk_are_every_row_once_in_its_place(parties, monkeypatch):
+    """A register's new children go in by chunks: with chunks of two, seven rows are four chunks, and
+    each row is its own child, on its own number, with its own match keys."""
+    monkeypatch.setattr(imports_service, "NEW_CHILDREN_CHUNK", 2)
+    named = [("Гнатюк", "Ярина"), ("Стельмах", "Богдан"), ("Мазурик", "Соломія"), ("Дзюбенко", "Тарас"),
+             ("Волошин", "Олеся"), ("Кравець", "Назар"), ("Пилипчук", "Зоряна")]
+    rows = [f"{index};{family};{given};;0{index}.02.2013;{'ж' if index % 2 else 'ч'};Херсон;Херсонська"
+            for index, (family, given) in enumerate(named, start=1)]
+    batch = import_list(csv_bytes([UA_HEADER, *rows]), "chunks.csv", parties)
+    assert batch.status == ImportBatch.Status.DONE, batch.errors
+    assert batch.summary["new"] == 7
+    assert [(position, family, given) for position, family, given, *_rest in saved()] == [
+        (index, family, given) for index, (family, given) in enumerate(named, start=1)]
+    children = Child.objects.filter(family_name__in=[family for family, _given in named])
+    assert children.count() == 7
+    for child in children:
+        assert child.match_keys.exists() and child.family_name_latin and child.search_names
+        assert find_candidates([PersonRecord(family_name=child.family_name, given_name=child.given_name,
+                                             birth_date=str(child.birth_date))])[0][0].child == child
