@@ -17,7 +17,7 @@ from tests.factories import CaseFactory, ChildFactory, HandoverListFactory, Orga
 from tracker.models import ApiKey, CaseShare, Flag, HandoverList, ListEntry, Organisation, Reply
 from tracker.services.exchange import list_add_cases, list_hand_over
 from tracker.services.flags import sweep_deadlines
-from tracker.services.partners import api_key_issue, api_key_revoke
+from tracker.services.partners import api_key_authenticate, api_key_issue, api_key_revoke
 
 pytestmark = pytest.mark.django_db
 HANDED_OVER = datetime.date(2025, 6, 2)
@@ -126,6 +126,49 @@ def test_the_key_is_not_stored_in_clear(alpha):
     alpha.client.get("/api/v1/cases/")
     key.refresh_from_db()
     assert key.last_used_at is not None
+
+
+def concrete_values(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+def test_the_key_comes_whole_with_its_organisation_and_their_account(alpha, django_assert_num_queries):
+    key = ApiKey.objects.get(organisation=alpha.organisation)
+    expected = ApiKey.objects.select_related("organisation__service_user").get(pk=key.pk)
+    found = api_key_authenticate(alpha.key)
+    with django_assert_num_queries(0):
+        account = found.organisation.service_user
+        assert account is not None and expected.organisation.service_user is not None
+        assert concrete_values(found) == concrete_values(expected)
+        assert concrete_values(found.organisation) == concrete_values(expected.organisation)
+        assert concrete_values(account) == concrete_values(expected.organisation.service_user)
+        assert account.partner_organisation is found.organisation
+        assert not (found.get_deferred_fields() or found.organisation.get_deferred_fields()
+                    or account.get_deferred_fields())
+
+
+@pytest.mark.parametrize("change", [{"is_active": False}, {"service_user": None}])
+def test_a_suspended_organisation_s_keys_are_refused(alpha, change):
+    Organisation.objects.filter(pk=alpha.organisation.pk).update(**change)
+    response = alpha.client.get("/api/v1/cases/")
+    assert (response.status_code, response.json()["detail"]) == (401, "this organisation's access is suspended")
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_the_key_is_read_by_one_statement_prepared_on_the_connection(alpha, settings, prepared):
+    # Prepared (where API_PREPARED_STATEMENTS allows it), and read again on every request: a key
+    # revoked after its statement was prepared is refused at once.
+    settings.API_PREPARED_STATEMENTS = prepared
+    for _ in range(3):
+        with CaptureQueriesContext(connection) as queries:
+            assert alpha.client.get("/api/v1/organisations/").status_code == 200
+        assert sum('"tracker_apikey"' in query["sql"] for query in queries.captured_queries) <= 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ['%"tracker_apikey"%'])
+        assert (cursor.fetchone()[0] > 0) is prepared
+    api_key_revoke(key=ApiKey.objects.get(organisation=alpha.organisation))
+    response = alpha.client.get("/api/v1/organisations/")
+    assert (response.status_code, response.json()["detail"]) == (401, "this API key was revoked")
 
 
 def test_a_read_only_key_cannot_post_a_reply(alpha):

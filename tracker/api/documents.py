@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, cast
 
-import psycopg
-from django.conf import settings
 from django.contrib.postgres.aggregates.mixins import OrderableAggMixin
-from django.db import connection, models
+from django.db import models
 from django.db.models import Aggregate, Case, Expression, F, Func, OuterRef, QuerySet, Subquery, When
 from django.db.models.expressions import Combinable, RawSQL
 from django.db.models.functions import Cast, Coalesce
@@ -269,19 +266,3 @@ class Statements:
 
 STATEMENTS = Statements()
 
-
-def run_prepared(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """Run a statement of `STATEMENTS` with its parameters bound by the server and its plan prepared
-    once per database connection: planning it (2 to 3 ms) was a fifth of its time."""
-    connection.ensure_connection()
-    started = time.monotonic()
-    try:
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, params, prepare=getattr(settings, "API_PREPARED_STATEMENTS", False))
-            return cursor.fetchall()
-    finally:
-        if connection.queries_logged:
-            # Counted and timed with the ORM's own statements (debug pages, query budgets in tests).
-            with psycopg.ClientCursor(connection.connection) as shown:
-                connection.queries_log.append({"sql": shown.mogrify(sql, params),
-                                               "time": f"{time.monotonic() - started:.3f}"})

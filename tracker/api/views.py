@@ -26,6 +26,7 @@ from rest_framework.serializers import BaseSerializer
 from cases.models import Case, CaseEvent, Child, RecordAccess
 from cases.services import child_update_last_known, log_child_reads
 from core.bulk import keys_in
+from core.prepared import run_prepared
 from core.tasks import enqueue_on_commit
 from core.users import signed_in_user
 from tracker.api import documents
@@ -217,7 +218,7 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
             return self.get_queryset().filter(pk__in=ids.sql()).order_by().values("id").annotate(
                 document=documents.as_text(self.documents()))
 
-        return dict(documents.run_prepared(*documents.STATEMENTS.statement(key, build, ids)))
+        return dict(run_prepared(*documents.STATEMENTS.statement(key, build, ids)))
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if self.page_written_by_database(request):
