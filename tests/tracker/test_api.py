@@ -14,10 +14,16 @@ from rest_framework.test import APIClient
 
 from cases.models import Case, CaseEvent, Child, RecordAccess
 from tests.factories import CaseFactory, ChildFactory, HandoverListFactory, OrganisationFactory
+from tracker import selectors
 from tracker.models import ApiKey, CaseShare, Flag, HandoverList, ListEntry, Organisation, Reply
 from tracker.services.exchange import list_add_cases, list_hand_over
 from tracker.services.flags import sweep_deadlines
-from tracker.services.partners import api_key_authenticate, api_key_issue, api_key_revoke
+from tracker.services.partners import (
+    api_key_authenticate,
+    api_key_issue,
+    api_key_revoke,
+    case_shares_revoke,
+)
 
 pytestmark = pytest.mark.django_db
 HANDED_OVER = datetime.date(2025, 6, 2)
@@ -184,6 +190,21 @@ def test_a_read_only_key_cannot_post_a_reply(alpha):
 def test_each_partner_lists_only_the_cases_shared_with_it(alpha, beta):
     assert ids(alpha.client.get("/api/v1/cases/")) == {c.pk for c in alpha.cases}
     assert ids(beta.client.get("/api/v1/cases/")) == {c.pk for c in beta.cases}
+
+
+def test_the_cases_a_partner_sees_follow_its_shares_from_one_request_to_the_next(alpha, beta):
+    # The query of what a partner may see is built once per organisation, not per request; the shares
+    # it reads are the ones of the moment it runs.
+    selectors._cases_shared_with.cache_clear()
+    assert ids(alpha.client.get("/api/v1/cases/")) == {c.pk for c in alpha.cases}
+    shared = beta.cases[0]
+    CaseShare.objects.create(case=shared, organisation=alpha.organisation)
+    assert ids(alpha.client.get("/api/v1/cases/")) == {c.pk for c in alpha.cases} | {shared.pk}
+    case_shares_revoke(share_ids=CaseShare.objects.filter(organisation=alpha.organisation, case__in=alpha.cases[:2])
+                       .values_list("pk", flat=True), actor=None)
+    assert ids(alpha.client.get("/api/v1/cases/")) == {alpha.cases[2].pk, shared.pk}
+    assert ids(beta.client.get("/api/v1/cases/")) == {c.pk for c in beta.cases}
+    assert selectors._cases_shared_with.cache_info().misses == 2, "built once for each organisation"
 
 
 def test_another_partners_records_answer_404_on_every_endpoint(alpha, beta):
