@@ -455,6 +455,15 @@ def test_list_page_queries_do_not_grow_with_page_size(alpha):
     assert count(entries + "?page_size=1") == count(entries + "?page_size=3")
 
 
+def test_the_sync_order_index_holds_all_of_a_page_s_keys():
+    # A page's keys are the case's id, its time and its child's key, in the sync order: all in the
+    # index, so that they need no visit to each case's row.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'case_sync_order_idx'")
+        (definition,) = cursor.fetchone()
+    assert definition.endswith("USING btree (updated_at, id) INCLUDE (child_id)")
+
+
 def test_throttling_counts_per_key_and_answers_429(alpha, beta, settings):
     settings.API_RATE_LIMIT = "3/minute"
     codes = [alpha.client.get("/api/v1/organisations/").status_code for _ in range(4)]
