@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Generic, TypeVar, cast
 
 import psycopg
@@ -35,12 +36,13 @@ def run_prepared(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     connection.validate_no_broken_transaction()
     started = time.monotonic()
     try:
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        with connection.wrap_database_errors, psycopg.RawCursor(connection.connection) as cursor:
             # As Django's cursors: times in the connection's zone, should the settings have changed it.
             timestamptz = connection.connection.adapters.types["timestamptz"].oid
             if connection.timezone != cast(Any, cursor.adapters.get_loader(timestamptz, Format.TEXT)).timezone:
                 register_tzloader(connection.timezone, cursor)
-            cursor.execute(sql, params, prepare=getattr(settings, "API_PREPARED_STATEMENTS", False))
+            cursor.execute(numbered(sql, len(params)), params,
+                           prepare=getattr(settings, "API_PREPARED_STATEMENTS", False))
             return cursor.fetchall()
     finally:
         if connection.queries_logged:
@@ -49,6 +51,14 @@ def run_prepared(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
             with psycopg.ClientCursor(connection.connection) as shown:
                 connection.queries_log.append({"sql": shown.mogrify(sql, params),
                                                "time": f"{time.monotonic() - started:.3f}"})
+
+
+@lru_cache(maxsize=512)
+def numbered(sql: str, count: int) -> str:
+    """`sql` with its `count` placeholders (`%s`, a literal `%` written `%%`) numbered as PostgreSQL
+    takes them (`$1`, `$2`, …), once per statement: psycopg's own conversion of a statement this long
+    is not cached, and parsing 13 kB of SQL on each page of cases cost a quarter of a millisecond."""
+    return sql % tuple(f"${n}" for n in range(1, count + 1))
 
 
 class ModelColumns(Generic[M]):
