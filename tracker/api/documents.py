@@ -109,7 +109,8 @@ class DRFDateTime(Expression):
         params: list[Any] = []
 
         def put(*pieces: str) -> None:
-            # "V" is the value, "L" the value in the zone, "O" the zone's offset in seconds; anything else is SQL.
+            # "V" is the value, "L" the value in the zone, "U" in UTC (both without a zone, so that
+            # their difference is the zone's offset); anything else is SQL.
             for piece in pieces:
                 if piece == "V":
                     sql.append(f"({value})")
@@ -117,16 +118,20 @@ class DRFDateTime(Expression):
                 elif piece == "L":
                     sql.append(f"(({value}) AT TIME ZONE %s)")
                     params.extend([*value_params, self.zone])
-                elif piece == "O":
-                    put("extract(epoch FROM ", "L", " - ((", "V", ") AT TIME ZONE 'UTC'))::integer")
+                elif piece == "U":
+                    sql.append(f"(({value}) AT TIME ZONE 'UTC')")
+                    params.extend(value_params)
                 else:
                     sql.append(piece)
 
-        put("CASE WHEN ", "V", " IS NULL THEN NULL ELSE to_char(", "L", ", 'YYYY-MM-DD\"T\"HH24:MI:SS') ",
-            "|| CASE WHEN date_part('microseconds', ", "V", ")::bigint %% 1000000 = 0 THEN '' ELSE to_char(", "L",
-            ", '.US') END || CASE WHEN ", "O", " = 0 THEN 'Z' ELSE CASE WHEN ", "O", " < 0 THEN '-' ELSE '+' END ",
-            "|| lpad((abs(", "O", ") / 3600)::text, 2, '0') || ':' || lpad((abs(", "O",
-            ") %% 3600 / 60)::text, 2, '0') END END")
+        # The microseconds are always written, then taken out when they are all zero ('.000000' can
+        # stand nowhere else); the offset is the difference of the two local times, written as hours
+        # and minutes after its sign (seconds of an offset, which only old local mean times have, are
+        # left out). Half the cost of taking the offset apart in seconds, for the same text.
+        put("CASE WHEN ", "V", " IS NULL THEN NULL ELSE replace(to_char(", "L",
+            ", 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || CASE WHEN ", "L", " = ", "U",
+            " THEN 'Z' WHEN ", "L", " < ", "U", " THEN '-' || to_char(", "U", " - ", "L",
+            ", 'HH24:MI') ELSE '+' || to_char(", "L", " - ", "U", ", 'HH24:MI') END END")
         return "".join(sql), params
 
 
