@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Generic, TypeVar, cast
 
 import psycopg
@@ -41,8 +41,16 @@ def run_prepared(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
             timestamptz = connection.connection.adapters.types["timestamptz"].oid
             if connection.timezone != cast(Any, cursor.adapters.get_loader(timestamptz, Format.TEXT)).timezone:
                 register_tzloader(connection.timezone, cursor)
-            cursor.execute(numbered(sql, len(params)), params,
-                           prepare=getattr(settings, "API_PREPARED_STATEMENTS", False))
+
+            def execute(sql: str, params: Sequence[Any], many: bool, context: dict[str, Any]) -> None:
+                cursor.execute(numbered(sql, len(params)), params,
+                               prepare=getattr(settings, "API_PREPARED_STATEMENTS", False))
+
+            # Through the connection's execute wrappers (connection.execute_wrapper), as Django's cursors
+            # run every statement: whatever instruments or guards the database sees this one too.
+            for wrapper in reversed(connection.execute_wrappers):
+                execute = partial(wrapper, execute)
+            execute(sql, params, False, {"connection": connection, "cursor": cursor})
             return cursor.fetchall()
     finally:
         if connection.queries_logged:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from core.prepared import numbered, run_prepared
 
@@ -21,3 +22,23 @@ def test_a_long_statement_is_numbered_once_and_runs_with_its_values():
     assert run_prepared(sql, [4, 5]) == [(9,)]
     assert (numbered.cache_info().misses, numbered.cache_info().hits) == (1, 1)
     assert run_prepared("SELECT '50%%' || %s", ["!"]) == [("50%!",)]
+
+
+def test_the_connection_s_execute_wrappers_see_the_statement():
+    # Whatever instruments or guards the database (connection.execute_wrapper) sees these statements
+    # as it sees the ORM's.
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append((sql, list(params)))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        assert run_prepared("SELECT %s::int * 2", [7]) == [(14,)]
+    assert seen == [("SELECT %s::int * 2", [7])]
+
+    def refuse(execute, sql, params, many, context):
+        raise RuntimeError("no database here")
+
+    with connection.execute_wrapper(refuse), pytest.raises(RuntimeError, match="no database here"):
+        run_prepared("SELECT 1", [])

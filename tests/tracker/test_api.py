@@ -295,6 +295,22 @@ def test_every_read_of_a_child_is_logged_with_organisation_and_key(alpha):
     assert all("Alpha Tracing" in row.client for row in logged)
 
 
+def test_every_statement_of_a_page_passes_the_connection_s_execute_wrappers(alpha):
+    # Instrumentation installed with connection.execute_wrapper sees the key check and the page's
+    # statement, which run outside the ORM, as it sees the ORM's own.
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    alpha.client.get("/api/v1/organisations/")  # the key's last-used time is written once a minute, not here
+    with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(spy):
+        assert alpha.client.get("/api/v1/cases/").status_code == 200
+    assert len(seen) == len(queries) == 3
+    assert any('"tracker_apikey"' in sql for sql in seen) and any("cases_recordaccess" in sql for sql in seen)
+
+
 def test_a_page_of_cases_and_its_read_log_are_one_statement(alpha):
     alpha.client.get("/api/v1/organisations/")  # the key's last-used time is written once a minute, not here
     with CaptureQueriesContext(connection) as queries:
