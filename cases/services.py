@@ -739,21 +739,31 @@ def log_child_reads(child_ids: Iterable[int], *, channel: str, path: str, user: 
         return 0
     user_id = user.pk if user is not None and user.is_authenticated else None
     if connection.vendor == "postgresql":
-        # One statement whose rows come from one array parameter: no model instance per row, and the
-        # database's trigger chains each row as it goes in.
         with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO cases_recordaccess (child_id, user_id, channel, partner_id, api_key_prefix, "
-                "client, path, accessed_at, prev_hash, row_hash) "
-                "SELECT r.child_id, %s, %s, %s, %s, %s, %s, %s, '', '' "
-                "FROM unnest(%s::bigint[]) WITH ORDINALITY AS r (child_id, n) ORDER BY r.n",
-                [user_id, channel, partner_id, api_key_prefix, client, path[:500], timezone.now(), ids])
+            cursor.execute(*read_log_insert(ids, channel=channel, path=path, user=user, partner_id=partner_id,
+                                            api_key_prefix=api_key_prefix, client=client))
             return cursor.rowcount
     rows = [RecordAccess(child_id=child_id, user_id=user_id, channel=channel, partner_id=partner_id,
                          api_key_prefix=api_key_prefix, client=client, path=path[:500]) for child_id in ids]
     with transaction.atomic():
         read_chain.link(rows, RecordAccess.objects.order_by("-pk").values_list("row_hash", flat=True).first())
         return len(RecordAccess.objects.bulk_create(rows))
+
+
+def read_log_insert(child_ids: Iterable[int], *, channel: str, path: str, user: User | None,
+                    partner_id: int | None = None, api_key_prefix: str = "", client: str = "") -> tuple[str, list[Any]]:
+    """`log_child_reads`'s statement on PostgreSQL, with its parameters, for a caller that runs it
+    itself: by `log_child_reads`, or as a part of the statement that reads the records (the API's
+    page of cases), so that the reads and their log are one statement. One row per child, in the
+    order given, from one array parameter: no model instance per row, and the database's trigger
+    chains each row as it goes in."""
+    ids = list(dict.fromkeys(int(child_id) for child_id in child_ids))
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    return ("INSERT INTO cases_recordaccess (child_id, user_id, channel, partner_id, api_key_prefix, "
+            "client, path, accessed_at, prev_hash, row_hash) "
+            "SELECT r.child_id, %s, %s, %s, %s, %s, %s, %s, '', '' "
+            "FROM unnest(%s::bigint[]) WITH ORDINALITY AS r (child_id, n) ORDER BY r.n",
+            [user_id, channel, partner_id, api_key_prefix, client, path[:500], timezone.now(), ids])
 
 
 # What a child's record keeps once anonymised: sex, oblast, circumstances, category, the birth year

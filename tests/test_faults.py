@@ -115,6 +115,7 @@ def test_with_redis_down_a_reply_is_recorded_reads_answer_and_the_events_wait_fo
     monkeypatch.setattr(core.cache, "RETRY_AFTER_SECONDS", 0.5)
     client, _, cases = partner_reply
     handover_list = client.handover_list
+    assert client.get("/api/v1/cases/").status_code == 200  # counted in Redis, its script loaded there
     own_redis.stop()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -138,6 +139,9 @@ def test_with_redis_down_a_reply_is_recorded_reads_answer_and_the_events_wait_fo
     time.sleep(0.6)  # the cache asks Redis again once its pause after a failure is over
     cache.set("after-the-outage", 1)
     assert redis.Redis(port=own_redis.port).exists(cache.make_key("after-the-outage"))
+    # The rate limit's script, which the restarted server no longer holds, is sent to it again.
+    assert client.get("/api/v1/cases/").status_code == 200
+    assert redis.Redis(port=own_redis.port).keys(cache.make_key("ratelimit:*"))
 
 
 def test_with_redis_down_a_large_upload_waits_and_its_check_is_queued_once_redis_returns(own_redis):

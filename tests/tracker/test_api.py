@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import io
 from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -14,10 +16,16 @@ from rest_framework.test import APIClient
 
 from cases.models import Case, CaseEvent, Child, RecordAccess
 from tests.factories import CaseFactory, ChildFactory, HandoverListFactory, OrganisationFactory
+from tracker import selectors
 from tracker.models import ApiKey, CaseShare, Flag, HandoverList, ListEntry, Organisation, Reply
 from tracker.services.exchange import list_add_cases, list_hand_over
 from tracker.services.flags import sweep_deadlines
-from tracker.services.partners import api_key_issue, api_key_revoke
+from tracker.services.partners import (
+    api_key_authenticate,
+    api_key_issue,
+    api_key_revoke,
+    case_shares_revoke,
+)
 
 pytestmark = pytest.mark.django_db
 HANDED_OVER = datetime.date(2025, 6, 2)
@@ -128,6 +136,49 @@ def test_the_key_is_not_stored_in_clear(alpha):
     assert key.last_used_at is not None
 
 
+def concrete_values(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+def test_the_key_comes_whole_with_its_organisation_and_their_account(alpha, django_assert_num_queries):
+    key = ApiKey.objects.get(organisation=alpha.organisation)
+    expected = ApiKey.objects.select_related("organisation__service_user").get(pk=key.pk)
+    found = api_key_authenticate(alpha.key)
+    with django_assert_num_queries(0):
+        account = found.organisation.service_user
+        assert account is not None and expected.organisation.service_user is not None
+        assert concrete_values(found) == concrete_values(expected)
+        assert concrete_values(found.organisation) == concrete_values(expected.organisation)
+        assert concrete_values(account) == concrete_values(expected.organisation.service_user)
+        assert account.partner_organisation is found.organisation
+        assert not (found.get_deferred_fields() or found.organisation.get_deferred_fields()
+                    or account.get_deferred_fields())
+
+
+@pytest.mark.parametrize("change", [{"is_active": False}, {"service_user": None}])
+def test_a_suspended_organisation_s_keys_are_refused(alpha, change):
+    Organisation.objects.filter(pk=alpha.organisation.pk).update(**change)
+    response = alpha.client.get("/api/v1/cases/")
+    assert (response.status_code, response.json()["detail"]) == (401, "this organisation's access is suspended")
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_the_key_is_read_by_one_statement_prepared_on_the_connection(alpha, settings, prepared):
+    # Prepared (where API_PREPARED_STATEMENTS allows it), and read again on every request: a key
+    # revoked after its statement was prepared is refused at once.
+    settings.API_PREPARED_STATEMENTS = prepared
+    for _ in range(3):
+        with CaptureQueriesContext(connection) as queries:
+            assert alpha.client.get("/api/v1/organisations/").status_code == 200
+        assert sum('"tracker_apikey"' in query["sql"] for query in queries.captured_queries) <= 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ['%"tracker_apikey"%'])
+        assert (cursor.fetchone()[0] > 0) is prepared
+    api_key_revoke(key=ApiKey.objects.get(organisation=alpha.organisation))
+    response = alpha.client.get("/api/v1/organisations/")
+    assert (response.status_code, response.json()["detail"]) == (401, "this API key was revoked")
+
+
 def test_a_read_only_key_cannot_post_a_reply(alpha):
     _, read_only = api_key_issue(organisation=alpha.organisation, name="ro", scopes=["read"], actor=None)
     response = client_with(read_only).post(f"/api/v1/lists/{alpha.handover_list.pk}/replies/", {
@@ -141,6 +192,21 @@ def test_a_read_only_key_cannot_post_a_reply(alpha):
 def test_each_partner_lists_only_the_cases_shared_with_it(alpha, beta):
     assert ids(alpha.client.get("/api/v1/cases/")) == {c.pk for c in alpha.cases}
     assert ids(beta.client.get("/api/v1/cases/")) == {c.pk for c in beta.cases}
+
+
+def test_the_cases_a_partner_sees_follow_its_shares_from_one_request_to_the_next(alpha, beta):
+    # The query of what a partner may see is built once per organisation, not per request; the shares
+    # it reads are the ones of the moment it runs.
+    selectors._cases_shared_with.cache_clear()
+    assert ids(alpha.client.get("/api/v1/cases/")) == {c.pk for c in alpha.cases}
+    shared = beta.cases[0]
+    CaseShare.objects.create(case=shared, organisation=alpha.organisation)
+    assert ids(alpha.client.get("/api/v1/cases/")) == {c.pk for c in alpha.cases} | {shared.pk}
+    case_shares_revoke(share_ids=CaseShare.objects.filter(organisation=alpha.organisation, case__in=alpha.cases[:2])
+                       .values_list("pk", flat=True), actor=None)
+    assert ids(alpha.client.get("/api/v1/cases/")) == {alpha.cases[2].pk, shared.pk}
+    assert ids(beta.client.get("/api/v1/cases/")) == {c.pk for c in beta.cases}
+    assert selectors._cases_shared_with.cache_info().misses == 2, "built once for each organisation"
 
 
 def test_another_partners_records_answer_404_on_every_endpoint(alpha, beta):
@@ -227,6 +293,37 @@ def test_every_read_of_a_child_is_logged_with_organisation_and_key(alpha):
     assert logged.filter(path="/api/v1/cases/").count() == 3
     assert logged.filter(path=f"/api/v1/lists/{alpha.handover_list.pk}/entries/").count() == 3
     assert all("Alpha Tracing" in row.client for row in logged)
+
+
+def test_every_statement_of_a_page_passes_the_connection_s_execute_wrappers(alpha):
+    # Instrumentation installed with connection.execute_wrapper sees the key check and the page's
+    # statement, which run outside the ORM, as it sees the ORM's own.
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    alpha.client.get("/api/v1/organisations/")  # the key's last-used time is written once a minute, not here
+    with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(spy):
+        assert alpha.client.get("/api/v1/cases/").status_code == 200
+    assert len(seen) == len(queries) == 3
+    assert any('"tracker_apikey"' in sql for sql in seen) and any("cases_recordaccess" in sql for sql in seen)
+
+
+def test_a_page_of_cases_and_its_read_log_are_one_statement(alpha):
+    alpha.client.get("/api/v1/organisations/")  # the key's last-used time is written once a minute, not here
+    with CaptureQueriesContext(connection) as queries:
+        page = alpha.client.get("/api/v1/cases/?page_size=2").json()["results"]
+    writes = [query["sql"] for query in queries.captured_queries if "cases_recordaccess" in query["sql"]]
+    assert len(writes) == 1 and "json_build_object" in writes[0]
+    logged = RecordAccess.objects.filter(path="/api/v1/cases/?page_size=2").order_by("pk")
+    assert [row.child_id for row in logged] == [Case.objects.get(pk=case["id"]).child_id for case in page]
+    assert {(row.channel, row.partner_id, row.user_id) for row in logged} == {
+        ("api", alpha.organisation.pk, alpha.organisation.service_user_id)}
+    out = io.StringIO()
+    call_command("verify_audit_log", stdout=out)
+    assert out.getvalue().startswith(f"OK: {RecordAccess.objects.count()} rows")
 
 
 # --- replies ------------------------------------------------------------------------------------------
@@ -368,10 +465,19 @@ def test_list_page_queries_do_not_grow_with_page_size(alpha):
 
     alpha.client.get("/api/v1/organisations/")  # the key's last-used time is written once a minute, not here
     # The key; the page's cases; their JSON, children, entries on visible lists and open flags in one
-    # statement; one insert for the read log. Whatever the page size.
-    assert count("/api/v1/cases/?page_size=3") == count("/api/v1/cases/?page_size=30") == 4
+    # statement, which writes the read log too. Whatever the page size.
+    assert count("/api/v1/cases/?page_size=3") == count("/api/v1/cases/?page_size=30") == 3
     entries = f"/api/v1/lists/{alpha.handover_list.pk}/entries/"
     assert count(entries + "?page_size=1") == count(entries + "?page_size=3")
+
+
+def test_the_sync_order_index_holds_all_of_a_page_s_keys():
+    # A page's keys are the case's id, its time and its child's key, in the sync order: all in the
+    # index, so that they need no visit to each case's row.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'case_sync_order_idx'")
+        (definition,) = cursor.fetchone()
+    assert definition.endswith("USING btree (updated_at, id) INCLUDE (child_id)")
 
 
 def test_throttling_counts_per_key_and_answers_429(alpha, beta, settings):

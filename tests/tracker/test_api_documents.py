@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import DateTimeField, Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from cases.models import Case, Child
@@ -147,6 +149,23 @@ def test_in_utc_the_times_end_in_z(register, monkeypatch, settings):
         served, expected = both_ways(client, "/api/v1/cases/", monkeypatch)
     assert served == expected
     assert any(row["updated_at"] == "2025-07-01T09:30:05.120000Z" for row in served["results"])
+
+
+@pytest.mark.parametrize("zone", ["Europe/Kyiv", "UTC", "America/St_Johns", "Asia/Kathmandu", "Pacific/Chatham",
+                                  "America/Los_Angeles"])
+def test_a_time_is_written_as_drf_writes_it_in_any_zone(zone):
+    # Offsets east and west of UTC, of whole and half and three-quarter hours, both sides of a change
+    # of clocks, with and without microseconds.
+    instants = [datetime.datetime(*moment).replace(tzinfo=datetime.UTC) for moment in (
+        (2024, 3, 31, 0, 59, 59), (2024, 3, 31, 1, 0), (2024, 10, 27, 0, 30, 0, 5), (2024, 11, 3, 9, 15),
+        (2025, 1, 1, 0, 0, 0, 999999), (2025, 7, 1, 23, 59))]
+    OrganisationFactory()
+    with timezone.override(zone):
+        written = [Organisation.objects.annotate(text=documents.DRFDateTime(
+            Value(instant, output_field=DateTimeField()), zone)).values_list("text", flat=True)[0]
+            for instant in instants]
+        expected = [serializers.DateTimeField().to_representation(instant) for instant in instants]
+    assert written == expected
 
 
 def test_the_statement_is_built_once_per_viewer_and_the_page_costs_the_same_queries(register):

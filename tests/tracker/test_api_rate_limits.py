@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 from django.core.cache import cache, caches
 from rest_framework.test import APIClient
@@ -26,6 +27,29 @@ def test_the_suite_counts_in_redis():
     assert isinstance(caches["default"], ResilientRedisCache), "run these with CACHE_URL=redis://…"
     assert caches["default"].count_in_window("probe", 60)[0] == 1
     assert caches["default"]._fallback.get("probe") is None, "counted in Redis, not the fallback"
+
+
+def redis_cache() -> ResilientRedisCache:
+    backend = caches["default"]
+    assert isinstance(backend, ResilientRedisCache), "run these with CACHE_URL=redis://…"
+    return backend
+
+
+def test_the_cache_keeps_its_redis_client_instead_of_making_one_per_call():
+    client = redis_cache()._cache
+    assert client.get_client(write=True) is client.get_client(write=True)
+    assert client.get_client() is client.get_client(write=True), "one server: reads and writes share it"
+
+
+def test_a_window_is_counted_by_its_script_s_digest_not_its_text(monkeypatch):
+    assert count_in_window("ratelimit:digest", 60)[0] == 1
+
+    def text_sent(*args, **kwargs):
+        raise AssertionError("the script's text was sent again (EVAL)")
+
+    monkeypatch.setattr(redis.Redis, "eval", text_sent)
+    assert count_in_window("ratelimit:digest", 60)[0] == 2
+    assert redis_cache()._fallback.get("ratelimit:digest") is None, "counted in Redis, not the fallback"
 
 
 def test_concurrent_hits_on_one_window_are_counted_exactly():

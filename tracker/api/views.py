@@ -24,8 +24,9 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from cases.models import Case, CaseEvent, Child, RecordAccess
-from cases.services import child_update_last_known, log_child_reads
+from cases.services import child_update_last_known, log_child_reads, read_log_insert
 from core.bulk import keys_in
+from core.prepared import run_prepared
 from core.tasks import enqueue_on_commit
 from core.users import signed_in_user
 from tracker.api import documents
@@ -103,8 +104,12 @@ class PartnerViewSet(ContractView, viewsets.GenericViewSet):
         return viewer_of(self.request)
 
     def log_reads(self, child_ids: list[int]) -> None:
-        log_child_reads(child_ids, channel=RecordAccess.Channel.API, path=self.request.get_full_path(),
-                        user=signed_in_user(self.request), **self.viewer.read_log_fields())
+        log_child_reads(child_ids, **self.read_log_arguments())
+
+    def read_log_arguments(self) -> dict[str, Any]:
+        """Who read, through which door and path: `log_child_reads`'s arguments beside the children."""
+        return {"channel": RecordAccess.Channel.API, "path": self.request.get_full_path(),
+                "user": signed_in_user(self.request), **self.viewer.read_log_fields()}
 
 
 @extend_schema_view(list=extend_schema(summary="Organisations"), retrieve=extend_schema(summary="An organisation"))
@@ -206,9 +211,11 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
         return (connection.vendor == "postgresql" and type(request.accepted_renderer) is JSONRenderer
                 and self.paginator is not None)
 
-    def page_documents(self, ids: list[int]) -> dict[int, str]:
-        """The JSON text of each case in `ids`, by id, in one statement. The statement is built and
-        compiled once per kind of viewer (`documents.STATEMENTS`): only the ids change between pages."""
+    def page_documents(self, ids: list[int], child_ids: list[int]) -> dict[int, str]:
+        """The JSON text of each case in `ids`, by id, and the read log's rows of `child_ids`, in one
+        statement (the log's insert as a WITH clause): the page and its log go to the database and
+        are committed together, in one round trip. The documents' statement is built and compiled
+        once per kind of viewer (`documents.STATEMENTS`): only the ids change between pages."""
         viewer = self.viewer
         key = (viewer.organisation.pk if viewer.organisation else None,
                viewer.is_staff and may_see_restricted_fields(self.request), documents.current_zone())
@@ -217,7 +224,9 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
             return self.get_queryset().filter(pk__in=ids.sql()).order_by().values("id").annotate(
                 document=documents.as_text(self.documents()))
 
-        return dict(documents.run_prepared(*documents.STATEMENTS.statement(key, build, ids)))
+        page, page_params = documents.STATEMENTS.statement(key, build, ids)
+        log, log_params = read_log_insert(child_ids, **self.read_log_arguments())
+        return dict(run_prepared(f"WITH read_log AS ({log}) {page}", [*log_params, *page_params]))
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if self.page_written_by_database(request):
@@ -227,8 +236,7 @@ class CaseViewSet(PartnerViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
             paginator = cast(StableCursorPagination, self.paginator)
             keys = paginator.paginate_queryset(queryset.values("id", "updated_at", "child_id"), request, view=self)
             assert keys is not None  # noqa: S101 the page size has a default
-            texts = self.page_documents([row["id"] for row in keys]) if keys else {}
-            self.log_reads([row["child_id"] for row in keys])
+            texts = self.page_documents([row["id"] for row in keys], [row["child_id"] for row in keys]) if keys else {}
             links = (f'{{"next":{json.dumps(paginator.get_next_link())},'
                      f'"previous":{json.dumps(paginator.get_previous_link())},"results":[')
             body = "".join((links, ",".join(texts[row["id"]] for row in keys), "]}"))

@@ -7,15 +7,17 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from functools import cache
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from cases.models import Case
 from core.bulk import CHANGED, record_history, update_instances
+from core.prepared import ModelColumns, run_prepared
 from tracker.events import shares_changed
 from tracker.models import ApiKey, ApiScope, CaseShare, Organisation, ShareEvent
 
@@ -70,13 +72,50 @@ def api_key_issue(
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
 
 
+@cache
+def _key_lookup() -> tuple[str, ModelColumns[ApiKey], ModelColumns[Organisation], ModelColumns[User]]:
+    """The statement that finds a key by its prefix, with its organisation and the organisation's
+    account, all three whole; and the columns each of them takes in its row."""
+    key, organisation, user = (ModelColumns(ApiKey, "k"), ModelColumns(Organisation, "o"),
+                               ModelColumns(get_user_model(), "u"))
+    quote = connection.ops.quote_name
+    sql = (f"SELECT {key.sql()}, {organisation.sql()}, {user.sql()} "  # noqa: S608 names from the models' metadata
+           f"FROM {quote(ApiKey._meta.db_table)} k "
+           f"JOIN {quote(Organisation._meta.db_table)} o ON o.{quote('id')} = k.{quote('organisation_id')} "
+           f"LEFT JOIN {quote(get_user_model()._meta.db_table)} u ON u.{quote('id')} = o.{quote('service_user_id')} "
+           f"WHERE k.{quote('prefix')} = %s")
+    return sql, key, organisation, user
+
+
+def _key_by_prefix(prefix: str) -> ApiKey | None:
+    """The key with this prefix, its organisation and that one's account loaded with it: one statement,
+    prepared on the connection, read from the database on every request (a key revoked a moment ago
+    is refused at once)."""
+    sql, key_columns, organisation_columns, user_columns = _key_lookup()
+    rows = run_prepared(sql, [prefix])
+    if not rows:
+        return None
+    row = rows[0]
+    split, end = len(key_columns), len(key_columns) + len(organisation_columns)
+    key, organisation = key_columns.instance(row[:split]), organisation_columns.instance(row[split:end])
+    assert key is not None and organisation is not None  # noqa: S101 an inner join's rows
+    user = user_columns.instance(row[end:])
+    # Related as select_related relates them, the account knowing its organisation too.
+    account = Organisation._meta.get_field("service_user")
+    account.set_cached_value(organisation, user)
+    if user is not None:
+        account.remote_field.set_cached_value(user, organisation)
+    ApiKey._meta.get_field("organisation").set_cached_value(key, organisation)
+    return key
+
+
 def api_key_authenticate(raw: str, *, now: datetime.datetime | None = None) -> ApiKey:
     """The usable key for a presented key text, or KeyRefused saying why in terms safe to show."""
     now = now or timezone.now()
     parts = raw.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         raise KeyRefused(gettext("malformed API key"))
-    key = ApiKey.objects.select_related("organisation__service_user").filter(prefix=parts[1]).first()
+    key = _key_by_prefix(parts[1])
     if key is None or not hmac.compare_digest(key.secret_hash, _hash_secret(parts[2])):
         raise KeyRefused(gettext("unknown API key"))
     if key.revoked_at is not None:
