@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cases', '0015_case_sync_order_index'),
+        ('cases', '0016_fewer_indexes_to_keep_on_import'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
