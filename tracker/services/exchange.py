@@ -87,6 +87,15 @@ class HandOver:
         return problems
 
 
+def _draft_locked(handover_list: HandoverList) -> HandoverList:
+    """The list, locked for the caller's transaction, if it is still a draft: only a draft takes children."""
+    locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
+    if locked.status != HandoverList.Status.DRAFT:
+        raise ExchangeError(
+            [("handover_list", f"{locked.reference} was handed over; only a draft list takes new children")])
+    return locked
+
+
 def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor: User | None,
                    positions: Sequence[int] | None = None, handing_over: HandOver | None = None,
                    handed_over_as: Sequence[dict[str, Any]] | None = None) -> int:
@@ -105,11 +114,7 @@ def list_add_cases(*, handover_list: HandoverList, cases: Iterable[Case], actor:
     if problems:
         raise ExchangeError(problems)
     with transaction.atomic():
-        locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
-        if locked.status != HandoverList.Status.DRAFT:
-            raise ExchangeError(
-                [("handover_list", f"{locked.reference} was handed over; only a draft list takes new children")]
-            )
+        locked = _draft_locked(handover_list)
         cases = list(cases)
         closed = [c for c in cases if c.status == CaseStatus.CLOSED]
         if closed:
@@ -174,11 +179,7 @@ def list_add_new_children(*, handover_list: HandoverList, children: Sequence[dic
     if problems:
         raise ExchangeError(problems)
     with transaction.atomic():
-        locked = HandoverList.objects.select_for_update().get(pk=handover_list.pk)
-        if locked.status != HandoverList.Status.DRAFT:
-            raise ExchangeError(
-                [("handover_list", f"{locked.reference} was handed over; only a draft list takes new children")]
-            )
+        locked = _draft_locked(handover_list)
         child_ids = children_insert(children=children, actor=actor, note=note)
         reason = f"Added to {locked.reference}"
         handed = ""
