@@ -251,7 +251,7 @@ def case_change_status(
 ) -> Case:
     """One case one step along its road (`cases_move` with one case): the case worker's change on the
     case page. The note is the timeline line's message and the history's reason."""
-    if to_status not in Status.values:
+    if to_status not in STATUSES:
         raise TransitionNotAllowed(case, Status.OPEN, reason=f"“{to_status}” is not a case status")
     step = StatusStep(to_status, kind=kind, message=note, closing_reason=closing_reason, data=data)
 

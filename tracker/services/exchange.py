@@ -201,9 +201,8 @@ def list_add_new_children(*, handover_list: HandoverList, children: Sequence[dic
                 entries.append((child_id, case_id, position, as_handed, ListEntry.ReplyState.NOT_SENT, None, None))
                 continue
             precision = fields.get("birth_date_precision") or Child.DatePrecision.DAY
-            entries.append((child_id, case_id, position, as_handed, ListEntry.ReplyState.AWAITING,
-                            handing_over.response_due_on,
-                            age_on(fields.get("birth_date"), precision, handing_over.handed_over_on)))
+            entries.append((child_id, case_id, position, as_handed,
+                            *_handed_over(None, fields.get("birth_date"), precision, handing_over)))
         if on_postgresql():
             keys = allocate_keys(ListEntry, len(entries))
             insert_rows(ListEntry, _ENTRY_FIELDS,
@@ -220,10 +219,17 @@ def _entries_hand_over(entries: Sequence[ListEntry], handing_over: HandOver) -> 
     births = {pk: (born, precision) for pk, born, precision in Child.objects.filter(
         pk__in=keys_in(entry.child_id for entry in entries)).values_list("pk", "birth_date", "birth_date_precision")}
     for entry in entries:
-        born, precision = births[entry.child_id]
-        entry.reply_state = ListEntry.ReplyState.AWAITING
-        entry.due_on = entry.due_on or handing_over.response_due_on
-        entry.age_at_listing = age_on(born, precision, handing_over.handed_over_on)
+        entry.reply_state, entry.due_on, entry.age_at_listing = _handed_over(entry.due_on, *births[entry.child_id],
+                                                                             handing_over)
+
+
+def _handed_over(due_on: datetime.date | None, born: datetime.date | None, precision: str,
+                 handing_over: HandOver) -> tuple[str, datetime.date | None, int | None]:
+    """An entry's reply state, due date and the child's age once its list is handed over: awaiting a
+    reply by its own due date or the list's, the age on the hand-over date as far as the birth date
+    is known."""
+    return (ListEntry.ReplyState.AWAITING, due_on or handing_over.response_due_on,
+            age_on(born, precision, handing_over.handed_over_on))
 
 
 def _handed_over_message(handover_list: HandoverList, handed_over_on: datetime.date) -> str:

@@ -586,7 +586,6 @@ def _import_list(batch: ImportBatch, actor: User | None, progress: ProgressCallb
     _report_progress(batch, done, total, progress)
     # The children new to the tracker, the most of a register: read from the batch a chunk at a time and
     # written by `list_add_new_children`, the same records in a fixed number of statements a chunk.
-    counts["new"] = 0
     fresh = ordered.exclude(known_rows).values_list("position", "data")
     chunk: list[tuple[int | None, dict[str, Any]]] = []
     for row in fresh.iterator(chunk_size=NEW_CHILDREN_CHUNK):
