@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import CharField, Exists, OuterRef, Value
 from django.db.models.functions import Cast, Concat, TruncYear
 from django.utils import timezone
@@ -354,8 +354,13 @@ def children_insert(*, children: Sequence[dict[str, Any]], actor: User | None, n
     with transaction.atomic():
         insert_rows(Child, ("id", *NEW_CHILD_FIELDS, "search_names"), rows)
         record_history(Child, keys, history_type=CREATED, user=actor, reason=note)
-        insert_rows(ChildMatchKey, ("child_id", "key"), filed)
+        insert_rows(ChildMatchKey, ("child_id", "key"), filed, ready=True)
     return keys
+
+
+# What the status signal's cases carry when `cases_open_listed` sends it: the rest is read on demand,
+# as for any case loaded with some of its fields (a hundred thousand full instances took seconds).
+_SIGNALLED_FIELDS = ("id", "child_id", "status")
 
 
 def cases_open_listed(*, child_ids: Sequence[int], steps: Sequence[Sequence[StatusStep]], actor: User | None,
@@ -401,15 +406,16 @@ def cases_open_listed(*, child_ids: Sequence[int], steps: Sequence[Sequence[Stat
             status = step.to_status
         reached.append(status)
     with transaction.atomic():
-        insert_rows(Case, ("id", "child_id", "status"), zip(keys, child_ids, reached, strict=True))
+        insert_rows(Case, ("id", "child_id", "status"), zip(keys, child_ids, reached, strict=True), ready=True)
         record_history(Case, keys, history_type=CREATED, user=actor, reason=note, stood={"status": Status.OPEN})
-        insert_rows(CaseEvent, EVENT_FIELDS, events)
+        insert_rows(CaseEvent, EVENT_FIELDS, events, ready=True)
         by_reason: dict[str, list[int]] = defaultdict(list)
         changes: list[tuple[Case, str, str]] = []
         for pk, child_id, status in zip(keys, child_ids, reached, strict=True):
             if status != Status.OPEN:
                 by_reason[reason or f"{Status.OPEN.label} → {Status(status).label}"].append(pk)
-                changes.append((Case(pk=pk, child_id=child_id, status=status), Status.OPEN, status))
+                changes.append((Case.from_db(DEFAULT_DB_ALIAS, _SIGNALLED_FIELDS, (pk, child_id, status)),
+                                Status.OPEN, status))
         for said, ids in by_reason.items():
             record_history(Case, ids, history_type=CHANGED, user=actor, reason=said)
         if changes:

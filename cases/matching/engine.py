@@ -144,6 +144,16 @@ class _NameField:
         # The text itself does not change how a name compares; equal spellings share cache entries.
         return (self.sounds, self.plain, self.canonical, self.known, self.folded, self.short_for)
 
+    # What the blocking keys are made of, worked out once per name: the same names come back on row
+    # after row, and each record asks for them five times.
+    @cached_property
+    def codes(self) -> tuple[str, ...]:
+        return _name_codes(self)
+
+    @cached_property
+    def tails(self) -> tuple[str, ...]:
+        return _name_tails(self)
+
     @classmethod
     def of(cls, text: str, sex: str = "") -> _NameField:
         return _name_field(text, sex)
@@ -715,7 +725,6 @@ def _name_codes(name: _NameField) -> tuple[str, ...]:
 _SOUND_LETTERS = str.maketrans({"Ш": "w", "Ч": "c", "Ж": "j", "Ц": "q"})
 
 
-@lru_cache(maxsize=1 << 16)
 def _name_tails(name: _NameField) -> tuple[str, ...]:
     """The consonants of each word of a name without its first sound, in two readings: the consonants
     after the first letter, and all consonants but the first. One of the two survives a slip in, or
@@ -769,7 +778,7 @@ def search_keys(record: PersonRecord) -> frozenset[str]:
 
 
 def _name_keys(record: PersonRecord) -> set[str]:
-    family_codes, given_codes = _name_codes(record.family), _name_codes(record.given)
+    family_codes, given_codes = record.family.codes, record.given.codes
     return {f"n:{min(f, g)}|{max(f, g)}" for f in family_codes for g in given_codes}
 
 
@@ -780,7 +789,7 @@ def _tail_keys(record: PersonRecord, *, dated: bool) -> set[str]:
         return set()
     kind = f"u:{year:04d}:" if dated else "t:"
     return {f"{kind}{code}|{tail}" for named, other in ((family, given), (given, family))
-            for code in _name_codes(named) for tail in _name_tails(other)}
+            for code in named.codes for tail in other.tails}
 
 
 def _date_keys(record: PersonRecord, *, month: bool) -> set[str]:
@@ -788,7 +797,7 @@ def _date_keys(record: PersonRecord, *, month: bool) -> set[str]:
     if date.year is None or (month and date.month is None):
         return set()
     when, kind = (f"{date.year:04d}-{date.month:02d}", "d") if month else (f"{date.year:04d}", "y")
-    family_codes, given_codes = _name_codes(record.family), _name_codes(record.given)
+    family_codes, given_codes = record.family.codes, record.given.codes
     keys = set()
     for codes, others in ((family_codes, given_codes), (given_codes, family_codes)):
         letters = {other[1] for other in others} or {"_"}

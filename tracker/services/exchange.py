@@ -206,7 +206,7 @@ def list_add_new_children(*, handover_list: HandoverList, children: Sequence[dic
         if on_postgresql():
             keys = allocate_keys(ListEntry, len(entries))
             insert_rows(ListEntry, _ENTRY_FIELDS,
-                        ((key, locked.pk, *entry) for key, entry in zip(keys, entries, strict=True)))
+                        ((key, locked.pk, *entry) for key, entry in zip(keys, entries, strict=True)), ready=True)
             record_history(ListEntry, keys, history_type=CREATED, user=actor, reason=reason)
         else:
             insert_recorded([ListEntry(handover_list_id=locked.pk, **dict(zip(_ENTRY_FIELDS[2:], entry, strict=True)))
