@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -334,26 +334,30 @@ def children_insert(*, children: Sequence[dict[str, Any]], actor: User | None, n
         return [child.pk for child in made]
     defaults = {name: concrete_field(Child, name).get_default() for name in NEW_CHILD_FIELDS}
     keys = allocate_keys(Child, len(children))
-    rows: list[tuple[Any, ...]] = []
     filed: list[tuple[int, str]] = []
-    for pk, fields in zip(keys, children, strict=True):
-        values = {**defaults, **fields}
-        (values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
-         search) = derived_names(values["family_name"], values["given_name"], values["patronymic"],
-                                 values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
-                                 None)
-        rows.append((pk, *(values[name] for name in NEW_CHILD_FIELDS), search))
-        named = _NewChild(pk, values["family_name"], values["given_name"], values["patronymic"],
-                          values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
-                          values["birth_date"], values["birth_date_precision"], values["sex"],
-                          values["home_settlement"])
-        filed.extend((pk, key) for key in child_match_keys(named))
-    # In the order of the candidate search's index (key, child): each key's entries go in side by side
-    # instead of at a random leaf each; the other index (child, key) is filled in order either way.
-    filed.sort(key=lambda pair: pair[1])
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        # Worked out as the children are copied in, so that the database stores one child while the
+        # next one's names and keys are worked out.
+        for pk, fields in zip(keys, children, strict=True):
+            values = {**defaults, **fields}
+            (values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
+             search) = derived_names(values["family_name"], values["given_name"], values["patronymic"],
+                                     values["family_name_latin"], values["given_name_latin"],
+                                     values["patronymic_latin"], None)
+            named = _NewChild(pk, values["family_name"], values["given_name"], values["patronymic"],
+                              values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
+                              values["birth_date"], values["birth_date_precision"], values["sex"],
+                              values["home_settlement"])
+            filed.extend((pk, key) for key in child_match_keys(named))
+            yield (pk, *(values[name] for name in NEW_CHILD_FIELDS), search)
+
     with transaction.atomic():
-        insert_rows(Child, ("id", *NEW_CHILD_FIELDS, "search_names"), rows)
+        insert_rows(Child, ("id", *NEW_CHILD_FIELDS, "search_names"), rows())
         record_history(Child, keys, history_type=CREATED, user=actor, reason=note)
+        # In the order of the candidate search's index (key, child): each key's entries go in side by
+        # side instead of at a random leaf each; the other index (child, key) is filled in order anyway.
+        filed.sort(key=lambda pair: pair[1])
         insert_rows(ChildMatchKey, ("child_id", "key"), filed, ready=True)
     return keys
 

@@ -26,6 +26,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
 
 # The columns simple_history adds to each historical table; every other column is a copy.
 HISTORY_COLUMNS = ("history_date", "history_type", "history_user_id", "history_change_reason")
@@ -110,9 +111,14 @@ def _column(field: models.Field) -> str:
 def _copy(model: type[models.Model], fields: Sequence[models.Field], rows: Iterable[Sequence[Any]]) -> None:
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(_column(field)) for field in fields)
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    with connection.cursor() as cursor:
+        # Sent by a second thread as they are made: the database reads and indexes the rows while
+        # this thread is still working out the next ones (see `children_insert`), instead of the two
+        # taking turns.
+        writer = QueuedLibpqWriter(cursor.cursor)
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN", writer=writer) as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def allocate_keys(model: type[models.Model], count: int) -> list[int]:
