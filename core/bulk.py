@@ -182,6 +182,7 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
     others = [field for field in model._meta.concrete_fields
               if field not in given and not field.primary_key]
     fields = [*given, *others]
+    rows = _whole(rows, len(given))
     if not on_postgresql():
         objs = [model(**dict(zip(names, row, strict=True))) for row in rows]
         model._default_manager.bulk_create(objs, batch_size=1000)
@@ -200,8 +201,6 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
         nonlocal count
         for row in rows:
             count += 1
-            if len(row) != len(given):
-                raise ValueError(f"a row of {len(row)} values for {len(given)} fields")
             if not ready:
                 yield [*(prep(value) for prep, value in zip(prepare, row, strict=True)), *defaults]
             elif own:
@@ -214,6 +213,14 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
 
     _copy(model, fields, prepared())
     return count
+
+
+def _whole(rows: Iterable[Sequence[Any]], width: int) -> Iterator[Sequence[Any]]:
+    """The rows, each checked to hold a value for every field named."""
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} values for {width} fields")
+        yield row
 
 
 def _native_types(field: models.Field) -> frozenset[type]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from cases.models import Case, CaseEvent, Child
@@ -79,6 +79,34 @@ def test_insert_rows_fills_the_defaults_a_new_instance_would_have():
     bulk = CaseEvent.objects.get(message="in bulk")
     assert (bulk.from_status, bulk.to_status, bulk.actor_id, bulk.data) == ("", "", None, {})
     assert abs(bulk.happened_at - orm.happened_at) < datetime.timedelta(seconds=5)
+
+
+def test_rows_given_ready_are_stored_as_the_prepared_ones_and_their_json_still_prepared():
+    case, actor = CaseFactory(), UserFactory()
+    at = timezone.now()
+    data = {"list": "UA-RU-7", "note": "у двох рядках"}
+    fields = ("case_id", "kind", "from_status", "to_status", "actor_id", "message", "data", "happened_at")
+    for message, ready in (("prepared", False), ("ready", True)):
+        insert_rows(CaseEvent, fields, [(case.pk, CaseEvent.Kind.STATUS_CHANGED, Case.Status.OPEN,
+                                         Case.Status.ON_LIST, actor.pk, message, data, at)], ready=ready)
+
+    def stored(message: str) -> dict[str, object]:
+        return {name: value for name, value in copied(CaseEvent.objects.get(message=message)).items()
+                if name not in ("id", "message")}
+
+    assert stored("ready") == stored("prepared")
+    assert stored("ready")["data"] == data
+    assert stored("ready")["happened_at"] == at
+
+
+def test_a_row_of_too_few_values_is_refused_ready_or_not():
+    case = CaseFactory()
+    for ready in (False, True):
+        # The copy is abandoned, and with it the write it was part of.
+        with pytest.raises(ValueError, match="fields"), transaction.atomic():
+            insert_rows(CaseEvent, ("case_id", "kind", "message"),
+                        [(case.pk, CaseEvent.Kind.NOTE, "whole"), (case.pk, CaseEvent.Kind.NOTE)], ready=ready)
+    assert not CaseEvent.objects.filter(kind=CaseEvent.Kind.NOTE, case=case).exists()
 
 
 def test_keys_in_selects_exactly_the_keys_given():
