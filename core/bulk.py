@@ -111,7 +111,8 @@ def _column(field: models.Field) -> str:
 def _copy(model: type[models.Model], fields: Sequence[models.Field], rows: Iterable[Sequence[Any]]) -> None:
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(_column(field)) for field in fields)
-    with connection.cursor() as cursor:
+    # Django's own exceptions (IntegrityError ...) for what the database refuses, as for any query.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         # Sent by a second thread as they are made: the database reads and indexes the rows while
         # this thread is still working out the next ones (see `children_insert`), instead of the two
         # taking turns.

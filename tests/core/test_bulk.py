@@ -131,6 +131,20 @@ def test_texts_in_selects_exactly_the_texts_given_and_refuses_its_separator():
             texts_in([f"a{TEXT_SEPARATOR}b"])
 
 
+def test_a_copy_the_database_refuses_half_way_raises_and_leaves_nothing():
+    from django.db import IntegrityError
+
+    from cases.models import ChildMatchKey
+
+    child = ChildFactory()
+    # Enough rows that the refused one goes in while earlier ones are still being sent.
+    rows = [(child.pk, f"q:{n}") for n in range(30_000)]
+    rows.insert(20_000, (child.pk, "q:7"))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(ChildMatchKey, ("child_id", "key"), rows, ready=True)
+    assert not ChildMatchKey.objects.filter(child=child, key__startswith="q:").exists()
+
+
 def test_insert_instances_of_nothing_writes_nothing():
     assert insert_instances([], Child) == []
 
