@@ -394,19 +394,22 @@ def cases_open_listed(*, child_ids: Sequence[int], steps: Sequence[Sequence[Stat
     # One data object for the lines that share it: the rows' JSON is then written out once.
     opened_data: dict[str, Any] = {}
     shared_data = dict(data or {})
+    # The lines go to COPY as built (`ready`): the caller's texts as texts (a translated one may be lazy).
+    opened_note = str(note)
     for pk, child_id, case_steps in zip(keys, child_ids, steps, strict=True):
-        events.append((pk, CaseEvent.Kind.OPENED, "", Status.OPEN, actor_id, note, opened_data, now))
+        events.append((pk, CaseEvent.Kind.OPENED, "", Status.OPEN, actor_id, opened_note, opened_data, now))
         status: str = Status.OPEN
         for step in case_steps:
             line = {**shared_data, **step.data} if step.data else shared_data
+            message = str(step.message)
             if step.to_status == status:
-                events.append((pk, step.kind, "", "", actor_id, step.message, line, now))
+                events.append((pk, step.kind, "", "", actor_id, message, line, now))
                 continue
             if step.to_status == Status.CLOSED:
                 raise ValueError("cases_open_listed closes no case")
             if step.to_status not in STATUSES or not can_transition(status, step.to_status):
                 _check_step(Case(pk=pk, child_id=child_id, status=status), step)  # says why
-            events.append((pk, step.kind, status, step.to_status, actor_id, step.message, line, now))
+            events.append((pk, step.kind, status, step.to_status, actor_id, message, line, now))
             status = step.to_status
         reached.append(status)
     with transaction.atomic():

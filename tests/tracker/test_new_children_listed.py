@@ -120,3 +120,15 @@ def test_one_number_per_child_or_nothing_is_written() -> None:
         list_add_new_children(handover_list=draft, children=CHILDREN, positions=[1], actor=None, note="x")
     assert refused.value.problems[0][0] == "positions"
     assert not draft.entries.exists() and not Child.objects.exists()
+
+
+def test_translated_texts_given_lazily_are_written_as_their_text() -> None:
+    from django.utils.translation import gettext_lazy
+
+    from cases.services import StatusStep, cases_open_listed, children_insert
+
+    [child_id] = children_insert(children=CHILDREN[:1], actor=None, note="x")
+    step = StatusStep(Case.Status.ON_LIST, CaseEvent.Kind.ADDED_TO_LIST, gettext_lazy("Added to a list"))
+    [case_id] = cases_open_listed(child_ids=[child_id], steps=[[step]], actor=None, note=gettext_lazy("Opened"))
+    assert list(CaseEvent.objects.filter(case_id=case_id).order_by("pk").values_list("message", flat=True)) == [
+        "Opened", "Added to a list"]
