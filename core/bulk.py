@@ -26,7 +26,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
-from psycopg.copy import QueuedLibpqWriter
 
 # The columns simple_history adds to each historical table; every other column is a copy.
 HISTORY_COLUMNS = ("history_date", "history_type", "history_user_id", "history_change_reason")
@@ -112,14 +111,10 @@ def _copy(model: type[models.Model], fields: Sequence[models.Field], rows: Itera
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(_column(field)) for field in fields)
     # Django's own exceptions (IntegrityError ...) for what the database refuses, as for any query.
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        # Sent by a second thread as they are made: the database reads and indexes the rows while
-        # this thread is still working out the next ones (see `children_insert`), instead of the two
-        # taking turns.
-        writer = QueuedLibpqWriter(cursor.cursor)
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN", writer=writer) as copy:
-            for row in rows:
-                copy.write_row(row)
+    with (connection.cursor() as cursor, connection.wrap_database_errors,
+          cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy):
+        for row in rows:
+            copy.write_row(row)
 
 
 def allocate_keys(model: type[models.Model], count: int) -> list[int]:

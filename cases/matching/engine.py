@@ -701,7 +701,6 @@ def _group_points(cross: Iterable[MatchScore]) -> float:
 # Blocking: which pairs are worth comparing
 # ---------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=1 << 16)
 def _name_codes(name: _NameField) -> tuple[str, ...]:
     """Codes under which a name is filed: 'g' and the canonical key of a known given name, else 'f'
     and a skeleton of each word.
