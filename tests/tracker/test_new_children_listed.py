@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.dispatch import receiver
@@ -128,7 +128,9 @@ def test_translated_texts_given_lazily_are_written_as_their_text() -> None:
     from cases.services import StatusStep, cases_open_listed, children_insert
 
     [child_id] = children_insert(children=CHILDREN[:1], actor=None, note="x")
-    step = StatusStep(Case.Status.ON_LIST, CaseEvent.Kind.ADDED_TO_LIST, gettext_lazy("Added to a list"))
-    [case_id] = cases_open_listed(child_ids=[child_id], steps=[[step]], actor=None, note=gettext_lazy("Opened"))
+    # Typed as texts, and given as Django code gives them: translations not yet made.
+    added, opened = cast(str, gettext_lazy("Added to a list")), cast(str, gettext_lazy("Opened"))
+    step = StatusStep(Case.Status.ON_LIST, CaseEvent.Kind.ADDED_TO_LIST, added)
+    [case_id] = cases_open_listed(child_ids=[child_id], steps=[[step]], actor=None, note=opened)
     assert list(CaseEvent.objects.filter(case_id=case_id).order_by("pk").values_list("message", flat=True)) == [
         "Opened", "Added to a list"]
