@@ -956,7 +956,9 @@ OUTCOME_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (Outcome.NOW_ADULT, ("совершеннолет", "повноліт", "adult", "age of majority", "turned 18", "18 лет", "18 років")),
     (Outcome.LEFT_COUNTRY, ("выехал", "выбыл за пределы", "за пределы", "покинул", "виїхав", "виїхала",
                             "за межі", "left the country", "left russia", "left the territory", "departed")),
-    (Outcome.RETURNED, ("возвращен", "вернул", "передан законн", "передан родител", "воссоедин", "повернут",
+    (Outcome.RETURNED, ("возвращен", "вернул", "передан законн", "передан родител", "передана законн",
+                        "передана родител", "переданы законн", "переданы родител", "передан матер", "передана матер",
+                        "переданы матер", "передан отц", "передана отц", "переданы отц", "воссоедин", "повернут",
                         "повернен", "повернувся", "повернулась", "повернулася", "возз'єдн", "returned",
                         "reunited", "reunified")),
     (Outcome.REFUSED, ("отказ", "відмов", "refus", "declin", "отклонен")),
@@ -967,7 +969,7 @@ OUTCOME_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
                        "пребывает", "содержится", "обучается", "найден", "обнаружен", "розшукан", "знайден",
                        "виявлен", "перебуває", "проживає", "встановлено місцеперебування",
                        "місцеперебування встановлено", "located", "found", "whereabouts known", "lives in",
-                       "resides", "is in", "stays")),
+                       "resides", "is in ", "stays")),
 )
 # Words by which a reply hedges its claim ("possibly located", "вероятно находится", "можливо знайдено"):
 # a hedged phrase is no firm outcome, whichever outcome it names, and is left to a person. Matched on the
@@ -977,22 +979,56 @@ HEDGES: tuple[str, ...] = (
     r"можливо\b", r"ймовірн", r"імовірн", r"найімовірн", r"вірогідн", r"найвірогідн", r"мабуть\b", r"напевно\b",
     r"припуска", r"припустим", r"не виключен", r"не виключає", r"схоже\b", r"(?<!не )може бути\b", r"нібито\b",
     r"ніби\b", r"начебто\b", r"непідтвердж", r"не підтвердж", r"неперевірен", r"попередньо\b", r"орієнтовн",
-    r"швидше за все",
+    r"швидше за все", r"збіг", r"збіж", r"співпад",
     # Russian
     r"возможно\b", r"вероятн", r"маловероятн", r"предположительн", r"предполага", r"не исключен",
     r"не исключает", r"видимо\b", r"по видимому\b", r"(?<!не )может быть\b", r"якобы\b", r"непроверенн",
     r"неподтвержд", r"не подтвержд", r"предварительно\b", r"ориентировочн", r"скорее всего", r"наверное\b",
-    r"судя по всему", r"кажется\b",
+    r"судя по всему", r"кажется\b", r"совпад", r"совпаден",
     # English
     r"maybe\b", r"may be\b", r"might\b", r"perhaps\b", r"possib", r"probabl", r"presum", r"likely\b",
     r"unlikely\b", r"apparent", r"suppos", r"alleged", r"reportedly\b", r"seem", r"(?<!not )could be\b",
     r"not excluded", r"not ruled out", r"cannot be ruled out", r"unconfirmed", r"not confirmed", r"unverified",
-    r"not verified", r"tentativ", r"believed\b", r"thought to\b", r"assum",
+    r"not verified", r"tentativ", r"believed\b", r"thought to\b", r"assum", r"match",
 )
 _HEDGE = re.compile(r"(?<!\w)(?:" + "|".join(HEDGES) + r")\w*")
 _GENDER_ENDING = re.compile(r"\((?:а|ла|на|ая|ась|ся|ой|ий|ого|ої|ей|ие)\)")
-_PLACE_AFTER = re.compile(r"(?:находится|проживает|пребывает|содержится|обучается|перебуває|проживає|lives|resides|"
-                          r"is|stays|located|found)\s+(?:в|во|у|на|in|at)\s+(.+)$", re.IGNORECASE)
+_PLACE_AFTER = re.compile(r"(?:находится|проживает|пребывает|содержится|обучается|перебуває|проживає|мешкає|lives|"
+                          r"resides|is|stays|located|found)(?:\s+(?:с|со|з|із|зі|разом з|вместе с|with)\s+[^,;]+?)?"
+                          r"\s+(?:в|во|у|на|in|at)\s+(.+)$", re.IGNORECASE)
+# What follows "находится в/на", "перебуває на", "is in" that is a state of the request or of the child,
+# not a place: "находится на рассмотрении", "в розыске", "на лечении", "is in progress".
+_STATES = (r"(?:\w+\s+)?(?:рассмотрени|работе|розыск|обработк|проверк|стади|процесс|исполнени|лечени|учет|розгляд|"
+           r"опрацюванн|перевірц|роботі|розшук|виконанн|лікуванн|облік|progress|review|processing|consideration|"
+           r"treatment|work\b)")
+_NOT_A_PLACE = re.compile(r"(?:в|во|у|на|in|at|under)\s+" + _STATES, re.IGNORECASE)
+_A_STATE = re.compile(_STATES, re.IGNORECASE)
+# A claim the rest of its clause says cannot be, or did not, come true: "возвращение не представляется
+# возможным", "местонахождение установить не удалось", "return is impossible".
+_IMPOSSIBLE = re.compile(r"(?<!\w)(?:невозможн|неможлив|не представляется возможн|не представилось возможн|"
+                         r"не удалось|не удается|не вдалося|не вдається|не может|не могут|не може|не можуть|"
+                         r"не будет|не буде|impossible|not possible|cannot|can't|could not|unable|will not|won't|"
+                         r"failed)")
+# Looking for the child, in any of the three languages: with `_IMPOSSIBLE` in its clause, "not found".
+_SEARCHED = re.compile(r"(?<!\w)(?:установ|найт|обнаруж|розыск|встанов|знайт|розшук|виявит|locat|find|trac)")
+# Findings worded too freely for stems, each in one clause.
+_FINDINGS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (Outcome.NO_INFORMATION, re.compile(
+        r"(?<!\w)(?:сведени|информаци|данн|відомост|інформаці|даних|information|data|records?\b)\w*"
+        r"(?:\s+\w+){0,4}\s+(?:отсутству|не имеет|не имеются|відсутн|unavailable|not available)")),
+    (Outcome.NOT_FOUND, re.compile(
+        r"(?<!\w)(?:местонахожд|местопребыван|місцеперебуван|місцезнаходж|whereabouts)\w*"
+        r"(?:\s+\w+){0,3}\s+(?:неизвестн|не известн|невідом|не відом|unknown|not known)")),
+    (Outcome.NOT_FOUND, re.compile(
+        r"(?<!\w)(?:(?:в|у|во)\s+(?:\w+\s+)?(?:розыске|розшуку)|объявлен\w*\s+в\s+(?:\w+\s+)?розыск|"
+        r"оголошен\w*\s+(?:в|у)\s+(?:\w+\s+)?розшук|розшук триває|розыск ведется|search continues|"
+        r"search is ongoing|still being searched|wanted list)")),
+)
+# Where a reply's phrase parts into clauses, each read on its own: "местонахождение установлено,
+# законный представитель не установлен" says two things, of two people.
+_CLAUSES = re.compile(r"[,;:.!?()\[\]«»\"“”„]+|\s[-–—]+\s|\s(?:а|но|однако|але|однак|проте|but|however|whereas)\s",
+                      re.IGNORECASE)
+_NEGATIVE_FINDINGS = (Outcome.NO_INFORMATION, Outcome.NEVER_ON_TERRITORY, Outcome.NOT_FOUND)
 
 
 def phrase_key(value: Any) -> str:
@@ -1035,41 +1071,62 @@ def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple
         raise UnknownPhrase(_("“{value}” is not a firm outcome (“{hedge}” hedges it): map it to one in the "
                               "preview, or with --outcomes").format(value=value, hedge=hedge.group()),
                             hedge=hedge.group())
-    text = " " + key + " "
-    found: list[str] = []
+    found: set[str] = set()
+    for clause in _CLAUSES.split(_GENDER_ENDING.sub("", str(value or ""))):
+        found |= _clause_outcomes(fold(clause))
+    if found and found <= set(_NEGATIVE_FINDINGS):
+        # Negative findings only ("не найден, сведений не имеется"): the first of them says it.
+        found = {next(str(outcome) for outcome in _NEGATIVE_FINDINGS if outcome in found)}
+    if len(found) != 1:
+        # None, or several: a person reads "проживает с бабушкой, нет сведений о матери", nothing guesses.
+        raise UnknownPhrase(_("“{value}” is not an outcome this knows{why}: map it to one in the preview, or "
+                              "with --outcomes").format(value=value, why=_(" (it reads as more than one)")
+                                                        if found else ""), several=bool(found))
+    outcome = found.pop()
+    place = ""
+    if outcome == Outcome.LOCATED:
+        near = _PLACE_AFTER.search(re.sub(r"\s+", " ", str(value)).strip())
+        if near and not _A_STATE.match(near.group(1)):
+            place = near.group(1).strip(" .;,")[:255]
+    return outcome, place
+
+
+def _clause_outcomes(clause: str) -> set[str]:
+    """The outcomes one folded clause of a reply's phrase claims. Negative findings count as they are
+    ("не найден"); any other claim the clause denies does not ("не будет возвращён", "возвращение не
+    представляется возможным"), save that a place denied is the finding "not found"."""
+    text = f" {clause} "
+    found: set[str] = set()
     for outcome, stems in OUTCOME_PHRASES:
         hit = next((stem for stem in stems if (f" {stem}" in text)), None)
         if hit is None:
             continue
-        if outcome in (Outcome.NO_INFORMATION, Outcome.NEVER_ON_TERRITORY, Outcome.NOT_FOUND):
-            # A negative finding says it all: "местонахождение не установлено" is not "установлено".
-            found = [str(outcome)]
-            break
-        if _negated(text, hit):
-            # "не может быть установлено местонахождение", "could not be found": the place was not
-            # established, which is the finding "not found". Any other claim denied ("найден, не
-            # возвращён") is no claim: the phrase says only what it does not deny.
-            if outcome == Outcome.LOCATED:
-                found = [str(Outcome.NOT_FOUND)]
-                break
+        if outcome in _NEGATIVE_FINDINGS:
+            found.add(str(outcome))
             continue
-        found.append(str(outcome))
-    if len(found) != 1:
-        raise UnknownPhrase(_("“{value}” is not an outcome this knows{why}: map it to one in the preview, or "
-                              "with --outcomes").format(value=value, why=_(" (it reads as more than one)")
-                                                        if found else ""), several=bool(found))
-    place = ""
-    if found[0] == Outcome.LOCATED:
-        near = _PLACE_AFTER.search(re.sub(r"\s+", " ", str(value)).strip())
-        if near:
-            place = near.group(1).strip(" .;,")[:255]
-    return found[0], place
+        after = text[text.index(f" {hit}") + len(hit) + 1:]
+        if outcome == Outcome.LOCATED and (_NOT_A_PLACE.match(after.lstrip())
+                                           or _NOT_A_PLACE.match(f"{hit.split()[-1]} {after.lstrip()}")):
+            # "находится на рассмотрении", "is in progress": the request's state, not the child's place.
+            continue
+        if _negated(text, hit) or _IMPOSSIBLE.search(after):
+            # "не может быть установлено местонахождение", "could not be found": the place was not
+            # established, which is the finding "not found". Any other claim denied is no claim.
+            if outcome == Outcome.LOCATED:
+                found.add(str(Outcome.NOT_FOUND))
+            continue
+        found.add(str(outcome))
+    if _IMPOSSIBLE.search(text) and _SEARCHED.search(text):
+        found.add(str(Outcome.NOT_FOUND))
+    found.update(str(outcome) for outcome, pattern in _FINDINGS if pattern.search(text))
+    return found
 
 
 # Words that deny the claim they stand before, alone or across the auxiliaries between them: "не может
 # быть установлено", "не был возвращён", "could not be located", "unable to locate".
 NEGATIONS = frozenset({"не", "ні", "нельзя", "невозможно", "неможливо", "not", "cannot", "can't", "unable", "never"})
-AUXILIARIES = frozenset({"может", "могут", "могло", "быть", "был", "была", "было", "были", "удалось", "удается",
+AUXILIARIES = frozenset({"может", "могут", "могло", "быть", "был", "была", "было", "были", "будет", "будут", "удалось",
+                         "удается", "буде", "будуть", "will", "would", "shall",
                          "може", "можуть", "бути", "був", "була", "було", "були", "вдалося", "вдається", "be", "been",
                          "was", "were", "is", "are", "to", "could", "can", "has", "have", "had", "yet"})
 
@@ -1473,9 +1530,10 @@ def parse_reply(source: bytes | IO[bytes], file_name: str = "", *, today: dateti
             data["outcome"], place = parse_outcome(values["outcome"], outcomes)
             if place and not data["reported_location"]:
                 data["reported_location"] = place
-            if phrase_key(values["outcome"]) not in _OUTCOMES and not data["details"]:
-                # The reply's own words stay with the outcome read from them.
-                data["details"] = str(values["outcome"]).strip()
+            if phrase_key(values["outcome"]) not in _OUTCOMES:
+                # The reply's own words stay with the outcome read from them, before its note if any.
+                data["details"] = "; ".join(part for part in (str(values["outcome"]).strip(), data["details"])
+                                            if part)
         except UnknownPhrase as error:
             unknown.setdefault(phrase_key(values["outcome"]), str(values["outcome"]).strip())
             problem("outcome", str(error))

@@ -355,12 +355,12 @@ def test_a_reply_with_russian_headers_and_official_phrases_is_read(make_handed_o
 def test_ukrainian_and_english_phrases_and_a_phrase_not_known_is_mapped_never_guessed(make_handed_over_list):
     handover_list = make_handed_over_list(4)
     content = csv_bytes(["No.,Outcome,Comments", "1,Місцеперебування встановлено,", "2,Did not reach us; died,",
-                         "3,Розшук триває,", "4,not located,"], bom=False)
+                         "3,Дитину не ідентифіковано,", "4,not located,"], bom=False)
     batch = reply_batch(handover_list, content, "reply.csv")
     assert [(e["line"], e["column"]) for e in batch.errors] == [(4, "Outcome")]
-    assert batch.summary["unknown_phrases"] == ["Розшук триває"]
+    assert batch.summary["unknown_phrases"] == ["Дитину не ідентифіковано"]
 
-    import_batch_remap(batch=batch, columns={}, outcomes={"Розшук триває": "not_found"}, actor=None)
+    import_batch_remap(batch=batch, columns={}, outcomes={"Дитину не ідентифіковано": "not_found"}, actor=None)
     batch = import_batch_validate(batch_id=batch.pk)
     write(batch)
     assert {e.position: e.last_outcome for e in handover_list.entries.all()} == {
@@ -384,6 +384,44 @@ def test_a_claim_the_phrase_denies_is_not_read_as_made(make_handed_over_list):
     write(import_batch_validate(batch_id=batch.pk))
     assert {e.position: e.last_outcome for e in handover_list.entries.all()} == {
         1: "not_found", 2: "not_found", 3: "located", 4: "not_found", 5: "more_information_requested"}
+
+
+@pytest.mark.django_db
+def test_each_clause_of_a_reply_is_read_and_a_phrase_saying_two_things_is_left_to_the_case_worker(
+        make_handed_over_list):
+    # As replies write them: a denial after the claim, the request's state after "находится", a finding
+    # about a parent beside the child's, a name match, the search still going on, the note in its own column.
+    handover_list = make_handed_over_list(12)
+    rows: list[list[Any]] = [["Ответ на обращение"], ["№ п/п", "Результат проверки", "Примечание"]]
+    phrases = [
+        ("Возвращение не представляется возможным", ""), ("Ребёнок не будет возвращён", ""),
+        ("Находится на рассмотрении", ""), ("Verification is in progress", ""),
+        ("Местонахождение установлено, законный представитель не установлен", ""),
+        ("Проживает с бабушкой. Нет сведений о матери", ""),
+        ("Найдено совпадение по ФИО, дата рождения не совпадает", ""),
+        ("Находится в федеральном розыске", ""), ("Установить местонахождение не представилось возможным", ""),
+        ("Сведения о ребенке отсутствуют", ""), ("Передана законному представителю", "вх. № 12/3"),
+        ("Проживает с родственниками в г. Ростов-на-Дону", "исх. № 7"),
+    ]
+    for position, (phrase, note) in enumerate(phrases, 1):
+        rows.append([position, phrase, note])
+    batch = reply_batch(handover_list, workbook_bytes(rows), "ответ.xlsx")
+    # None of the first seven is a firm outcome: each is named for the case worker to map.
+    assert [(e["line"], e["column"]) for e in batch.errors] == [(line, "Результат проверки") for line in range(3, 10)]
+    assert "reads as more than one" in batch.errors[4]["reason"]
+    assert "reads as more than one" in batch.errors[5]["reason"]
+    assert batch.summary["unknown_phrases"] == [phrase for phrase, _note in phrases[:7]]
+
+    import_batch_remap(batch=batch, columns={}, actor=None, outcomes={
+        phrase: "more_information_requested" for phrase, _note in phrases[:7]})
+    write(import_batch_validate(batch_id=batch.pk))
+    entries = {e.position: e for e in handover_list.entries.all()}
+    assert {position: entries[position].last_outcome for position in range(8, 13)} == {
+        8: "not_found", 9: "not_found", 10: "no_information", 11: "returned", 12: "located"}
+    located = handover_list.replies.get().outcomes.get(entry__position=12)
+    assert located.reported_location == "г. Ростов-на-Дону"
+    # The reply's words and its note, both kept.
+    assert located.details == "Проживает с родственниками в г. Ростов-на-Дону; исх. № 7"
 
 
 @pytest.mark.django_db
