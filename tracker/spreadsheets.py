@@ -539,6 +539,14 @@ def _variants(folded: str, text: str) -> list[str]:
     return [part for index, part in enumerate(parts) if part and part not in parts[:index]]
 
 
+# Words after a known header's start that make it another's, or another thing: "Прізвище матері", "Номер
+# телефону", "Населений пункт, куди вивезено", "Регіон РФ". Such a header is not read by its start.
+_OTHER_SUBJECT = re.compile(
+    r"(?<!\w)(?:матер|мати\b|мам|батьк|бать|отц|отец|родител|father|mother|parent|представник|представит|"
+    r"опікун|опекун|guardian|законн|брат|сестр|sibling|телефон|тел\b|phone|mobile|e ?mail|куди|куда|вивез|вывез|"
+    r"перемі|перемещ|рф\b|росі|росси|russia|нині|наразі|зараз|сейчас|current|destination|where)")
+
+
 def recognise_header(text: Any, vocabulary: Vocabulary, mapping: Mapping[str, str] | None = None
                      ) -> HeaderMatch | None:
     """The field a header names: the case worker's mapping first, then the vocabulary exactly, by a
@@ -561,7 +569,7 @@ def recognise_header(text: Any, vocabulary: Vocabulary, mapping: Mapping[str, st
         for size in range(len(words) - 1, 0, -1):
             start = _compact(" ".join(words[:size]))
             if len(words) <= 6 and len(start) >= 4 and start in vocabulary.exact and (
-                    best is None or len(start) > best[0]):
+                    best is None or len(start) > best[0]) and not _OTHER_SUBJECT.search(" ".join(words[size:])):
                 best = (len(start), vocabulary.exact[start], start)
                 break
     if best is not None:
@@ -839,6 +847,9 @@ OBLAST_STEMS: dict[str, tuple[str, ...]] = {
 }
 _PLACE_KIND_WORDS = {"область", "обл", "oblast", "obl", "region", "ар", "автономна", "республіка", "ark"}
 _CITY_WORDS = {"м", "місто", "г", "город", "city"}
+_CITY_KEYS = frozenset(latin_key(word) for word in _CITY_WORDS)
+_OBLAST_KEYS = frozenset(latin_key(word) for word in ("область", "обл", "oblast", "obl", "region", "областъ",
+                                                      "oblast'", "області", "областi"))
 
 
 # The same few words fill a column thousands of times: each is worked out once.
@@ -851,7 +862,8 @@ def parse_oblast(value: Any) -> str:
     """The oblast's code for its name in any form (Донецька обл., Донецкая, Donetsk region, м. Київ)."""
     for reading in _readings(value):
         words = latin_key(reading).split()
-        city = bool(set(words) & {latin_key(word) for word in _CITY_WORDS})
+        # "м. Київ" is the city; "Київська обл., м. Бровари" a town of the oblast.
+        city = bool(set(words) & _CITY_KEYS) and not set(words) & _OBLAST_KEYS
         words = [word for word in words if word not in {latin_key(w) for w in _PLACE_KIND_WORDS | _CITY_WORDS}]
         if not words:
             continue
@@ -882,12 +894,13 @@ CIRCUMSTANCE_STEMS: tuple[tuple[str, tuple[str, ...]], ...] = (
                                         "foster", "adopted", "family")),
     (Circumstances.IN_INSTITUTION, ("інтернат", "интернат", "заклад", "учрежден", "дитяч будинок",
                                     "дитячий будинок", "детский дом", "детдом", "institution", "orphanage",
-                                    "boarding school", "вихованец", "воспитанни", "санатор", "лагер", "camp")),
+                                    "boarding school", "вихованец", "воспитанни", "санатор", "лагер", "табор", "camp")),
     (Circumstances.OTHER, ("інше", "інший", "другое", "иное", "other")),
 )
 CATEGORY_STEMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (ChildCategory.WITHOUT_PARENTAL_CARE, ("позбавлен", "без батьківського", "без попечения", "без піклування",
-                                           "оставшийся без", "лишен", "without parental", "позбавлена")),
+                                           "оставшийся без", "лишен", "without parental", "позбавлена", "без батьк",
+                                           "без родител", "without parents", "пбп", "дпбп")),
     (ChildCategory.ORPHAN, ("сирот", "orphan")),
     (ChildCategory.INSTITUTION_PUPIL, ("вихованец", "вихованк", "воспитанни", "pupil", "інтернат",
                                        "интернат", "institution")),
@@ -904,10 +917,11 @@ def _choice(value: Any, choices: Any, stems: Sequence[tuple[str, tuple[str, ...]
         for choice in choices:
             if folded in (choice.value, fold(choice.value), fold(choice.label)):
                 return str(choice.value)
-    folded = fold(value)
-    spaced = f" {folded} "
+    spaced = f" {fold(value)} "
     for code, words in stems:
-        if any((f" {word}" in spaced if len(word) <= 3 else word in folded) for word in words):
+        # At a word's start ("з батьками", not the end of "без батьків"), and not denied ("не депортована").
+        if any(f" {word}" in spaced and not re.search(rf"(?:^| )(?:не|ні|not|non) {re.escape(word)}", spaced)
+               for word in words):
             return str(code)
     raise ValueError(_("“{value}” is not a {what} this knows: write one of {known}").format(
         value=value, what=what, known=", ".join(str(choice.label).lower() for choice in choices)))

@@ -133,6 +133,34 @@ def test_a_header_one_typo_away_is_read_with_a_notice_and_every_circumstance_in_
 
 
 @pytest.mark.django_db
+def test_a_header_about_a_parent_a_phone_or_the_destination_is_not_read_by_its_first_words(parties):
+    # "Прізвище матері" is not the child's family name, "Номер телефону матері" not the number on the list,
+    # "Населений пункт, куди вивезено" not the child's home and "Регіон РФ" not an oblast of Ukraine.
+    rows: list[list[Any]] = [
+        ["ПІБ дитини", "Прізвище матері", "Номер телефону матері", "Населений пункт, куди вивезено",
+         "Населений пункт проживання", "Регіон РФ", "Область", "Категорія", "Обставини"],
+        ["Шевчук Олена Петрівна", "Шевчук", "+380501112233", "Таганрог", "Маріуполь", "Ростовська обл.",
+         "Донецька обл.", "без батьків", "Не депортована, перебуває на окупованій території"],
+        ["Коваль Іван Андрійович", "Коваль", "0677654321", "Курськ", "Бровари", "Курська обл.",
+         "Київська обл., м. Бровари", "з батьками", "у таборі"],
+        ["Бондар Марія Олегівна", "", "", "", "Київ", "", "м. Київ", "", "депортована"],
+    ]
+    batch = check(workbook_bytes(rows), "list.xlsx", parties)
+    assert batch.summary["columns"] == {"full_name": "ПІБ дитини", "settlement": "Населений пункт проживання",
+                                        "oblast": "Область", "category": "Категорія", "circumstances": "Обставини"}
+    assert set(batch.summary["ignored_columns"]) >= {"Прізвище матері", "Номер телефону матері",
+                                                      "Населений пункт, куди вивезено", "Регіон РФ"}
+    batch = write(batch)
+    assert [(entry.position, entry.child.home_settlement, entry.child.home_oblast, entry.child.category,
+             entry.child.circumstances)
+            for entry in list_of(batch).entries.select_related("child").order_by("position")] == [
+        (1, "Маріуполь", "donetsk", "without_parental_care", "held_in_occupied_territory"),
+        (2, "Бровари", "kyiv", "with_parents", "in_institution"),
+        (3, "Київ", "kyiv_city", "unknown", "deported"),
+    ]
+
+
+@pytest.mark.django_db
 def test_the_command_names_the_headers_it_found_and_expected_then_reads_them_with_a_mapping(
         parties, tmp_path, capsys):
     path = tmp_path / "list.csv"
