@@ -341,10 +341,11 @@ def _shared_strings(archive: zipfile.ZipFile) -> list[str]:
     return strings
 
 
-def _date_styles(archive: zipfile.ZipFile) -> set[int]:
-    """The cell styles whose number format is a date: a number in such a cell is a date."""
+def _date_styles(archive: zipfile.ZipFile) -> dict[int, str]:
+    """The cell styles whose number format is a date, each with what the format shows of it ("day",
+    or "month" for mm.yyyy, "year" for yyyy): a number in such a cell is a date known that far."""
     if "xl/styles.xml" not in archive.namelist():
-        return set()
+        return {}
     custom: dict[int, str] = {}
     formats: list[int] = []
     in_cell_xfs = False
@@ -357,12 +358,31 @@ def _date_styles(archive: zipfile.ZipFile) -> set[int]:
                 custom[int(element.get("numFmtId", "0"))] = element.get("formatCode", "")
             elif event == "start" and name == "xf" and in_cell_xfs:
                 formats.append(int(element.get("numFmtId", "0")))
-    dates = set()
+    dates = {}
     for index, number_format in enumerate(formats):
         code = custom.get(number_format, BUILTIN_FORMATS.get(number_format, ""))
         if is_date_format(code) or 14 <= number_format <= 22:
-            dates.add(index)
+            dates[index] = _shows(code)
     return dates
+
+
+def _shows(code: str) -> str:
+    """How much of a date a number format shows: its quoted text, colours and conditions aside."""
+    letters = re.sub(r'"[^"]*"|\[[^]]*]|\\.', "", code).lower()
+    if "d" in letters or "h" in letters or "s" in letters or not letters.strip():
+        return "day"
+    return "month" if "m" in letters else "year" if "y" in letters else "day"
+
+
+class CellDate(datetime.date):
+    """A date cell whose format shows only its month and year (mm.yyyy) or its year: known that far."""
+
+    precision: str
+
+    def __new__(cls, found: datetime.date, precision: str) -> CellDate:
+        made = super().__new__(cls, found.year, found.month, found.day)
+        made.precision = precision
+        return made
 
 
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+[0-9]+:[A-Z]+[0-9]+)"')
@@ -391,7 +411,7 @@ _FORMULA_WITHOUT_VALUE = CellFault("a formula with no saved value: open the file
                                    "again (or type the value in)")
 
 
-def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], date_styles: set[int],
+def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], date_styles: dict[int, str],
                 calendar: datetime.datetime) -> Iterator[Line]:
     column_of: dict[str, int] = {}
     with _xml(archive, sheet_path) as sheet:
@@ -425,7 +445,7 @@ def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], d
                 yield row_number, cells
 
 
-def _xlsx_value(cell: Any, strings: list[str], date_styles: set[int], calendar: datetime.datetime) -> Any:
+def _xlsx_value(cell: Any, strings: list[str], date_styles: dict[int, str], calendar: datetime.datetime) -> Any:
     kind = cell.get("t", "n")
     raw: str | None = None
     formula = False
@@ -452,9 +472,12 @@ def _xlsx_value(cell: Any, strings: list[str], date_styles: set[int], calendar: 
     if kind == "d":
         return datetime.datetime.fromisoformat(raw.strip().rstrip("Z"))
     number: float = int(raw) if _WHOLE_NUMBER.fullmatch(raw.strip()) else float(raw)
-    if int(cell.get("s") or 0) in date_styles:
+    shows = date_styles.get(int(cell.get("s") or 0))
+    if shows is not None:
         moment = from_excel(number, calendar)
-        return moment.date() if isinstance(moment, datetime.datetime) and moment.time() == datetime.time() else moment
+        if isinstance(moment, datetime.datetime) and moment.time() == datetime.time():
+            return moment.date() if shows == "day" else CellDate(moment.date(), shows)
+        return moment
     return number
 
 
@@ -741,19 +764,32 @@ _DATE_PATTERNS = (
     (re.compile(r"^(\d{1,2})[./-](\d{4})$"), ("month", "year")),
     (re.compile(r"^(\d{4})[-.](\d{1,2})$"), ("year", "month")),
     (re.compile(r"^(\d{4})$"), ("year",)),
+    (re.compile(r"^(\d{4})[./](\d{1,2})[./](\d{1,2})$"), ("year", "month", "day")),
+    # Two digits of the year (05.03.15): the century is the one that puts the date not after today.
+    (re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{2})$"), ("day", "month", "short_year")),
 )
+# A month by the start of its name, in Ukrainian (either case: березень, березня), Russian and English.
+MONTH_STARTS = {
+    "січ": 1, "лют": 2, "бер": 3, "кві": 4, "тра": 5, "чер": 6, "лип": 7, "сер": 8, "вер": 9, "жов": 10, "лис": 11,
+    "гру": 12, "янв": 1, "фев": 2, "мар": 3, "апр": 4, "май": 5, "мая": 5, "июн": 6, "июл": 7, "авг": 8, "сен": 9,
+    "окт": 10, "ноя": 11, "дек": 12, "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8,
+    "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+}
+_NAMED_MONTH = re.compile(r"^(?:(\d{1,2})\s+)?([^\W\d_]{3,})\.?,?\s+(\d{4})$")
+# What follows a birth date or year: "р.", "р.н.", "г.р.", "року", "yob".
+_YEAR_WORD = re.compile(r"\s*(?:р\.?\s*н|г\.?\s*р|р|рік|г|год|року|рр|yr|yob)\.?$", re.IGNORECASE)
 # Excel counts days from 30 December 1899: 32874 is 1 January 1990, 73051 is 31 December 2099.
 _SERIAL_DATES = range(32_874, 73_051)
 _SERIAL_EPOCH = datetime.date(1899, 12, 30)
-_SERIAL_TEXT = re.compile(r"\d{5}")
+_SERIAL_TEXT = re.compile(r"\d{5}(?:\.0+)?")
 
 
 def _serial_day(value: Any) -> int | None:
     """Excel's serial number of a day written as text, as a CSV saved from Excel holds a date cell
     formatted General ("40973" for 5 March 2012): five digits, within the days a list's dates fall
     on. Four digits are a year (a birth year alone), never a serial number."""
-    if isinstance(value, str) and _SERIAL_TEXT.fullmatch(value.strip()) and int(value) in _SERIAL_DATES:
-        return int(value)
+    if isinstance(value, str) and _SERIAL_TEXT.fullmatch(value.strip()) and int(float(value)) in _SERIAL_DATES:
+        return int(float(value))
     return None
 
 
@@ -780,20 +816,16 @@ def parse_date(value: Any, *, today: datetime.date, earliest: int = EARLIEST_BIR
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, datetime.date):
-        found, precision = value, "day"
+        found, precision = value, getattr(value, "precision", "day")
     elif isinstance(value, int) and not isinstance(value, bool) and value in _SERIAL_DATES:
         found, precision = _SERIAL_EPOCH + datetime.timedelta(days=value), "day"
     else:
-        text = str(value).strip()
-        # A date a spreadsheet turned into text keeps its midnight (05.03.2011 0:00:00).
-        text = re.sub(r"[ T]0?0:00(:00)?$", "", text)
-        text = re.sub(r"\s*(р|рік|г|год|року|рр|yr)\.?$", "", text)
-        for pattern, parts in _DATE_PATTERNS:
-            match = pattern.match(text)
-            if match:
-                numbers = dict(zip(parts, map(int, match.groups()), strict=True))
-                break
-        else:
+        text = re.sub(r"\s+", " ", str(value)).strip()
+        # A date a spreadsheet turned into text keeps its time (05.03.2011 0:00:00); a birth date has none.
+        text = re.sub(r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "", text)
+        text = _YEAR_WORD.sub("", text)
+        numbers = _date_numbers(text, today)
+        if numbers is None:
             raise ValueError(_("“{value}” is not a {what}: write it as 2011-03-05, 05.03.2011, 03.2011 or 2011")
                              .format(value=value, what=what))
         precision = "day" if "day" in numbers else "month" if "month" in numbers else "year"
@@ -807,6 +839,26 @@ def parse_date(value: Any, *, today: datetime.date, earliest: int = EARLIEST_BIR
         raise ValueError(_("“{value}” is before {year}: not a child's birth date").format(
             value=_shown(value, found), year=earliest))
     return found, precision
+
+
+def _date_numbers(text: str, today: datetime.date) -> dict[str, int] | None:
+    """The year, month and day a date's text gives (as many as it gives), or None."""
+    for pattern, parts in _DATE_PATTERNS:
+        match = pattern.match(text)
+        if match:
+            numbers = dict(zip(parts, map(int, match.groups()), strict=True))
+            if "short_year" in numbers:
+                year = 2000 + numbers.pop("short_year")
+                numbers["year"] = year if year <= today.year else year - 100
+            return numbers
+    named = _NAMED_MONTH.match(text)
+    month = MONTH_STARTS.get(named.group(2)[:3].lower()) if named else None
+    if named is None or month is None:
+        return None
+    numbers = {"year": int(named.group(3)), "month": month}
+    if named.group(1):
+        numbers["day"] = int(named.group(1))
+    return numbers
 
 
 def _shown(value: Any, found: datetime.date) -> str:
@@ -1356,7 +1408,7 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
             "column “{column}”: {count} rows hold a spreadsheet's serial number of a day, read as a date "
             "(“{example}” as {date}); check them against the spreadsheet the file was saved from", rows).format(
                 column=parsed.columns.get(field_name, field_name), count=rows, example=first,
-                date=f"{_SERIAL_EPOCH + datetime.timedelta(days=int(first)):%d.%m.%Y}"))
+                date=f"{_SERIAL_EPOCH + datetime.timedelta(days=int(float(first))):%d.%m.%Y}"))
     if max_rows is not None and count > max_rows:
         parsed.problems.append(RowProblem(None, "", _(
             "the file has {count} rows; one import takes at most {limit}: split it into several files").format(

@@ -313,6 +313,28 @@ def test_serial_dates_written_as_text_in_a_csv_are_dates_and_named_in_the_notice
 
 
 @pytest.mark.django_db
+def test_birth_dates_as_people_type_them_and_cells_showing_only_the_month_or_year(parties):
+    typed = ["2014 р.н.", "2013 г.р.", "12 березня 2015", "12 марта 2015 г.", "березень 2015", "05.03.15",
+             "2015.03.12", "12.03.2015 12:00", "March 2015"]
+    rows: list[list[Any]] = [["№", "Прізвище", "Ім'я", "Дата народження"]]
+    given = ["Олена", "Марія", "Ірина", "Дарина", "Софія", "Ганна", "Уляна", "Злата", "Єва", "Ярина", "Кіра", "Ліна"]
+    for position, text in enumerate(typed, 1):
+        rows.append([position, f"Шевчук{'абвгґдежз'[position - 1]}енко", given[position - 1], text])
+    # Cells holding real dates, formatted as Excel formats "03.2015" and "2013" typed into a date cell.
+    rows += [[10, "Коваленко", given[9], datetime.date(2015, 3, 1)],
+             [11, "Бондаренко", given[10], datetime.date(2013, 1, 1)],
+             [12, "Ткаченко", given[11], datetime.date(2012, 4, 9)]]
+    content = workbook_bytes(rows, formats={"D11": "mm.yyyy", "D12": "yyyy", "D13": "dd.mm.yyyy"})
+    children = children_of(write(check(content, "dates.xlsx", parties)))
+    assert [(child.birth_date, child.birth_date_precision) for child in children] == [
+        (datetime.date(2014, 1, 1), "year"), (datetime.date(2013, 1, 1), "year"), (datetime.date(2015, 3, 12), "day"),
+        (datetime.date(2015, 3, 12), "day"), (datetime.date(2015, 3, 1), "month"), (datetime.date(2015, 3, 5), "day"),
+        (datetime.date(2015, 3, 12), "day"), (datetime.date(2015, 3, 12), "day"), (datetime.date(2015, 3, 1), "month"),
+        (datetime.date(2015, 3, 1), "month"), (datetime.date(2013, 1, 1), "year"), (datetime.date(2012, 4, 9), "day"),
+    ]
+
+
+@pytest.mark.django_db
 def test_a_serial_date_as_text_in_the_future_or_too_old_stays_an_error(parties):
     content = csv_bytes(["Прізвище;Ім'я;Дата народження", "Ткаченко;Марія;47500", "Мельник;Богдан;25000",
                          "Олійник;Софія;1989", "Гнатюк;Остап;40973"])
