@@ -1234,6 +1234,14 @@ def _is_totals(cells: Sequence[Any]) -> bool:
         for text in texts)
 
 
+def _below_table(cells: Sequence[Any], fields: Mapping[int, str]) -> bool:
+    """A note or a signature, as under a table's totals: at most half the read columns filled (a
+    child's row fills most of them), and no number on the list."""
+    filled = [column for column in fields if column < len(cells) and not _blank(cells[column])]
+    return len(filled) <= max(1, len(fields) // 2) and not any(
+        fields[column] == "position" and re.fullmatch(r"\s*\d+\s*\.?\s*", str(cells[column])) for column in filled)
+
+
 # ---------------------------------------------------------------------------------------------
 # Rows
 # ---------------------------------------------------------------------------------------------
@@ -1381,7 +1389,9 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
 
     try:
         for line, cells in reading.data:
-            if _is_totals(cells):
+            if _is_totals(cells) or (held and _below_table(cells, fields)):
+                # A totals row, and the notes and signatures under it: skipped if nothing but such lines
+                # follows; read as rows if a child's row does.
                 held.append((line, cells))
                 continue
             for waiting in held:
@@ -1400,7 +1410,11 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
         return
     for line, cells in held:
         words = " ".join(str(cell) for cell in cells if not _blank(cell) and not isinstance(cell, CellFault))
-        parsed.notices.append(_("line {line}: a totals row (“{words}”) was skipped").format(line=line, words=words))
+        if _is_totals(cells):
+            parsed.notices.append(_("line {line}: a totals row (“{words}”) was skipped").format(line=line, words=words))
+        else:
+            parsed.notices.append(_("line {line}: a line under the totals (“{words}”) was skipped").format(
+                line=line, words=words[:200]))
     for field_name, (rows, first) in reading.serial_dates.items():
         parsed.notices.append(ngettext(
             "column “{column}”: {count} row holds a spreadsheet's serial number of a day, read as a date "

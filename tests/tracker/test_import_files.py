@@ -350,6 +350,27 @@ def test_a_serial_date_as_text_in_the_future_or_too_old_stays_an_error(parties):
 
 
 @pytest.mark.django_db
+def test_the_notes_and_signature_under_the_totals_are_skipped_and_named(parties):
+    rows: list[list[Any]] = [["№", "Прізвище", "Ім'я", "По батькові", "Дата народження", "Стать"],
+                             [1, "Шевчук", "Олена", "Петрівна", "05.03.2012", "ж"],
+                             [2, "Коваль", "Іван", "Андрійович", "2013", "ч"],
+                             [], ["Разом", 2], [], ["Примітка: дані станом на 01.11.2026"],
+                             ["Начальник відділу", None, None, None, None, "І. В. Гончаренко"]]
+    batch = write(check(workbook_bytes(rows), "signed.xlsx", parties))
+    assert [child.family_name for child in children_of(batch)] == ["Шевчук", "Коваль"]
+    assert [n for n in batch.summary["notices"] if n.startswith("line")] == [
+        "line 5: a totals row (“Разом 2”) was skipped",
+        "line 7: a line under the totals (“Примітка: дані станом на 01.11.2026”) was skipped",
+        "line 8: a line under the totals (“Начальник відділу І. В. Гончаренко”) was skipped"]
+
+    # A child's row after the totals makes them all rows again: nothing is skipped that could be a child.
+    rows[7:] = [[3, "Бондар", "Марія", "Олегівна", "2014", "ж"]]
+    refused = check(workbook_bytes(rows), "subtotal.xlsx", parties)
+    assert refused.status == ImportBatch.Status.FAILED
+    assert {error["line"] for error in refused.errors} == {5, 7}
+
+
+@pytest.mark.django_db
 def test_a_totals_word_in_the_middle_of_the_list_is_a_row_not_skipped(parties):
     content = csv_bytes(["Прізвище;Ім'я", "Ткаченко;Марія", "Всього;", "Мельник;Богдан"])
     batch = check(content, "middle.csv", parties)
