@@ -389,8 +389,8 @@ _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+[0-9]+:[A-Z]+[0-
 
 
 def _merges(archive: zipfile.ZipFile, sheet_path: str) -> list[tuple[int, int, int, int]]:
-    """The sheet's merged ranges near its top (where headers are), found by scanning its XML: they
-    are written after all the rows, and reading them first spares holding the rows."""
+    """The sheet's merged ranges, found by scanning its XML: they are written after all the rows, and
+    reading them first spares holding the rows."""
     found: set[bytes] = set()
     tail = b""
     with _xml(archive, sheet_path) as sheet:
@@ -401,7 +401,7 @@ def _merges(archive: zipfile.ZipFile, sheet_path: str) -> list[tuple[int, int, i
     merges = []
     for ref in found:
         min_col, min_row, max_col, max_row = range_boundaries(ref.decode())
-        if min_row is not None and min_row <= HEADER_SEARCH_ROWS + 2:
+        if min_row is not None:
             merges.append((min_col or 1, min_row, max_col or 1, max_row or min_row))
     return sorted(merges, key=lambda merge: (merge[1], merge[0]))
 
@@ -1032,6 +1032,7 @@ OUTCOME_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
                                           "просимо надати", "more information", "clarif", "further details",
                                           "please provide")),
     (Outcome.LOCATED, ("установлено местонахождение", "местонахождение установлено", "находится", "проживает",
+                       "находятся", "проживают", "пребывают", "перебувають", "проживають",
                        "пребывает", "содержится", "обучается", "найден", "обнаружен", "розшукан", "знайден",
                        "виявлен", "перебуває", "проживає", "встановлено місцеперебування",
                        "місцеперебування встановлено", "located", "found", "whereabouts known", "lives in",
@@ -1059,7 +1060,8 @@ HEDGES: tuple[str, ...] = (
 )
 _HEDGE = re.compile(r"(?<!\w)(?:" + "|".join(HEDGES) + r")\w*")
 _GENDER_ENDING = re.compile(r"\((?:а|ла|на|ая|ась|ся|ой|ий|ого|ої|ей|ие)\)")
-_PLACE_AFTER = re.compile(r"(?:находится|проживает|пребывает|содержится|обучается|перебуває|проживає|мешкає|lives|"
+_PLACE_AFTER = re.compile(r"(?:находится|проживает|пребывает|содержится|обучается|перебуває|проживає|мешкає|"
+                          r"находятся|проживают|пребывают|перебувають|проживають|live|lives|"
                           r"resides|is|stays|located|found)(?:\s+(?:с|со|з|із|зі|разом з|вместе с|with)\s+[^,;]+?)?"
                           r"\s+(?:в|во|у|на|in|at)\s+(.+)$", re.IGNORECASE)
 # What follows "находится в/на", "перебуває на", "is in" that is a state of the request or of the child,
@@ -1350,7 +1352,40 @@ def _open(source: bytes | IO[bytes], file_name: str, columns: Mapping[str, Seque
         yield from rest
         yield from table.lines
 
-    return _Reading(parsed, header.fields, data(), header.headed)
+    below = [merge for merge in table.merges if merge[1] > last and merge[3] > merge[1]]
+    lines = _merged_down(data(), below, parsed, header.texts) if below else data()
+    return _Reading(parsed, header.fields, lines, header.headed)
+
+
+def _merged_down(lines: Iterator[Line], merges: Sequence[tuple[int, int, int, int]], parsed: ParsedFile,
+                 headers: Mapping[int, str]) -> Iterator[Line]:
+    """The data lines with a cell merged down over several rows (a settlement or a circumstance shared
+    by siblings) read into each row it spans, as the spreadsheet shows it; named in the notices."""
+    starting: dict[int, list[tuple[int, int]]] = {}
+    for min_col, min_row, _max_col, max_row in merges:
+        starting.setdefault(min_row, []).append((min_col - 1, max_row))
+    # Row → (column, value) to fill in, for the merges under way.
+    pending: dict[int, list[tuple[int, Any]]] = {}
+    filled: list[tuple[int, int, int]] = []
+    for number, cells in lines:
+        for column, value in pending.pop(number, ()):
+            cells.extend([None] * (column + 1 - len(cells)))
+            if _blank(cells[column]):
+                cells[column] = value
+        for column, max_row in starting.get(number, ()):
+            if column < len(cells) and not _blank(cells[column]):
+                for row in range(number + 1, max_row + 1):
+                    pending.setdefault(row, []).append((column, cells[column]))
+                filled.append((column, number, max_row))
+        yield number, cells
+    if filled:
+        column, first, last = filled[0]
+        parsed.notices.append(ngettext(
+            "{count} cell merged over several rows was read into each of them (column “{column}”, lines "
+            "{first}–{last})",
+            "{count} cells merged over several rows were read into each of them (the first: column “{column}”, "
+            "lines {first}–{last})", len(filled)).format(
+                count=len(filled), column=headers.get(column) or get_column_letter(column + 1), first=first, last=last))
 
 
 # The fields read by `parse_date`: a serial number of a day written as text is read there and named here.

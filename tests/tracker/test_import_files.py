@@ -246,6 +246,22 @@ def test_a_two_level_merged_header_reads_number_birth_date_and_sex(parties):
 
 
 @pytest.mark.django_db
+def test_a_cell_merged_down_over_siblings_is_read_into_each_of_their_rows_and_named(parties):
+    rows: list[list[Any]] = [["№", "Прізвище", "Ім'я", "Дата народження", "Населений пункт", "Обставини"],
+                             [1, "Шевчук", "Олена", "2012", "Маріуполь", "депортовано"],
+                             [2, None, "Іван", "2014", None, None],
+                             [3, None, "Марія", "2016", None, None],
+                             [4, "Коваль", "Ігор", "2011", "Херсон", "примусово переміщено"]]
+    content = workbook_bytes(rows, merges=("B2:B4", "E2:E4", "F2:F4"))
+    batch = write(check(content, "siblings.xlsx", parties))
+    assert [(c.family_name, c.given_name, c.home_settlement, c.circumstances) for c in children_of(batch)] == [
+        ("Шевчук", "Олена", "Маріуполь", "deported"), ("Шевчук", "Іван", "Маріуполь", "deported"),
+        ("Шевчук", "Марія", "Маріуполь", "deported"), ("Коваль", "Ігор", "Херсон", "forcibly_transferred")]
+    assert "3 cells merged over several rows were read into each of them (the first: column “Прізвище”, lines 2–4)" \
+        in batch.summary["notices"]
+
+
+@pytest.mark.django_db
 def test_a_column_is_never_dropped_without_being_named(parties):
     content = workbook_bytes([
         ["Прізвище", "Ім'я", "Примітки від інтернату", None],
