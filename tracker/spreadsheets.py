@@ -231,6 +231,8 @@ class Table:
 
     lines: Iterator[Line]
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # The workbook's other visible sheets that hold data: not read, and named.
+    unread_sheets: list[str] = field(default_factory=list)
 
 
 def read_table(source: bytes | IO[bytes], file_name: str = "", *, max_rows: int | None = None) -> Table:
@@ -296,33 +298,56 @@ def _local(tag: str) -> str:
 def _read_xlsx(stream: IO[bytes]) -> Table:
     try:
         archive = zipfile.ZipFile(stream)
-        sheet_path, calendar = _first_sheet(archive)
+        sheet_path, calendar, others = _first_sheet(archive)
         strings = _shared_strings(archive)
         date_styles = _date_styles(archive)
         merges = _merges(archive, sheet_path)
+        unread = _sheets_with_data(archive, others)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as error:
         raise UnreadableFile(_("not a readable .xlsx file ({error})").format(error=error)) from error
-    return Table(_xlsx_lines(archive, sheet_path, strings, date_styles, calendar), merges)
+    return Table(_xlsx_lines(archive, sheet_path, strings, date_styles, calendar), merges, unread)
 
 
-def _first_sheet(archive: zipfile.ZipFile) -> tuple[str, datetime.datetime]:
-    """The first sheet's path in the archive, and the workbook's calendar (1900 or Mac 1904)."""
-    first_id, calendar = None, CALENDAR_WINDOWS_1900
+def _first_sheet(archive: zipfile.ZipFile) -> tuple[str, datetime.datetime, list[tuple[str, str]]]:
+    """The path in the archive of the first sheet a person sees (hidden ones, such as a lookup list,
+    passed over), the workbook's calendar (1900 or Mac 1904), and the other visible sheets (name, path)."""
+    sheets: list[tuple[str, str | None]] = []
+    calendar = CALENDAR_WINDOWS_1900
     with _xml(archive, "xl/workbook.xml") as workbook:
         for _event, element in _events(workbook):
             name = _local(element.tag)
             if name == "workbookPr" and element.get("date1904") in ("1", "true"):
                 calendar = CALENDAR_MAC_1904
-            elif name == "sheet" and first_id is None:
-                first_id = next((value for key, value in element.attrib.items() if _local(key) == "id"), None)
+            elif name == "sheet" and element.get("state") not in ("hidden", "veryHidden"):
+                sheets.append((element.get("name", ""),
+                               next((value for key, value in element.attrib.items() if _local(key) == "id"), None)))
     targets: dict[str, str] = {}
     if "xl/_rels/workbook.xml.rels" in archive.namelist():
         with _xml(archive, "xl/_rels/workbook.xml.rels") as rels:
             for _event, element in _events(rels):
                 if _local(element.tag) == "Relationship":
                     targets[element.get("Id", "")] = element.get("Target", "")
-    target = targets.get(first_id or "", "worksheets/sheet1.xml")
-    return (target.lstrip("/") if target.startswith("/") else f"xl/{target}"), calendar
+
+    def path(sheet_id: str | None) -> str:
+        target = targets.get(sheet_id or "", "worksheets/sheet1.xml")
+        return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+    first = path(sheets[0][1] if sheets else None)
+    return first, calendar, [(name, path(sheet_id)) for name, sheet_id in sheets[1:] if path(sheet_id) != first]
+
+
+_A_VALUE = re.compile(rb"<(?:\w+:)?(?:v|is)>")
+
+
+def _sheets_with_data(archive: zipfile.ZipFile, sheets: list[tuple[str, str]]) -> list[str]:
+    """The names of the sheets that hold a value, looked for in the first megabyte of each."""
+    named = []
+    for name, sheet_path in sheets:
+        if sheet_path in archive.namelist():
+            with _xml(archive, sheet_path) as sheet:
+                if _A_VALUE.search(sheet.read(1 << 20)):
+                    named.append(name)
+    return named
 
 
 def _shared_strings(archive: zipfile.ZipFile) -> list[str]:
@@ -1339,6 +1364,13 @@ def _open(source: bytes | IO[bytes], file_name: str, columns: Mapping[str, Seque
     parsed.ignored_columns = header.ignored
     parsed.unread_headers = header.unread
     parsed.notices = header.notices
+    if table.unread_sheets:
+        parsed.notices.append(ngettext(
+            "only the first sheet was read: the sheet {sheets} also holds data; import it as a file of its own, "
+            "or put its rows on the first sheet",
+            "only the first sheet was read: the sheets {sheets} also hold data; import each as a file of its "
+            "own, or put their rows on the first sheet", len(table.unread_sheets)).format(
+                sheets=", ".join(f"“{name}”" for name in table.unread_sheets)))
     if len(header.lines) > 1:
         parsed.notices.append(_("a two-level header on lines {first}–{last}").format(
             first=header.lines[0], last=header.lines[-1]))

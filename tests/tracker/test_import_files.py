@@ -262,6 +262,29 @@ def test_a_cell_merged_down_over_siblings_is_read_into_each_of_their_rows_and_na
 
 
 @pytest.mark.django_db
+def test_a_hidden_lookup_sheet_is_passed_over_and_another_sheet_with_children_is_named(parties):
+    workbook = Workbook()
+    lookup = workbook.active
+    assert lookup is not None
+    lookup.title = "Довідник"
+    lookup.append(["Область"])
+    lookup.append(["Донецька"])
+    lookup.sheet_state = "hidden"
+    for title, children in (("Донецька", [[1, "Шевчук", "Олена", "2012"]]),
+                            ("Херсонська", [[1, "Коваль", "Іван", "2013"]])):
+        sheet = workbook.create_sheet(title)
+        sheet.append(["№", "Прізвище", "Ім'я", "Дата народження"])
+        for child in children:
+            sheet.append(child)
+    out = io.BytesIO()
+    workbook.save(out)
+    batch = write(check(out.getvalue(), "oblasts.xlsx", parties))
+    assert [child.family_name for child in children_of(batch)] == ["Шевчук"]
+    assert ("only the first sheet was read: the sheet “Херсонська” also holds data; import it as a file of its own, "
+            "or put its rows on the first sheet") in batch.summary["notices"]
+
+
+@pytest.mark.django_db
 def test_a_column_is_never_dropped_without_being_named(parties):
     content = workbook_bytes([
         ["Прізвище", "Ім'я", "Примітки від інтернату", None],
