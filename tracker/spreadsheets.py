@@ -1297,7 +1297,15 @@ def _position(value: Any) -> int:
 
 
 def _split_name(text: str) -> tuple[str, str, str]:
+    """A full name as family, given name and patronymic: in that order, unless one word alone is
+    written in capitals, as the family name often is ("Олена ШЕВЧУК", "Ірина Петрівна КОВАЛЬ")."""
     words = tidy_name(text).split()
+    written = re.sub(r"\s+", " ", str(text or "")).strip().split()
+    capitals = [index for index, word in enumerate(written)
+                if word.isupper() and "." not in word and len(re.sub(r"\W", "", word)) > 2]
+    if len(capitals) == 1 and len(written) == len(words):
+        # Given its usual case, as a family name written alone in capitals is (ТКАЧЕНКО → Ткаченко).
+        words.insert(0, tidy_name(words.pop(capitals[0])))
     return (words[0] if words else "", words[1] if len(words) > 1 else "", " ".join(words[2:]))
 
 

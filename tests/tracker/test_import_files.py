@@ -285,6 +285,17 @@ def test_a_hidden_lookup_sheet_is_passed_over_and_another_sheet_with_children_is
 
 
 @pytest.mark.django_db
+def test_a_full_name_with_the_family_name_in_capitals_is_split_by_it_wherever_it_stands(parties):
+    rows: list[list[Any]] = [["№", "ПІБ", "Дата народження"], [1, "Олена ШЕВЧУК", "2012"],
+                             [2, "Ірина Петрівна КОВАЛЬ", "2013"], [3, "ТКАЧЕНКО Максим Олегович", "2014"],
+                             [4, "Гуцуляк Дарина Романівна", "2015"]]
+    children = children_of(write(check(workbook_bytes(rows), "names.xlsx", parties)))
+    assert [(c.family_name, c.given_name, c.patronymic) for c in children] == [
+        ("Шевчук", "Олена", ""), ("Коваль", "Ірина", "Петрівна"), ("Ткаченко", "Максим", "Олегович"),
+        ("Гуцуляк", "Дарина", "Романівна")]
+
+
+@pytest.mark.django_db
 def test_a_column_is_never_dropped_without_being_named(parties):
     content = workbook_bytes([
         ["Прізвище", "Ім'я", "Примітки від інтернату", None],
