@@ -44,7 +44,9 @@ from tracker.models import Outcome
 
 NAME_COLUMNS: dict[str, tuple[str, ...]] = {
     "position": ("№", "№ з/п", "№ п/п", "з/п", "п/п", "№ пп", "no", "nr", "number", "#", "номер", "номер у списку",
-                 "номер в списке", "порядковий номер", "порядковый номер", "n", "no.", "item", "position"),
+                 "номер в списке", "№ по списку", "№ в списке", "№ у списку", "№ за списком", "номер по списку",
+                 "номер за списком", "no. on the list", "number on the list", "list no", "list number",
+                 "порядковий номер", "порядковый номер", "n", "no.", "item", "position"),
     "full_name": ("піб", "піп", "прізвище, ім'я, по батькові", "прізвище ім'я по батькові", "прізвище та ім'я",
                   "прізвище, ім'я", "фио", "фамилия, имя, отчество", "фамилия имя отчество", "фамилия и имя",
                   "фамилия, имя", "full name", "name", "name of the child", "child's name", "child name",
@@ -205,9 +207,22 @@ class ParsedFile:
 Line = tuple[int, list[Any]]
 
 
+# Latin letters that look the same as Cyrillic ones, as typed into a Cyrillic word by a keyboard left in
+# English ("Iван", "ПIБ"): in a word that mixes the two scripts, they are read as the Cyrillic letters.
+_LOOKALIKES = str.maketrans("aceiopxyABCEHIKMOPTXY", "асеіорхуАВСЕНІКМОРТХУ")
+_MIXED_WORD = re.compile(r"\w*(?:[a-zA-Z]\w*[а-яА-ЯіїєґІЇЄҐёЁ]|[а-яА-ЯіїєґІЇЄҐёЁ]\w*[a-zA-Z])\w*")
+
+
+def one_script(text: str) -> str:
+    """The text with each word that mixes Latin and Cyrillic letters written in Cyrillic where a
+    Latin letter only looks like one."""
+    return _MIXED_WORD.sub(lambda word: word.group(0).translate(_LOOKALIKES), text)
+
+
 def fold(text: Any) -> str:
-    """A header or phrase as compared: lower case, ё as е, one apostrophe, punctuation as spaces."""
-    text = _APOSTROPHES.sub("'", str(text or "").lower().replace("ё", "е"))
+    """A header or phrase as compared: lower case, ё as е, one apostrophe, punctuation as spaces, one
+    script in each word (`one_script`)."""
+    text = _APOSTROPHES.sub("'", one_script(str(text or "")).lower().replace("ё", "е"))
     text = re.sub(r"[^\w№#'/]+", " ", text)
     return re.sub(r"\s+", " ", text).strip(" /")
 
@@ -723,6 +738,9 @@ def find_header(head: list[Line], columns: Mapping[str, Sequence[str]], required
                         joined_texts[column] = str(cell).strip()
                     elif str(cell).strip() != texts[column]:
                         joined_texts[column] = f"{texts[column]} {str(cell).strip()}"
+                        # The lower level names its column ("Сведения о ребенке" over "Место рождения"):
+                        # one it names as nothing known is not the upper level's field.
+                        joined.pop(column, None)
                 options.append(((line, below_line), index + 1, joined, joined_texts))
         options.append(((line,), index, upper, texts))
         for lines, last, matches, header_texts in options:
@@ -730,6 +748,9 @@ def find_header(head: list[Line], columns: Mapping[str, Sequence[str]], required
             if header is not None:
                 return header
     return None
+
+
+_ON_THE_LIST = re.compile(r"списк|перелік|переліку|list")
 
 
 def _header_of(lines: tuple[int, ...], last: int, matches: dict[int, HeaderMatch], texts: dict[int, str],
@@ -742,6 +763,13 @@ def _header_of(lines: tuple[int, ...], last: int, matches: dict[int, HeaderMatch
         if match.field == IGNORE:
             continue
         if match.field in fields.values():
+            first = next(taken for taken, field_name in fields.items() if field_name == match.field)
+            if match.field == "position" and _ON_THE_LIST.search(fold(texts.get(column, ""))) and not \
+                    _ON_THE_LIST.search(fold(texts.get(first, ""))):
+                # "№ п/п" is the file's own count; "№ по списку" the number on the list it answers.
+                del fields[first]
+                first, column = column, first
+                fields[first] = match.field
             ignored.append(_("{header} (a second column for {field})").format(
                 header=texts.get(column, ""), field=FIELD_LABELS.get(match.field, match.field)))
             continue
@@ -1020,7 +1048,30 @@ def parse_sex(value: Any) -> str:
         sex = SEX_WORDS.get(fold(reading))
         if sex is not None:
             return sex
+    # Word by word ("Ж (F)", "Мужской пол"), a word being a known one or the start of a full word for one
+    # sex only ("хл.", "дівч.", "женск."); any word that is neither, or two sexes, is no answer.
+    found: set[str] = set()
+    for word in fold(value).split():
+        if word in ("пол", "стать", "sex", "gender", "статі"):
+            continue
+        sexes = {SEX_WORDS[word]} if word in SEX_WORDS else {
+            sex for sex, words in SEX_FULL_WORDS.items()
+            if len(word) >= 2 and any(full.startswith(word) for full in words)}
+        if len(sexes) != 1:
+            found = set()
+            break
+        found |= sexes
+    if len(found) == 1:
+        return found.pop()
     raise ValueError(_("“{value}” is not a sex: write ч / ж, M / F").format(value=value))
+
+
+SEX_FULL_WORDS = {
+    "M": ("чоловіча", "чоловічий", "чоловічої", "чоловік", "хлопчик", "хлопець", "юнак", "мужской", "мужского",
+          "мужчина", "мальчик", "юноша", "male", "boy", "man"),
+    "F": ("жіноча", "жіночий", "жіночої", "жінка", "дівчинка", "дівчина", "женский", "женского", "женщина", "девочка",
+          "девушка", "female", "girl", "woman"),
+}
 
 
 # Outcomes as official replies phrase them, as stems of the folded phrase (gender endings such as
@@ -1244,7 +1295,7 @@ def tidy_name(value: Any) -> str:
     text = re.sub(r"\s+", " ", str(value or "")).strip()
     if text in _BLANK_MARKS:
         return ""
-    text = _APOSTROPHES.sub(APOSTROPHE, text)
+    text = _APOSTROPHES.sub(APOSTROPHE, one_script(text))
     if text.isupper():
         text = re.sub(r"[^\s-]+", lambda word: word.group(0)[0] + word.group(0)[1:].lower(), text)
     return text
@@ -1259,6 +1310,38 @@ def _is_totals(cells: Sequence[Any]) -> bool:
     return any(text == word or text.startswith(word + " ") for text in texts for word in TOTAL_WORDS) and all(
         not text or any(text.startswith(word) for word in TOTAL_WORDS) or re.fullmatch(r"[\d\s]+\w*", text)
         for text in texts)
+
+
+def _column_numbers(cells: Sequence[Any]) -> bool:
+    """The row of the columns' numbers official forms print under the header: 1, 2, 3 … in order."""
+    filled = [(column, cell) for column, cell in enumerate(cells) if not _blank(cell)]
+    if len(filled) < 3:
+        return False
+    numbers = []
+    for _column, cell in filled:
+        text = str(int(cell)) if isinstance(cell, float) and cell.is_integer() else str(cell).strip().rstrip(".")
+        if not text.isdigit():
+            return False
+        numbers.append(int(text))
+    return numbers == list(range(numbers[0], numbers[0] + len(numbers))) and numbers[0] in (0, 1)
+
+
+_OBLAST_WORD = re.compile(r"(?<!\w)(?:область|обл|oblast|region|областi|області|крим|крым|crimea|київ|киев|kyiv|"
+                          r"севастопол|sevastopol)", re.IGNORECASE)
+
+
+def _oblast_heading(cells: Sequence[Any]) -> str | None:
+    """A line naming only an oblast ("Донецька область"), as lists grouped by oblast have between
+    their groups: the oblast's name, or None for any other line."""
+    filled = [cell for cell in cells if not _blank(cell)]
+    if len(filled) != 1 or not isinstance(filled[0], str) or not _OBLAST_WORD.search(filled[0]):
+        return None
+    text = re.sub(r"\s+", " ", filled[0]).strip().rstrip(":")
+    try:
+        parse_oblast(text)
+    except ValueError:
+        return None
+    return text
 
 
 def _below_table(cells: Sequence[Any], fields: Mapping[int, str]) -> bool:
@@ -1355,6 +1438,9 @@ def _open(source: bytes | IO[bytes], file_name: str, columns: Mapping[str, Seque
     except UnreadableFile as error:
         return ParsedFile(problems=[RowProblem(None, "", str(error))])
     parsed = ParsedFile()
+    if not head:
+        parsed.problems.append(RowProblem(None, "", _("the file is empty: it has no line with anything in it")))
+        return parsed
     header = find_header(head, columns, required, mapping=mapping, merges=table.merges)
     if header is None:
         found_on, found = headers_found(head, columns, table.merges)
@@ -1438,10 +1524,10 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
     named; a column with data and no header is named. Formula and error cells are the row's problems."""
     parsed, fields = reading.parsed, reading.fields
     headed = set(fields) | reading.headed
-    held: list[Line] = []
+    held: list[tuple[int, list[Any], str | None]] = []
     count = 0
 
-    def check(line: int, cells: list[Any]) -> None:
+    def check(line: int, cells: list[Any], under: str | None) -> None:
         problem = _RowChecker(line, parsed.columns, parsed.problems)
         values: dict[str, Any] = {}
         for column, field_name in fields.items():
@@ -1460,21 +1546,37 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
         for column in range(len(cells)):
             if column not in headed and column not in reading.unheaded and not _blank(cells[column]):
                 reading.unheaded.add(column)
+        if under is not None and values.get("oblast") is None:
+            values["oblast"] = under
         checker(line, values, problem)
 
+    at_top = True
+    heading = None
     try:
         for line, cells in reading.data:
+            if at_top and _column_numbers(cells):
+                parsed.notices.append(_("line {line}: the columns' numbers under the header (1, 2, 3 …) were "
+                                        "skipped").format(line=line))
+                at_top = False
+                continue
+            at_top = False
+            oblast = _oblast_heading(cells)
+            if oblast is not None:
+                heading = oblast
+                parsed.notices.append(_("line {line}: the heading “{heading}” was skipped; the rows under it with "
+                                        "no oblast of their own are read as in it").format(line=line, heading=oblast))
+                continue
             if _is_totals(cells) or (held and _below_table(cells, fields)):
                 # A totals row, and the notes and signatures under it: skipped if nothing but such lines
                 # follows; read as rows if a child's row does.
-                held.append((line, cells))
+                held.append((line, cells, heading))
                 continue
             for waiting in held:
                 count += 1
                 check(*waiting)
             held.clear()
             count += 1
-            check(line, cells)
+            check(line, cells, heading)
     except TooManyLines:
         parsed.problems.append(RowProblem(None, "", _(
             "the file has more than {limit} rows; one import takes at most {limit}: split it into several "
@@ -1483,7 +1585,7 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
     except UnreadableFile as error:
         parsed.problems.append(RowProblem(None, "", str(error)))
         return
-    for line, cells in held:
+    for line, cells, _heading in held:
         words = " ".join(str(cell) for cell in cells if not _blank(cell) and not isinstance(cell, CellFault))
         if _is_totals(cells):
             parsed.notices.append(_("line {line}: a totals row (“{words}”) was skipped").format(line=line, words=words))

@@ -296,6 +296,32 @@ def test_a_full_name_with_the_family_name_in_capitals_is_split_by_it_wherever_it
 
 
 @pytest.mark.django_db
+def test_the_columns_numbers_and_oblast_headings_of_an_official_form_are_skipped_and_named(parties):
+    rows: list[list[Any]] = [["№ з/п", "ПIБ", "Стать", "Дата народження", "Область"], [1, 2, 3, 4, 5],
+                             ["Донецька область"], [1, "Шевчук Олена Петрівна", "жін.", "2012", None],
+                             [2, "Коваль Iван Андрійович", "хл.", "2013", None],
+                             ["Херсонська область:"], [3, "Бондар Марія Олегівна", "Ж (F)", "2014", "Запорізька обл."]]
+    batch = write(check(workbook_bytes(rows), "form.xlsx", parties))
+    # "ПIБ" and "Iван" typed with a Latin I are read and kept in Cyrillic.
+    assert [(c.family_name, c.given_name, c.sex, c.home_oblast) for c in children_of(batch)] == [
+        ("Шевчук", "Олена", "F", "donetsk"), ("Коваль", "Іван", "M", "donetsk"),
+        ("Бондар", "Марія", "F", "zaporizhzhia")]
+    assert [n for n in batch.summary["notices"] if n.startswith("line")] == [
+        "line 2: the columns' numbers under the header (1, 2, 3 …) were skipped",
+        "line 3: the heading “Донецька область” was skipped; the rows under it with no oblast of their own are "
+        "read as in it",
+        "line 6: the heading “Херсонська область” was skipped; the rows under it with no oblast of their own are "
+        "read as in it"]
+
+
+@pytest.mark.django_db
+def test_an_empty_file_is_refused_as_empty(parties):
+    for content, name in ((workbook_bytes([]), "empty.xlsx"), (csv_bytes([";;", ";;"]), "separators.csv")):
+        batch = check(content, name, parties)
+        assert [error["reason"] for error in batch.errors] == ["the file is empty: it has no line with anything in it"]
+
+
+@pytest.mark.django_db
 def test_a_column_is_never_dropped_without_being_named(parties):
     content = workbook_bytes([
         ["Прізвище", "Ім'я", "Примітки від інтернату", None],
@@ -543,6 +569,26 @@ def test_each_clause_of_a_reply_is_read_and_a_phrase_saying_two_things_is_left_t
     assert located.reported_location == "г. Ростов-на-Дону"
     # The reply's words and its note, both kept.
     assert located.details == "Проживает с родственниками в г. Ростов-на-Дону; исх. № 7"
+
+
+@pytest.mark.django_db
+def test_a_reply_numbering_its_own_rows_is_read_by_the_number_on_the_list_under_a_two_level_header(
+        make_handed_over_list):
+    handover_list = make_handed_over_list(7)
+    entries = {e.position: e.child for e in handover_list.entries.select_related("child")}
+    rows: list[list[Any]] = [["№ п/п", "№ по списку", "Сведения о ребенке", None, "Результат проверки"],
+                             [None, None, "ФИО", "Место рождения", None]]
+    for own, position in ((1, 3), (2, 7)):
+        child = entries[position]
+        rows.append([own, position, f"{child.family_name} {child.given_name} {child.patronymic}", "г. Мариуполь",
+                     "Сведениями не располагаем"])
+    content = workbook_bytes(rows, merges=("A1:A2", "B1:B2", "C1:D1", "E1:E2"))
+    batch = reply_batch(handover_list, content, "ответ.xlsx")
+    assert batch.summary["columns"] == {"position": "№ по списку", "full_name": "ФИО",
+                                        "outcome": "Результат проверки"}
+    write(batch)
+    assert {e.position: e.last_outcome for e in handover_list.entries.exclude(last_outcome="")} == {
+        3: "no_information", 7: "no_information"}
 
 
 @pytest.mark.django_db
