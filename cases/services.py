@@ -293,7 +293,7 @@ def cases_open_many(*, children: Sequence[Child], actor: User | None, note: str)
 NEW_CHILD_FIELDS = ("family_name", "given_name", "patronymic", "family_name_latin", "given_name_latin",
                     "patronymic_latin", "birth_date", "birth_date_precision", "sex", "home_settlement",
                     "home_oblast", "circumstances", "category", "last_known_location", "last_known_on",
-                    "icrc_reference", "nib_reference")
+                    "icrc_reference", "nib_reference", "notes")
 
 
 class _NewChild(NamedTuple):

@@ -1392,11 +1392,25 @@ def _split_name(text: str) -> tuple[str, str, str]:
     return (words[0] if words else "", words[1] if len(words) > 1 else "", " ".join(words[2:]))
 
 
+# Words in brackets beside a name: another family name ("Бондар (Мельник)"), what the child is called
+# ("Олександр (Саша)"), a note ("(ПБП)"). Never part of the name; the import keeps them in the child's notes.
+_BRACKETED = re.compile(r"\s*[(\[][^)\]]*[)\]]")
+_NAME_FIELDS = ("full_name", "family_name", "given_name", "patronymic")
+
+
 def _name_parts(values: dict[str, Any]) -> dict[str, str]:
+    values = {name: _BRACKETED.sub(" ", str(values[name])) if isinstance(values.get(name), str) else values.get(name)
+              for name in _NAME_FIELDS}
     if values.get("full_name") and not (values.get("family_name") or values.get("given_name")):
         family, given, patronymic = _split_name(values["full_name"])
         return {"family_name": family, "given_name": given, "patronymic": patronymic}
     return {part: tidy_name(values.get(part)) for part in ("family_name", "given_name", "patronymic")}
+
+
+def _name_as_written(values: dict[str, Any]) -> str:
+    """The row's name as the list writes it, when words in brackets stand beside it; else ""."""
+    written = [re.sub(r"\s+", " ", str(values[name])).strip() for name in _NAME_FIELDS if values.get(name)]
+    return " ".join(written)[:500] if any(_BRACKETED.search(text) for text in written) else ""
 
 
 def _check_names(names: dict[str, str], problem: Callable[[str, str], None], *, required: bool) -> None:
@@ -1625,6 +1639,7 @@ def parse_list(source: bytes | IO[bytes], file_name: str = "", *, today: datetim
     parsed = reading.parsed
     numbered = "position" in reading.fields.values()
     numbers: list[tuple[int, int]] = []
+    bracketed: list[tuple[int, str]] = []
 
     def check(line: int, values: dict[str, Any], problem: _RowChecker) -> None:
         names = _name_parts(values)
@@ -1641,7 +1656,10 @@ def parse_list(source: bytes | IO[bytes], file_name: str = "", *, today: datetim
             "birth_date_precision": "day", "birth_date_text": "", "sex": "U", "settlement": "", "oblast": "",
             "circumstances": "", "category": "", "last_known_location": "", "last_known_on": None,
             "icrc_reference": "", "nib_reference": "", "reference": str(values.get("reference") or "").strip(),
+            "name_as_written": _name_as_written(values),
         }
+        if data["name_as_written"]:
+            bracketed.append((line, data["name_as_written"]))
         position = None
         if numbered:
             try:
@@ -1685,6 +1703,13 @@ def parse_list(source: bytes | IO[bytes], file_name: str = "", *, today: datetim
             parsed.rows.append(ParsedRow(line, position, data))
 
     _rows(reading, check, max_rows)
+    if bracketed:
+        parsed.notices.append(ngettext(
+            "{count} name has words in brackets beside it, left out of the name and kept in the child's notes "
+            "(line {line}: “{name}”)",
+            "{count} names have words in brackets beside them, left out of the names and kept in the children's "
+            "notes (the first: line {line}, “{name}”)", len(bracketed)).format(
+                count=len(bracketed), line=bracketed[0][0], name=bracketed[0][1]))
     if parsed.problems and any(p.line is None for p in parsed.problems):
         return parsed
     _check_positions(parsed, numbers, numbered=numbered)

@@ -288,11 +288,18 @@ def test_a_hidden_lookup_sheet_is_passed_over_and_another_sheet_with_children_is
 def test_a_full_name_with_the_family_name_in_capitals_is_split_by_it_wherever_it_stands(parties):
     rows: list[list[Any]] = [["№", "ПІБ", "Дата народження"], [1, "Олена ШЕВЧУК", "2012"],
                              [2, "Ірина Петрівна КОВАЛЬ", "2013"], [3, "ТКАЧЕНКО Максим Олегович", "2014"],
-                             [4, "Гуцуляк Дарина Романівна", "2015"]]
-    children = children_of(write(check(workbook_bytes(rows), "names.xlsx", parties)))
+                             [4, "Гуцуляк Дарина Романівна", "2015"], [5, "Бондар (Мельник) Марія Олегівна", "2011"],
+                             [6, "Лисенко Дарина Андріївна (ПБП)", "2010"]]
+    batch = write(check(workbook_bytes(rows), "names.xlsx", parties))
+    children = children_of(batch)
     assert [(c.family_name, c.given_name, c.patronymic) for c in children] == [
         ("Шевчук", "Олена", ""), ("Коваль", "Ірина", "Петрівна"), ("Ткаченко", "Максим", "Олегович"),
-        ("Гуцуляк", "Дарина", "Романівна")]
+        ("Гуцуляк", "Дарина", "Романівна"), ("Бондар", "Марія", "Олегівна"), ("Лисенко", "Дарина", "Андріївна")]
+    # Words in brackets are never part of a name, and never lost: the child's notes keep the name as listed.
+    assert [c.notes for c in children[4:]] == ["Name as listed: Бондар (Мельник) Марія Олегівна",
+                                               "Name as listed: Лисенко Дарина Андріївна (ПБП)"]
+    assert ("2 names have words in brackets beside them, left out of the names and kept in the children's notes "
+            "(the first: line 6, “Бондар (Мельник) Марія Олегівна”)") in batch.summary["notices"]
 
 
 @pytest.mark.django_db

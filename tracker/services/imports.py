@@ -688,6 +688,9 @@ def _child_fields(data: dict[str, Any]) -> dict[str, Any]:
         fields["birth_date_precision"] = data["birth_date_precision"]
     if data.get("last_known_on"):
         fields["last_known_on"] = datetime.date.fromisoformat(data["last_known_on"])
+    if data.get("name_as_written"):
+        # Words in brackets beside the name ("Бондар (Мельник)"), left out of it by the reader.
+        fields["notes"] = f"Name as listed: {data['name_as_written']}"
     return fields
 
 
