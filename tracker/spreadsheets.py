@@ -216,6 +216,8 @@ _MIXED_WORD = re.compile(r"\w*(?:[a-zA-Z]\w*[а-яА-ЯіїєґІЇЄҐёЁ]|[а
 def one_script(text: str) -> str:
     """The text with each word that mixes Latin and Cyrillic letters written in Cyrillic where a
     Latin letter only looks like one."""
+    if text.isascii():
+        return text
     return _MIXED_WORD.sub(lambda word: word.group(0).translate(_LOOKALIKES), text)
 
 
@@ -1399,8 +1401,8 @@ _NAME_FIELDS = ("full_name", "family_name", "given_name", "patronymic")
 
 
 def _name_parts(values: dict[str, Any]) -> dict[str, str]:
-    values = {name: _BRACKETED.sub(" ", str(values[name])) if isinstance(values.get(name), str) else values.get(name)
-              for name in _NAME_FIELDS}
+    values = {name: _BRACKETED.sub(" ", values[name]) if isinstance(values.get(name), str) and (
+        "(" in values[name] or "[" in values[name]) else values.get(name) for name in _NAME_FIELDS}
     if values.get("full_name") and not (values.get("family_name") or values.get("given_name")):
         family, given, patronymic = _split_name(values["full_name"])
         return {"family_name": family, "given_name": given, "patronymic": patronymic}
@@ -1409,8 +1411,10 @@ def _name_parts(values: dict[str, Any]) -> dict[str, str]:
 
 def _name_as_written(values: dict[str, Any]) -> str:
     """The row's name as the list writes it, when words in brackets stand beside it; else ""."""
-    written = [re.sub(r"\s+", " ", str(values[name])).strip() for name in _NAME_FIELDS if values.get(name)]
-    return " ".join(written)[:500] if any(_BRACKETED.search(text) for text in written) else ""
+    written = [str(values[name]) for name in _NAME_FIELDS if values.get(name)]
+    if not any(("(" in text or "[" in text) and _BRACKETED.search(text) for text in written):
+        return ""
+    return re.sub(r"\s+", " ", " ".join(written)).strip()[:500]
 
 
 def _check_names(names: dict[str, str], problem: Callable[[str, str], None], *, required: bool) -> None:
