@@ -250,6 +250,8 @@ class Table:
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)
     # The workbook's other visible sheets that hold data: not read, and named.
     unread_sheets: list[str] = field(default_factory=list)
+    # The numbers of the rows the sheet hides (filtered out, collapsed), filled in as they are read.
+    hidden_rows: list[int] = field(default_factory=list)
 
 
 def read_table(source: bytes | IO[bytes], file_name: str = "", *, max_rows: int | None = None) -> Table:
@@ -322,7 +324,8 @@ def _read_xlsx(stream: IO[bytes]) -> Table:
         unread = _sheets_with_data(archive, others)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as error:
         raise UnreadableFile(_("not a readable .xlsx file ({error})").format(error=error)) from error
-    return Table(_xlsx_lines(archive, sheet_path, strings, date_styles, calendar), merges, unread)
+    hidden: list[int] = []
+    return Table(_xlsx_lines(archive, sheet_path, strings, date_styles, calendar, hidden), merges, unread, hidden)
 
 
 def _first_sheet(archive: zipfile.ZipFile) -> tuple[str, datetime.datetime, list[tuple[str, str]]]:
@@ -454,7 +457,7 @@ _FORMULA_WITHOUT_VALUE = CellFault("a formula with no saved value: open the file
 
 
 def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], date_styles: dict[int, str],
-                calendar: datetime.datetime) -> Iterator[Line]:
+                calendar: datetime.datetime, hidden: list[int]) -> Iterator[Line]:
     column_of: dict[str, int] = {}
     with _xml(archive, sheet_path) as sheet:
         row_number = 0
@@ -482,6 +485,8 @@ def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], d
                     cells[column] = value
             # Emptied, a read row is left as a bare element of some hundred bytes: a few megabytes
             # for a hundred thousand rows.
+            if element.get("hidden") in ("1", "true") and any(not _blank(value) for value in cells):
+                hidden.append(row_number)
             element.clear()
             if any(not _blank(value) for value in cells):
                 yield row_number, cells
@@ -1441,6 +1446,8 @@ class _Reading:
     unheaded: set[int] = field(default_factory=set)
     # Date field → (how many rows held a serial number as text, the first such cell).
     serial_dates: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # The sheet's hidden rows, as `Table.hidden_rows`.
+    hidden_rows: list[int] = field(default_factory=list)
 
 
 def _open(source: bytes | IO[bytes], file_name: str, columns: Mapping[str, Sequence[str]],
@@ -1498,7 +1505,7 @@ def _open(source: bytes | IO[bytes], file_name: str, columns: Mapping[str, Seque
 
     below = [merge for merge in table.merges if merge[1] > last and merge[3] > merge[1]]
     lines = _merged_down(data(), below, parsed, header.texts) if below else data()
-    return _Reading(parsed, header.fields, lines, header.headed)
+    return _Reading(parsed, header.fields, lines, header.headed, hidden_rows=table.hidden_rows)
 
 
 def _merged_down(lines: Iterator[Line], merges: Sequence[tuple[int, int, int, int]], parsed: ParsedFile,
@@ -1610,6 +1617,14 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
         else:
             parsed.notices.append(_("line {line}: a line under the totals (“{words}”) was skipped").format(
                 line=line, words=words[:200]))
+    hidden = [line for line in reading.hidden_rows if line > (parsed.header_line or 0)]
+    if hidden:
+        parsed.notices.append(ngettext(
+            "{count} row the spreadsheet hides (filtered out or grouped away) was read as the others are (line "
+            "{line}): take it out of the file if it is not to be imported",
+            "{count} rows the spreadsheet hides (filtered out or grouped away) were read as the others are (the "
+            "first: line {line}): take out of the file any that are not to be imported", len(hidden)).format(
+                count=len(hidden), line=hidden[0]))
     for field_name, (rows, first) in reading.serial_dates.items():
         parsed.notices.append(ngettext(
             "column “{column}”: {count} row holds a spreadsheet's serial number of a day, read as a date "

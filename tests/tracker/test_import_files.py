@@ -329,6 +329,22 @@ def test_an_empty_file_is_refused_as_empty(parties):
 
 
 @pytest.mark.django_db
+def test_a_row_the_spreadsheet_hides_is_read_and_named(parties):
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in (["№", "Прізвище", "Ім'я"], [1, "Шевчук", "Олена"], [2, "Коваль", "Іван"], [3, "Бондар", "Марія"]):
+        sheet.append(row)
+    sheet.row_dimensions[3].hidden = True
+    out = io.BytesIO()
+    workbook.save(out)
+    batch = write(check(out.getvalue(), "filtered.xlsx", parties))
+    assert [child.family_name for child in children_of(batch)] == ["Шевчук", "Коваль", "Бондар"]
+    assert ("1 row the spreadsheet hides (filtered out or grouped away) was read as the others are (line 3): take it "
+            "out of the file if it is not to be imported") in batch.summary["notices"]
+
+
+@pytest.mark.django_db
 def test_a_column_is_never_dropped_without_being_named(parties):
     content = workbook_bytes([
         ["Прізвище", "Ім'я", "Примітки від інтернату", None],
