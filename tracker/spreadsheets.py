@@ -1337,6 +1337,20 @@ _OBLAST_WORD = re.compile(r"(?<!\w)(?:область|обл|oblast|region|обл
                           r"севастопол|sevastopol)", re.IGNORECASE)
 
 
+@_ONCE
+def _oblast_within(settlement: str) -> str:
+    """The oblast a settlement's text names in a part of its own ("м. Олешки, Херсонська обл."), or ""."""
+    if not _OBLAST_WORD.search(settlement):
+        return ""
+    for part in re.split(r"[,;()]", settlement):
+        if _OBLAST_WORD.search(part) and not re.search(r"(?<!\w)(?:м|г|місто|город|city)\b", part, re.IGNORECASE):
+            try:
+                return parse_oblast(part.strip())
+            except ValueError:
+                continue
+    return ""
+
+
 def _oblast_heading(cells: Sequence[Any]) -> str | None:
     """A line naming only an oblast ("Донецька область"), as lists grouped by oblast have between
     their groups: the oblast's name, or None for any other line."""
@@ -1659,6 +1673,7 @@ def parse_list(source: bytes | IO[bytes], file_name: str = "", *, today: datetim
     numbered = "position" in reading.fields.values()
     numbers: list[tuple[int, int]] = []
     bracketed: list[tuple[int, str]] = []
+    from_settlement: list[tuple[int, str]] = []
 
     def check(line: int, values: dict[str, Any], problem: _RowChecker) -> None:
         names = _name_parts(values)
@@ -1718,10 +1733,21 @@ def parse_list(source: bytes | IO[bytes], file_name: str = "", *, today: datetim
             if len(text) > limit:
                 problem(text_field, _("longer than {count} characters").format(count=limit))
             data[text_field] = text
+        if not data["oblast"] and data["settlement"]:
+            # "м. Олешки, Херсонська обл.": the oblast the settlement's own cell names.
+            data["oblast"] = _oblast_within(data["settlement"])
+            if data["oblast"]:
+                from_settlement.append((line, data["settlement"]))
         if not problem.failed:
             parsed.rows.append(ParsedRow(line, position, data))
 
     _rows(reading, check, max_rows)
+    if from_settlement:
+        parsed.notices.append(ngettext(
+            "{count} row's oblast was read from its settlement, which names it (line {line}: “{settlement}”)",
+            "{count} rows' oblast was read from their settlement, which names it (the first: line {line}, "
+            "“{settlement}”)", len(from_settlement)).format(
+                count=len(from_settlement), line=from_settlement[0][0], settlement=from_settlement[0][1]))
     if bracketed:
         parsed.notices.append(ngettext(
             "{count} name has words in brackets beside it, left out of the name and kept in the child's notes "

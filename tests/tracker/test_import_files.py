@@ -322,6 +322,20 @@ def test_the_columns_numbers_and_oblast_headings_of_an_official_form_are_skipped
 
 
 @pytest.mark.django_db
+def test_the_oblast_a_settlement_names_is_read_when_the_row_has_none(parties):
+    rows: list[list[Any]] = [["№", "ПІБ", "Місце проживання", "Область"],
+                             [1, "Ткаченко Максим Олегович", "м. Олешки, Херсонська обл.", None],
+                             [2, "Гуцуляк Дарина Романівна", "Мариуполь, Донецкая область", "Запорізька"],
+                             [3, "Бурлаченко Ілля Тарасович", "Нова Каховка", None]]
+    batch = write(check(workbook_bytes(rows), "places.xlsx", parties))
+    assert [(c.home_settlement, c.home_oblast) for c in children_of(batch)] == [
+        ("м. Олешки, Херсонська обл.", "kherson"), ("Мариуполь, Донецкая область", "zaporizhzhia"),
+        ("Нова Каховка", "")]
+    assert ("1 row's oblast was read from its settlement, which names it (line 2: “м. Олешки, Херсонська обл.”)"
+            in batch.summary["notices"])
+
+
+@pytest.mark.django_db
 def test_an_empty_file_is_refused_as_empty(parties):
     for content, name in ((workbook_bytes([]), "empty.xlsx"), (csv_bytes([";;", ";;"]), "separators.csv")):
         batch = check(content, name, parties)
