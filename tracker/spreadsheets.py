@@ -17,8 +17,8 @@ import datetime
 import functools
 import io
 import re
-import statistics
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
@@ -57,9 +57,14 @@ NAME_COLUMNS: dict[str, tuple[str, ...]] = {
                    "имя ребенка"),
     "patronymic": ("по батькові", "по-батькові", "отчество", "patronymic", "middle name", "father's name",
                    "по батьков"),
+    # The given name and the patronymic in one column, beside the family name's.
+    "given_and_patronymic": ("ім'я, по батькові", "ім'я та по батькові", "ім'я по батькові", "ім'я і по батькові",
+                             "имя, отчество", "имя отчество", "имя и отчество", "given name and patronymic",
+                             "first name and patronymic"),
     "birth_date": ("дата народження", "дата рождения", "date of birth", "birth date", "birthdate", "dob", "born",
                    "рік народження", "год рождения", "year of birth", "д.н", "д/н", "дата нар", "birth_date",
-                   "дата і рік народження", "число, месяц, год рождения"),
+                   "дата і рік народження", "число, месяц, год рождения", "р.н", "рік нар", "дата народж",
+                   "г.р", "д.р", "дата рожд", "год рожд", "дата рож-ня", "р. н.", "рік народж"),
     "sex": ("стать", "пол", "sex", "gender"),
 }
 LIST_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -76,8 +81,9 @@ LIST_COLUMNS: dict[str, tuple[str, ...]] = {
     "settlement": ("населений пункт", "населенный пункт", "settlement", "home settlement", "home_settlement",
                    "місце проживання", "место жительства", "место проживания", "place of residence", "town",
                    "city", "місто", "город", "адреса", "адрес", "address", "місце постійного проживання",
-                   "звідки", "откуда", "населений пункт проживання"),
-    "oblast": ("область", "oblast", "region", "home_oblast", "home oblast", "регіон", "регион"),
+                   "звідки", "откуда", "населений пункт проживання", "місце прож", "нас. пункт", "нас пункт",
+                   "н.п", "нп", "нас. п", "место жит", "место прож"),
+    "oblast": ("область", "oblast", "region", "home_oblast", "home oblast", "регіон", "регион", "обл"),
     "circumstances": ("обставини", "обстоятельства", "circumstances", "обставини вивезення",
                       "обставини переміщення", "обстоятельства перемещения", "обстоятельства вывоза", "статус дитини",
                       "статус ребенка", "що сталося", "what happened", "situation", "ситуація", "ситуация"),
@@ -113,7 +119,9 @@ REPLY_COLUMNS: dict[str, tuple[str, ...]] = {
 FIELD_LABELS: dict[str, str] = {
     "position": "№ (number on the list)", "full_name": "ПІБ / full name (all three in one)",
     "family_name": "Прізвище / family name", "given_name": "Ім'я / given name",
-    "patronymic": "По батькові / patronymic", "latin_name": "Латиницею / name in Latin (all three)",
+    "patronymic": "По батькові / patronymic",
+    "given_and_patronymic": "Ім'я, по батькові / given name and patronymic (in one)",
+    "latin_name": "Латиницею / name in Latin (all three)",
     "family_name_latin": "Family name in Latin", "given_name_latin": "Given name in Latin",
     "patronymic_latin": "Patronymic in Latin", "birth_date": "Дата народження / date of birth",
     "birth_date_precision": "Precision of the birth date (day, month, year)", "sex": "Стать / sex",
@@ -468,6 +476,7 @@ def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], d
                 continue
             row_number = int(element.get("r") or row_number + 1)
             cells: list[Any] = []
+            previous = -1
             for cell in element:
                 if _local(cell.tag) != "c":
                     continue
@@ -478,7 +487,10 @@ def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], d
                     if column is None:
                         column = column_of[letters] = column_index_from_string(letters) - 1
                 else:
-                    column = len(cells)
+                    # Without its reference (optional; other tools than Excel leave it out) a cell is the
+                    # one after the previous cell, empty or not.
+                    column = previous + 1
+                previous = column
                 value = _xlsx_value(cell, strings, date_styles, calendar)
                 if value is not None:
                     cells.extend([None] * (column + 1 - len(cells)))
@@ -544,17 +556,23 @@ def _read_csv(stream: IO[bytes]) -> Iterator[Line]:
             encoding = "cp1251"
     sample_text = head.decode(encoding, errors="ignore")
     sample = [line for line in sample_text.splitlines()[:HEADER_SEARCH_ROWS * 2] if line.strip()]
-    # The separator is the one that splits the lines most evenly into the most columns: a title
-    # line above the header has none, and a comma inside a quoted name does not count.
-    delimiter = max(";,\t", key=lambda sep: statistics.median(
-        [len(row) for row in csv.reader(sample, delimiter=sep)] or [0]))
+    delimiter = max(";,\t", key=lambda sep: _split_evenly(sample, sep))
     text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
-    reader = csv.reader(text, delimiter=delimiter)
-    next_line = 1
-    for cells in reader:
+    # Numbered as a spreadsheet numbers them: a record a line, however many lines a quoted cell spans.
+    for number, cells in enumerate(csv.reader(text, delimiter=delimiter), start=1):
         if any(cell.strip() for cell in cells):
-            yield next_line, cells
-        next_line = reader.line_num + 1
+            yield number, cells
+
+
+def _split_evenly(sample: list[str], separator: str) -> tuple[float, int]:
+    """How evenly a separator splits the sample's lines: the share of them split into the commonest
+    number of columns (above one), then that number. A title line has one column whatever the
+    separator; commas in unquoted addresses split a semicolon file's lines unevenly."""
+    counts = Counter(len(row) for row in csv.reader(sample, delimiter=separator) if len(row) > 1)
+    if not counts:
+        return 0.0, 0
+    columns, lines = max(counts.items(), key=lambda item: (item[1], item[0]))
+    return lines / len(sample), columns
 
 
 # ---------------------------------------------------------------------------------------------
@@ -638,8 +656,11 @@ def recognise_header(text: Any, vocabulary: Vocabulary, mapping: Mapping[str, st
         words = variant.split()
         for size in range(len(words) - 1, 0, -1):
             start = _compact(" ".join(words[:size]))
+            rest = " ".join(words[size:])
             if len(words) <= 6 and len(start) >= 4 and start in vocabulary.exact and (
-                    best is None or len(start) > best[0]) and not _OTHER_SUBJECT.search(" ".join(words[size:])):
+                    best is None or len(start) > best[0]) and not _OTHER_SUBJECT.search(rest) and (
+                    # "Номер справи", "Номер свідоцтва": a number, but not the one on the list.
+                    vocabulary.exact[start] != "position" or _ON_THE_LIST.search(rest)):
                 best = (len(start), vocabulary.exact[start], start)
                 break
     if best is not None:
@@ -727,7 +748,7 @@ def find_header(head: list[Line], columns: Mapping[str, Sequence[str]], required
     filled = _fill_merges(head, merges)
     for index, (line, cells) in enumerate(filled[:HEADER_SEARCH_ROWS]):
         upper = _recognised(cells, vocabulary, mapping)
-        texts = {column: str(cell).strip() for column, cell in enumerate(cells) if not _blank(cell)}
+        texts = {column: " ".join(str(cell).split()) for column, cell in enumerate(cells) if not _blank(cell)}
         options: list[tuple[tuple[int, ...], int, dict[int, HeaderMatch], dict[int, str]]] = []
         # A title merged across the table repeats one text: never a header's first level.
         if index + 1 < len(filled) and len(set(texts.values())) > 1:
@@ -741,10 +762,11 @@ def find_header(head: list[Line], columns: Mapping[str, Sequence[str]], required
                 for column, cell in enumerate(below):
                     if _blank(cell):
                         continue
+                    below_text = " ".join(str(cell).split())
                     if column in lower or column not in texts:
-                        joined_texts[column] = str(cell).strip()
-                    elif str(cell).strip() != texts[column]:
-                        joined_texts[column] = f"{texts[column]} {str(cell).strip()}"
+                        joined_texts[column] = below_text
+                    elif below_text != texts[column]:
+                        joined_texts[column] = f"{texts[column]} {below_text}"
                         # The lower level names its column ("Сведения о ребенке" over "Место рождения"):
                         # one it names as nothing known is not the upper level's field.
                         joined.pop(column, None)
@@ -1101,8 +1123,10 @@ OUTCOME_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
                          "не может быть установлен", "не представляется возможным установить",
                          "не може бути встановлен", "неможливо встановити", "cannot be established")),
     (Outcome.DECEASED, ("умер", "скончал", "погиб", "смерт", "помер", "загинув", "загинула", "died", "deceased",
-                        "dead", "death")),
-    (Outcome.NOW_ADULT, ("совершеннолет", "повноліт", "adult", "age of majority", "turned 18", "18 лет", "18 років")),
+                        "dead ", "death")),
+    (Outcome.NOW_ADULT, ("совершеннолет", "повноліт", "now an adult", "is an adult", "became an adult",
+                         "reached adulthood", "age of majority", "turned 18", "turned eighteen", "18 лет",
+                         "18 років", "исполнилось 18", "виповнилося 18")),
     (Outcome.LEFT_COUNTRY, ("выехал", "выбыл за пределы", "за пределы", "покинул", "виїхав", "виїхала",
                             "за межі", "left the country", "left russia", "left the territory", "departed")),
     (Outcome.RETURNED, ("возвращен", "вернул", "передан законн", "передан родител", "передана законн",
@@ -1242,6 +1266,30 @@ def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple
     return outcome, place
 
 
+# Who or what a clause may be about other than the child: a relative, a guardian, the request or letter.
+_SOMEONE_ELSE = re.compile(r"(?:матер|мать|мати|мам|отец|отц|батьк|бать|родител|бабус|бабушк|дедушк|дід|діду|брат|"
+                           r"сестр|опекун|родственник|родич|mother|father|parent|grandmother|grandfather|brother|"
+                           r"sister|guardian|relative|запрос|обращени|звернен|запит|request|letter|документ|"
+                           r"document|ответ|відповід)\w*$")
+_THE_CHILD = re.compile(r"(?:ребенок|ребенк|ребёнок|дитин|дитя|child|он|она|він|вона|воспитанни|вихован|несовершен|"
+                        r"неповноліт|minor|son|daughter|сын|дочь|син|донька)\w*$")
+_WITH = frozenset({"с", "со", "з", "із", "зі", "with", "разом", "вместе"})
+_TO_A_TOWN = re.compile(r"(?<!\w)(?:в|во|до|у|to)\s+(?:г|м|город|місто|пос|пгт|смт|city of)(?:\s|$)")
+
+
+def _about_someone_else(before: str) -> bool:
+    """Whether the words before a claim make it another's: the nearest one naming a person or thing
+    names someone else (a relative "with" the child, "с матерью", is company, not the subject)."""
+    words = before.split()
+    for index in range(len(words) - 1, -1, -1):
+        word = words[index]
+        if _THE_CHILD.match(word):
+            return False
+        if _SOMEONE_ELSE.match(word) and not (index > 0 and words[index - 1] in _WITH):
+            return True
+    return False
+
+
 def _clause_outcomes(clause: str) -> set[str]:
     """The outcomes one folded clause of a reply's phrase claims. Negative findings count as they are
     ("не найден"); any other claim the clause denies does not ("не будет возвращён", "возвращение не
@@ -1250,7 +1298,11 @@ def _clause_outcomes(clause: str) -> set[str]:
     found: set[str] = set()
     for outcome, stems in OUTCOME_PHRASES:
         hit = next((stem for stem in stems if (f" {stem}" in text)), None)
-        if hit is None:
+        if hit is None or _about_someone_else(text[:text.index(f" {hit}")]):
+            # "Мать погибла", "the child's mother is deceased", "запрос возвращён": not the child's.
+            continue
+        if outcome == Outcome.LEFT_COUNTRY and _TO_A_TOWN.search(text[text.index(f" {hit}"):]):
+            # "выехал с матерью в г. Москву": a move, not out of the country.
             continue
         if outcome in _NEGATIVE_FINDINGS:
             found.add(str(outcome))
@@ -1317,6 +1369,12 @@ def _is_totals(cells: Sequence[Any]) -> bool:
     return any(text == word or text.startswith(word + " ") for text in texts for word in TOTAL_WORDS) and all(
         not text or any(text.startswith(word) for word in TOTAL_WORDS) or re.fullmatch(r"[\d\s]+\w*", text)
         for text in texts)
+
+
+def _repeated_header(cells: Sequence[Any], header_texts: Mapping[int, str]) -> bool:
+    """A line repeating the header's cells (most of the read columns filled, each as headed)."""
+    filled = [column for column in header_texts if column < len(cells) and not _blank(cells[column])]
+    return len(filled) >= 2 and sum(fold(cells[column]) == header_texts[column] for column in filled) * 2 > len(filled)
 
 
 def _column_numbers(cells: Sequence[Any]) -> bool:
@@ -1416,15 +1474,21 @@ def _split_name(text: str) -> tuple[str, str, str]:
 # Words in brackets beside a name: another family name ("Бондар (Мельник)"), what the child is called
 # ("Олександр (Саша)"), a note ("(ПБП)"). Never part of the name; the import keeps them in the child's notes.
 _BRACKETED = re.compile(r"\s*[(\[][^)\]]*[)\]]")
-_NAME_FIELDS = ("full_name", "family_name", "given_name", "patronymic")
+_NAME_FIELDS = ("full_name", "family_name", "given_name", "given_and_patronymic", "patronymic")
 
 
 def _name_parts(values: dict[str, Any]) -> dict[str, str]:
     values = {name: _BRACKETED.sub(" ", values[name]) if isinstance(values.get(name), str) and (
         "(" in values[name] or "[" in values[name]) else values.get(name) for name in _NAME_FIELDS}
+    if values.get("given_and_patronymic") and not values.get("given_name"):
+        given, _space, patronymic = tidy_name(values["given_and_patronymic"]).partition(" ")
+        return {"family_name": tidy_name(values.get("family_name")), "given_name": given,
+                "patronymic": patronymic or tidy_name(values.get("patronymic"))}
     if values.get("full_name") and not (values.get("family_name") or values.get("given_name")):
         family, given, patronymic = _split_name(values["full_name"])
-        return {"family_name": family, "given_name": given, "patronymic": patronymic}
+        # "Прізвище, ім'я" beside a "По батькові" column of its own.
+        return {"family_name": family, "given_name": given, "patronymic": patronymic or tidy_name(
+            values.get("patronymic"))}
     return {part: tidy_name(values.get(part)) for part in ("family_name", "given_name", "patronymic")}
 
 
@@ -1591,6 +1655,7 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
 
     at_top = True
     heading = None
+    header_texts = {column: fold(parsed.columns.get(field_name, "")) for column, field_name in fields.items()}
     try:
         for line, cells in reading.data:
             if at_top and _column_numbers(cells):
@@ -1599,6 +1664,10 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
                 at_top = False
                 continue
             at_top = False
+            if _repeated_header(cells, header_texts):
+                # A header printed again on each page of a long list.
+                parsed.notices.append(_("line {line}: the header, repeated, was skipped").format(line=line))
+                continue
             oblast = _oblast_heading(cells)
             if oblast is not None:
                 heading = oblast
@@ -1657,9 +1726,10 @@ def _rows(reading: _Reading, checker: Callable[[int, dict[str, Any], _RowChecker
                                for column in sorted(reading.unheaded)]
 
 
-_LIST_REQUIRED = (("family_name", "given_name"), ("full_name",), ("family_name_latin", "given_name_latin"),
-                  ("latin_name",))
-_REPLY_REQUIRED = (("position", "outcome"), ("family_name", "given_name", "outcome"), ("full_name", "outcome"))
+_LIST_REQUIRED = (("family_name", "given_name"), ("full_name",), ("family_name", "given_and_patronymic"),
+                  ("family_name_latin", "given_name_latin"), ("latin_name",))
+_REPLY_REQUIRED = (("position", "outcome"), ("family_name", "given_name", "outcome"), ("full_name", "outcome"),
+                   ("family_name", "given_and_patronymic", "outcome"))
 
 
 def parse_list(source: bytes | IO[bytes], file_name: str = "", *, today: datetime.date, max_rows: int | None = None,
