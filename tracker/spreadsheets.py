@@ -849,6 +849,7 @@ _DATE_PATTERNS = (
     (re.compile(r"^(\d{4})[./](\d{1,2})[./](\d{1,2})$"), ("year", "month", "day")),
     # Two digits of the year (05.03.15): the century is the one that puts the date not after today.
     (re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{2})$"), ("day", "month", "short_year")),
+    (re.compile(r"^(\d{1,2}) (\d{1,2}) (\d{4})$"), ("day", "month", "year")),
 )
 # A month by the start of its name, in Ukrainian (either case: березень, березня), Russian and English.
 MONTH_STARTS = {
@@ -857,9 +858,15 @@ MONTH_STARTS = {
     "окт": 10, "ноя": 11, "дек": 12, "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8,
     "sep": 9, "oct": 10, "nov": 11, "dec": 12,
 }
-_NAMED_MONTH = re.compile(r"^(?:(\d{1,2})\s+)?([^\W\d_]{3,})\.?,?\s+(\d{4})$")
+_NAMED_MONTH = re.compile(r"^(?:(\d{1,2})[\s./-]+)?([^\W\d_]{3,})\.?,?[\s./-]+(\d{4})$")
+# "March 5, 2012", "Mar 5 2012": the month first, as English writes it.
+_MONTH_FIRST = re.compile(r"^([^\W\d_]{3,})\.?\s+(\d{1,2}),?\s+(\d{4})$")
+# "12.III.2015": the month in Roman numerals.
+_ROMAN_MONTH = re.compile(r"^(\d{1,2})[\s./-]+([ivxIVX]{1,4})[\s./-]+(\d{4})$")
 # What follows a birth date or year: "р.", "р.н.", "г.р.", "року", "yob".
-_YEAR_WORD = re.compile(r"\s*(?:р\.?\s*н|г\.?\s*р|р|рік|г|год|року|рр|yr|yob)\.?$", re.IGNORECASE)
+_YEAR_WORD = re.compile(r"\s*(?:р\.?\s*н|г\.?\s*р|р|рік|г|год|года|году|року|рр|yr|yob|year)\.?$", re.IGNORECASE)
+_ROMAN_MONTHS = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10, "xi": 11,
+                 "xii": 12}
 # Excel counts days from 30 December 1899: 32874 is 1 January 1990, 73051 is 31 December 2099.
 _SERIAL_DATES = range(32_874, 73_051)
 _SERIAL_EPOCH = datetime.date(1899, 12, 30)
@@ -905,7 +912,11 @@ def parse_date(value: Any, *, today: datetime.date, earliest: int = EARLIEST_BIR
         text = re.sub(r"\s+", " ", str(value)).strip()
         # A date a spreadsheet turned into text keeps its time (05.03.2011 0:00:00); a birth date has none.
         text = re.sub(r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "", text)
-        text = _YEAR_WORD.sub("", text)
+        # A note in brackets ("12.03.2015 (8 років)"), spaces around the separators, a closing full stop.
+        text = re.sub(r"\s*\([^)]*\)", "", text)
+        text = re.sub(r"\s*([./-])\s*(?=\S)", r"\1", text)
+        text = _YEAR_WORD.sub("", text).rstrip(".").strip()
+        text = re.sub(r"^(\d+)\.0+$", r"\1", text)
         numbers = _date_numbers(text, today)
         if numbers is None:
             raise ValueError(_("“{value}” is not a {what}: write it as 2011-03-05, 05.03.2011, 03.2011 or 2011")
@@ -933,6 +944,13 @@ def _date_numbers(text: str, today: datetime.date) -> dict[str, int] | None:
                 year = 2000 + numbers.pop("short_year")
                 numbers["year"] = year if year <= today.year else year - 100
             return numbers
+    roman = _ROMAN_MONTH.match(text)
+    if roman and roman.group(2).lower() in _ROMAN_MONTHS:
+        return {"day": int(roman.group(1)), "month": _ROMAN_MONTHS[roman.group(2).lower()], "year": int(roman.group(3))}
+    first = _MONTH_FIRST.match(text)
+    if first and MONTH_STARTS.get(first.group(1)[:3].lower()):
+        return {"day": int(first.group(2)), "month": MONTH_STARTS[first.group(1)[:3].lower()],
+                "year": int(first.group(3))}
     named = _NAMED_MONTH.match(text)
     month = MONTH_STARTS.get(named.group(2)[:3].lower()) if named else None
     if named is None or month is None:
@@ -965,19 +983,22 @@ SEX_WORDS = {
 
 # The start of each oblast's name in any of its forms (Донецька, Донецкая, Donetsk ...), folded.
 OBLAST_STEMS: dict[str, tuple[str, ...]] = {
-    Oblast.CHERKASY: ("Черкас", "Cherkas"), Oblast.CHERNIHIV: ("Черніг", "Черниг", "Chernih", "Chernig"),
-    Oblast.CHERNIVTSI: ("Чернів", "Черновиц", "Chernivt"), Oblast.CRIMEA: ("Крим", "Crimea", "Krym"),
+    Oblast.CHERKASY: ("Черкас", "Cherkas", "Черкащ"), Oblast.CHERNIHIV: ("Черніг", "Черниг", "Chernih", "Chernig"),
+    Oblast.CHERNIVTSI: ("Чернів", "Черновиц", "Chernivt", "Буковин"), Oblast.CRIMEA: ("Крим", "Crimea", "Krym"),
     Oblast.DNIPROPETROVSK: ("Дніпропетров", "Днепропетров", "Dnipropetrov", "Дніпро", "Dnipro"),
-    Oblast.DONETSK: ("Донец", "Donets"), Oblast.IVANO_FRANKIVSK: ("Івано", "Ивано", "Ivano"),
+    Oblast.DONETSK: ("Донец", "Donets", "Донеч"), Oblast.IVANO_FRANKIVSK: ("Івано", "Ивано", "Ivano", "Прикарпат"),
     Oblast.KHARKIV: ("Харків", "Харьков", "Kharkiv"), Oblast.KHERSON: ("Херсон", "Kherson"),
-    Oblast.KHMELNYTSKYI: ("Хмельниц", "Khmelnyts"), Oblast.KIROVOHRAD: ("Кіровоград", "Кировоград", "Kirovohrad"),
+    Oblast.KHMELNYTSKYI: ("Хмельниц", "Khmelnyts", "Хмельнич"),
+    Oblast.KIROVOHRAD: ("Кіровоград", "Кировоград", "Kirovohrad"),
     Oblast.KYIV: ("Київ", "Киев", "Kyiv"), Oblast.LUHANSK: ("Луган", "Luhansk", "Lugansk"),
     Oblast.LVIV: ("Львів", "Львов", "Lviv"), Oblast.MYKOLAIV: ("Миколаїв", "Николаев", "Mykolaiv"),
-    Oblast.ODESA: ("Одес", "Odes"), Oblast.POLTAVA: ("Полтав", "Poltav"), Oblast.RIVNE: ("Рівн", "Ровен", "Rivne"),
+    Oblast.ODESA: ("Одес", "Odes", "Одещ"), Oblast.POLTAVA: ("Полтав", "Poltav"),
+    Oblast.RIVNE: ("Рівн", "Ровен", "Rivne", "Ровно", "Rovno"),
     Oblast.SEVASTOPOL: ("Севастопол", "Sevastopol"), Oblast.SUMY: ("Сум", "Sumy"),
-    Oblast.TERNOPIL: ("Тернопіл", "Тернопол", "Ternopil"), Oblast.VINNYTSIA: ("Вінниц", "Винниц", "Vinnyts"),
-    Oblast.VOLYN: ("Волин", "Волын", "Volyn"), Oblast.ZAKARPATTIA: ("Закарпат", "Zakarpat"),
-    Oblast.ZAPORIZHZHIA: ("Запоріз", "Запорож", "Zaporiz"), Oblast.ZHYTOMYR: ("Житомир", "Zhytomyr"),
+    Oblast.TERNOPIL: ("Тернопіл", "Тернопол", "Ternopil"),
+    Oblast.VINNYTSIA: ("Вінниц", "Винниц", "Vinnyts", "Віннич", "Виннич"),
+    Oblast.VOLYN: ("Волин", "Волын", "Volyn"), Oblast.ZAKARPATTIA: ("Закарпат", "Zakarpat", "Transcarpath"),
+    Oblast.ZAPORIZHZHIA: ("Запоріз", "Запорож", "Zaporiz", "Запоріж"), Oblast.ZHYTOMYR: ("Житомир", "Zhytomyr"),
 }
 _PLACE_KIND_WORDS = {"область", "обл", "oblast", "obl", "region", "ар", "автономна", "республіка", "ark"}
 _CITY_WORDS = {"м", "місто", "г", "город", "city"}
@@ -996,6 +1017,9 @@ def parse_oblast(value: Any) -> str:
     """The oblast's code for its name in any form (Донецька обл., Донецкая, Donetsk region, м. Київ)."""
     for reading in _readings(value):
         words = latin_key(reading).split()
+        if words in (["ark"], ["ar", "krym"], ["ar", "k"]):
+            # "АРК", "АР Крим": the autonomous republic, written as its initials.
+            return str(Oblast.CRIMEA)
         # "м. Київ" is the city; "Київська обл., м. Бровари" a town of the oblast.
         city = bool(set(words) & _CITY_KEYS) and not set(words) & _OBLAST_KEYS
         words = [word for word in words if word not in {latin_key(w) for w in _PLACE_KIND_WORDS | _CITY_WORDS}]
@@ -1170,12 +1194,13 @@ _GENDER_ENDING = re.compile(r"\((?:а|ла|на|ая|ась|ся|ой|ий|ог�
 _PLACE_AFTER = re.compile(r"(?:находится|проживает|пребывает|содержится|обучается|перебуває|проживає|мешкає|"
                           r"находятся|проживают|пребывают|перебувають|проживають|live|lives|"
                           r"resides|is|stays|located|found)(?:\s+(?:с|со|з|із|зі|разом з|вместе с|with)\s+[^,;]+?)?"
-                          r"\s+(?:в|во|у|на|in|at)\s+(.+)$", re.IGNORECASE)
-# What follows "находится в/на", "перебуває на", "is in" that is a state of the request or of the child,
-# not a place: "находится на рассмотрении", "в розыске", "на лечении", "is in progress".
+                          r"\s+(?:в|во|у|на|in|at)\s+", re.IGNORECASE)
+# A place as replies name one: a capital letter, or the kind of settlement before its name ("г. Курск").
+_TOWN = re.compile(r"(?<!\w)(?:г|м|с|пгт|смт|пос|город|місто|село|city of|town of)\.?\s+[A-ZА-ЯІЇЄҐ]")
+_A_PLACE = re.compile(r"[A-ZА-ЯІЇЄҐ«\"]|" + _TOWN.pattern)
 _STATES = (r"(?:\w+\s+)?(?:рассмотрени|работе|розыск|обработк|проверк|стади|процесс|исполнени|лечени|учет|розгляд|"
            r"опрацюванн|перевірц|роботі|розшук|виконанн|лікуванн|облік|progress|review|processing|consideration|"
-           r"treatment|work\b)")
+           r"treatment|work\b|состояни|здоров|стані|health|condition)")
 _NOT_A_PLACE = re.compile(r"(?:в|во|у|на|in|at|under)\s+" + _STATES, re.IGNORECASE)
 _A_STATE = re.compile(_STATES, re.IGNORECASE)
 # A claim the rest of its clause says cannot be, or did not, come true: "возвращение не представляется
@@ -1260,10 +1285,24 @@ def parse_outcome(value: Any, mapping: Mapping[str, str] | None = None) -> tuple
     outcome = found.pop()
     place = ""
     if outcome == Outcome.LOCATED:
-        near = _PLACE_AFTER.search(re.sub(r"\s+", " ", str(value)).strip())
-        if near and not _A_STATE.match(near.group(1)):
-            place = near.group(1).strip(" .;,")[:255]
+        place = _reported_place(re.sub(r"\s+", " ", str(value)).strip())
     return outcome, place
+
+
+def _reported_place(text: str) -> str:
+    """The place a "located" phrase names after its verb ("проживает с бабушкой в г. Курск"): what
+    follows "в", "на", "in" when it reads as a place, else the first town named after it; never a
+    state ("на лечении"), a family or a school ("в семье опекуна", "в колледже")."""
+    for near in _PLACE_AFTER.finditer(text):
+        after = text[near.end():]
+        if _A_STATE.match(after):
+            continue
+        if _A_PLACE.match(after):
+            return after.strip(" .;,")[:255]
+        town = _TOWN.search(after)
+        if town:
+            return after[town.start():].strip(" .;,")[:255]
+    return ""
 
 
 # Who or what a clause may be about other than the child: a relative, a guardian, the request or letter.
@@ -1452,7 +1491,8 @@ class _RowChecker:
 def _position(value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip().rstrip(".)")
+    # "1.", "1)", "1.0" as a table exported by a program writes it, "1 234" with Excel's thousands space.
+    text = re.sub(r"\.0+$", "", re.sub(r"\s", "", str(value)).rstrip(".)"))
     if not text.isdigit() or int(text) < 1:
         raise ValueError(_("“{value}” is not a number on the list (1, 2, 3 ...)").format(value=value))
     return int(text)
