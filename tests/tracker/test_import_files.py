@@ -336,6 +336,70 @@ def test_the_oblast_a_settlement_names_is_read_when_the_row_has_none(parties):
 
 
 @pytest.mark.django_db
+def test_a_list_as_other_programs_and_long_lists_write_it(parties):
+    # "Номер справи" is a case number, not the number on the list; "Ім'я, по батькові" is one column; the
+    # header is printed again on the next page; numbers come as text from a program's export; oblasts by
+    # their everyday names; dates in the forms of Russian and English letters.
+    rows: list[list[Any]] = [
+        ["Номер справи", "Прізвище", "Ім'я, по батькові", "Р.н.", "Обл."],
+        ["4512", "Ткачерук", "Олена Іванівна", "12 ноября 2015 года", "Донеччина"],
+        ["Номер справи", "Прізвище", "Ім'я, по батькові", "Р.н.", "Обл."],
+        ["4513", "Дзюбенко", "Марко Петрович", "12.III.2013", "АРК"],
+        ["4514", "Гаврилюк", "Остап", "March 5, 2012", "Transcarpathia"],
+        ["4515", "Мельничук", "Ярина Андріївна", "2014.0", "Вінниччина"],
+    ]
+    batch = write(check(workbook_bytes(rows), "cases.xlsx", parties))
+    assert batch.summary["columns"] == {"family_name": "Прізвище", "given_and_patronymic": "Ім'я, по батькові",
+                                        "birth_date": "Р.н.", "oblast": "Обл."}
+    assert "Номер справи" in batch.summary["ignored_columns"]
+    assert "line 3: the header, repeated, was skipped" in batch.summary["notices"]
+    assert [(e.position, e.child.family_name, e.child.given_name, e.child.patronymic, e.child.birth_date,
+             e.child.birth_date_precision, e.child.home_oblast)
+            for e in list_of(batch).entries.select_related("child").order_by("position")] == [
+        (1, "Ткачерук", "Олена", "Іванівна", datetime.date(2015, 11, 12), "day", "donetsk"),
+        (2, "Дзюбенко", "Марко", "Петрович", datetime.date(2013, 3, 12), "day", "crimea"),
+        (3, "Гаврилюк", "Остап", "", datetime.date(2012, 3, 5), "day", "zakarpattia"),
+        (4, "Мельничук", "Ярина", "Андріївна", datetime.date(2014, 1, 1), "year", "vinnytsia"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_semicolon_csv_with_commas_in_its_addresses_and_cells_over_several_lines(parties):
+    content = csv_bytes([
+        "№;Прізвище, ім'я;По батькові;\"Дата\nнародження\";Адреса",
+        "1 ;Ткачерук Олена;Іванівна;12.03.2015;Харківська обл., Ізюмський р-н, с. Вербівка, вул. Шкільна, 12",
+        "\"1 234\";Дзюбенко Марко;Петрович;31.02.2012;\"м. Ізюм,\nвул. Садова, 5\"",
+    ])
+    batch = check(content, "addresses.csv", parties)
+    # The second child's date is refused on the line a spreadsheet shows it on, under its header as written.
+    assert [(e["line"], e["column"]) for e in batch.errors] == [(3, "Дата народження")]
+    content = content.replace(b"31.02.2012", b"28.02.2012")
+    children = children_of(write(check(content, "addresses.csv", parties)))
+    assert [(c.family_name, c.given_name, c.patronymic, c.home_oblast) for c in children] == [
+        ("Ткачерук", "Олена", "Іванівна", "kharkiv"), ("Дзюбенко", "Марко", "Петрович", "")]
+
+
+@pytest.mark.django_db
+def test_a_sheet_whose_cells_leave_out_their_reference_keeps_each_value_in_its_column(parties):
+    # Excel always writes r="B2"; other tools may leave it out, an empty cell then still taking its place.
+    content = workbook_bytes([["Прізвище", "Ім'я", "По батькові", "Населений пункт", "Область"],
+                              ["Ткачерук", "Олена", None, "Ізюм", "Харківська"]])
+    source = zipfile.ZipFile(io.BytesIO(content))
+    rewritten = io.BytesIO()
+    with zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                text = re.sub(r' r="[A-Z]+\d+"', "", data.decode())
+                empty_after = '<c t="inlineStr"><is><t>Олена</t></is></c>'
+                assert empty_after in text
+                data = text.replace(empty_after, empty_after + '<c s="0"/>').encode()
+            target.writestr(item, data)
+    children = children_of(write(check(rewritten.getvalue(), "other-tool.xlsx", parties)))
+    assert [(c.patronymic, c.home_settlement, c.home_oblast) for c in children] == [("", "Ізюм", "kharkiv")]
+
+
+@pytest.mark.django_db
 def test_an_empty_file_is_refused_as_empty(parties):
     for content, name in ((workbook_bytes([]), "empty.xlsx"), (csv_bytes([";;", ";;"]), "separators.csv")):
         batch = check(content, name, parties)
@@ -626,6 +690,27 @@ def test_a_reply_numbering_its_own_rows_is_read_by_the_number_on_the_list_under_
     write(batch)
     assert {e.position: e.last_outcome for e in handover_list.entries.exclude(last_outcome="")} == {
         3: "no_information", 7: "no_information"}
+
+
+@pytest.mark.django_db
+def test_what_a_reply_says_of_a_parent_a_request_or_a_town_is_not_the_childs_outcome(make_handed_over_list):
+    handover_list = make_handed_over_list(9)
+    phrases = ["Мать погибла, ребенок под опекой бабушки", "The child's mother is deceased",
+               "Request returned without consideration", "Выехал с матерью в г. Москву",
+               "Deadline for reply extended", "Находится в удовлетворительном состоянии",
+               "Ребенок с матерью выехал за пределы РФ", "Обучается в колледже в г. Москва",
+               "Child is in the care of grandmother"]
+    content = csv_bytes(["No.;Outcome", *(f"{position};{phrase}" for position, phrase in enumerate(phrases, 1))])
+    batch = reply_batch(handover_list, content, "reply.csv")
+    # The first six state nothing firm about the child: each is left to the case worker.
+    assert [(e["line"], e["column"]) for e in batch.errors] == [(line, "Outcome") for line in range(2, 8)]
+    import_batch_remap(batch=batch, columns={}, actor=None,
+                       outcomes={phrase: "more_information_requested" for phrase in phrases[:6]})
+    write(import_batch_validate(batch_id=batch.pk))
+    reply = handover_list.replies.get()
+    assert [(o.entry.position, o.outcome, o.reported_location) for o in
+            reply.outcomes.select_related("entry").filter(entry__position__gte=7).order_by("entry__position")] == [
+        (7, "left_country", ""), (8, "located", "г. Москва"), (9, "located", "")]
 
 
 @pytest.mark.django_db
