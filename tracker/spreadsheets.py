@@ -1413,7 +1413,13 @@ def _is_totals(cells: Sequence[Any]) -> bool:
 def _repeated_header(cells: Sequence[Any], header_texts: Mapping[int, str]) -> bool:
     """A line repeating the header's cells (most of the read columns filled, each as headed)."""
     filled = [column for column in header_texts if column < len(cells) and not _blank(cells[column])]
-    return len(filled) >= 2 and sum(fold(cells[column]) == header_texts[column] for column in filled) * 2 > len(filled)
+    if len(filled) < 2:
+        return False
+    # Folded only where a cell could be its header: a text starting with the header's first letter.
+    first = filled[0]
+    if not isinstance(cells[first], str) or cells[first].strip()[:1].lower() != header_texts[first][:1]:
+        return False
+    return sum(fold(cells[column]) == header_texts[column] for column in filled) * 2 > len(filled)
 
 
 def _column_numbers(cells: Sequence[Any]) -> bool:
