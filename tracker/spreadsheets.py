@@ -361,7 +361,8 @@ def _first_sheet(archive: zipfile.ZipFile) -> tuple[str, datetime.datetime, list
         return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
 
     first = path(sheets[0][1] if sheets else None)
-    return first, calendar, [(name, path(sheet_id)) for name, sheet_id in sheets[1:] if path(sheet_id) != first]
+    others = [(name, path(sheet_id)) for name, sheet_id in sheets[1:]]
+    return first, calendar, [(name, other) for name, other in others if other != first]
 
 
 _A_VALUE = re.compile(rb"<(?:\w+:)?(?:v|is)>")
@@ -495,12 +496,13 @@ def _xlsx_lines(archive: zipfile.ZipFile, sheet_path: str, strings: list[str], d
                 if value is not None:
                     cells.extend([None] * (column + 1 - len(cells)))
                     cells[column] = value
+            hides = element.get("hidden") in ("1", "true")
             # Emptied, a read row is left as a bare element of some hundred bytes: a few megabytes
             # for a hundred thousand rows.
-            if element.get("hidden") in ("1", "true") and any(not _blank(value) for value in cells):
-                hidden.append(row_number)
             element.clear()
             if any(not _blank(value) for value in cells):
+                if hides:
+                    hidden.append(row_number)
                 yield row_number, cells
 
 
@@ -779,7 +781,7 @@ def find_header(head: list[Line], columns: Mapping[str, Sequence[str]], required
     return None
 
 
-_ON_THE_LIST = re.compile(r"списк|перелік|переліку|list")
+_ON_THE_LIST = re.compile(r"списк|перелік|list")
 
 
 def _header_of(lines: tuple[int, ...], last: int, matches: dict[int, HeaderMatch], texts: dict[int, str],
@@ -1182,7 +1184,7 @@ HEDGES: tuple[str, ...] = (
     r"возможно\b", r"вероятн", r"маловероятн", r"предположительн", r"предполага", r"не исключен",
     r"не исключает", r"видимо\b", r"по видимому\b", r"(?<!не )может быть\b", r"якобы\b", r"непроверенн",
     r"неподтвержд", r"не подтвержд", r"предварительно\b", r"ориентировочн", r"скорее всего", r"наверное\b",
-    r"судя по всему", r"кажется\b", r"совпад", r"совпаден",
+    r"судя по всему", r"кажется\b", r"совпад",
     # English
     r"maybe\b", r"may be\b", r"might\b", r"perhaps\b", r"possib", r"probabl", r"presum", r"likely\b",
     r"unlikely\b", r"apparent", r"suppos", r"alleged", r"reportedly\b", r"seem", r"(?<!not )could be\b",
@@ -1337,16 +1339,19 @@ def _clause_outcomes(clause: str) -> set[str]:
     found: set[str] = set()
     for outcome, stems in OUTCOME_PHRASES:
         hit = next((stem for stem in stems if (f" {stem}" in text)), None)
-        if hit is None or _about_someone_else(text[:text.index(f" {hit}")]):
+        if hit is None:
+            continue
+        at = text.index(f" {hit}")
+        if _about_someone_else(text[:at]):
             # "Мать погибла", "the child's mother is deceased", "запрос возвращён": not the child's.
             continue
-        if outcome == Outcome.LEFT_COUNTRY and _TO_A_TOWN.search(text[text.index(f" {hit}"):]):
+        if outcome == Outcome.LEFT_COUNTRY and _TO_A_TOWN.search(text[at:]):
             # "выехал с матерью в г. Москву": a move, not out of the country.
             continue
         if outcome in _NEGATIVE_FINDINGS:
             found.add(str(outcome))
             continue
-        after = text[text.index(f" {hit}") + len(hit) + 1:]
+        after = text[at + len(hit) + 1:]
         if outcome == Outcome.LOCATED and (_NOT_A_PLACE.match(after.lstrip())
                                            or _NOT_A_PLACE.match(f"{hit.split()[-1]} {after.lstrip()}")):
             # "находится на рассмотрении", "is in progress": the request's state, not the child's place.
@@ -1446,7 +1451,7 @@ def _oblast_within(settlement: str) -> str:
     if not _OBLAST_WORD.search(settlement):
         return ""
     for part in re.split(r"[,;()]", settlement):
-        if _OBLAST_WORD.search(part) and not re.search(r"(?<!\w)(?:м|г|місто|город|city)\b", part, re.IGNORECASE):
+        if _OBLAST_WORD.search(part) and not set(latin_key(part).split()) & _CITY_KEYS:
             try:
                 return parse_oblast(part.strip())
             except ValueError:
