@@ -36,6 +36,7 @@ from core.audit import history_rewrite
 from core.bulk import (
     CHANGED,
     CREATED,
+    Writes,
     allocate_keys,
     concrete_field,
     insert_recorded,
@@ -332,13 +333,25 @@ def children_insert(*, children: Sequence[dict[str, Any]], actor: User | None, n
             insert_recorded(made, Child, user=actor, reason=note)
             backfill_match_keys(made)
         return [child.pk for child in made]
+    writes = Writes()
+    keys = children_planned(writes, children=children, actor=actor, note=note)
+    with transaction.atomic():
+        writes.send()
+    return keys
+
+
+def children_planned(writes: Writes, *, children: Sequence[dict[str, Any]], actor: User | None,
+                     note: str, keys: Sequence[int] | None = None) -> list[int]:
+    """The writes of `children_insert` on PostgreSQL, built for the caller to send: the children's keys
+    taken (or `keys`, taken by the caller from the table's sequence), their names and match keys
+    worked out, their rows prepared. Returns the keys."""
     defaults = {name: concrete_field(Child, name).get_default() for name in NEW_CHILD_FIELDS}
-    keys = allocate_keys(Child, len(children))
+    keys = list(keys) if keys is not None else allocate_keys(Child, len(children))
+    if len(keys) != len(children):
+        raise ValueError("give one key per child")
     filed: list[tuple[int, str]] = []
 
     def rows() -> Iterator[tuple[Any, ...]]:
-        # Worked out as the children are copied in, so that the database stores one child while the
-        # next one's names and keys are worked out.
         for pk, fields in zip(keys, children, strict=True):
             values = {**defaults, **fields}
             (values["family_name_latin"], values["given_name_latin"], values["patronymic_latin"],
@@ -352,13 +365,12 @@ def children_insert(*, children: Sequence[dict[str, Any]], actor: User | None, n
             filed.extend((pk, key) for key in child_match_keys(named))
             yield (pk, *(values[name] for name in NEW_CHILD_FIELDS), search)
 
-    with transaction.atomic():
-        insert_rows(Child, ("id", *NEW_CHILD_FIELDS, "search_names"), rows())
-        record_history(Child, keys, history_type=CREATED, user=actor, reason=note)
-        # In the order of the candidate search's index (key, child): each key's entries go in side by
-        # side instead of at a random leaf each; the other index (child, key) is filled in order anyway.
-        filed.sort(key=lambda pair: pair[1])
-        insert_rows(ChildMatchKey, ("child_id", "key"), filed, ready=True)
+    writes.insert_rows(Child, ("id", *NEW_CHILD_FIELDS, "search_names"), rows())
+    writes.record_history(Child, keys, history_type=CREATED, user=actor, reason=note)
+    # In the order of the candidate search's index (key, child): each key's entries go in side by
+    # side instead of at a random leaf each; the other index (child, key) is filled in order anyway.
+    filed.sort(key=lambda pair: pair[1])
+    writes.insert_rows(ChildMatchKey, ("child_id", "key"), filed, ready=True)
     return keys
 
 
@@ -387,8 +399,25 @@ def cases_open_listed(*, child_ids: Sequence[int], steps: Sequence[Sequence[Stat
             by_case = {case.pk: list(case_steps) for case, case_steps in zip(opened, steps, strict=True)}
             cases_move(cases=opened, steps=lambda case: by_case[case.pk], actor=actor, data=data, reason=reason)
         return [case.pk for case in opened]
+    writes = Writes()
+    keys, changes = cases_listed_planned(writes, child_ids=child_ids, steps=steps, actor=actor, note=note, data=data,
+                                         reason=reason)
+    with transaction.atomic():
+        writes.send()
+        cases_listed_signal(changes, actor=actor)
+    return keys
+
+
+def cases_listed_planned(writes: Writes, *, child_ids: Sequence[int], steps: Sequence[Sequence[StatusStep]],
+                         actor: User | None, note: str, data: dict[str, Any] | None = None, reason: str = "",
+                         keys: Sequence[int] | None = None) -> tuple[list[int], list[tuple[Case, str, str]]]:
+    """The writes of `cases_open_listed` on PostgreSQL, built for the caller to send, and the changes
+    its status signal carries (`cases_listed_signal`, once they are written). Returns the cases' keys
+    (taken from the sequence, or `keys` taken by the caller) and the changes."""
+    if len(steps) != len(child_ids) or (keys is not None and len(keys) != len(child_ids)):
+        raise ValueError("give the steps and a key of each case")
     now, actor_id = timezone.now(), actor.pk if actor is not None else None
-    keys = allocate_keys(Case, len(child_ids))
+    keys = list(keys) if keys is not None else allocate_keys(Case, len(child_ids))
     reached: list[str] = []
     events: list[tuple[Any, ...]] = []
     # One data object for the lines that share it: the rows' JSON is then written out once.
@@ -412,22 +441,25 @@ def cases_open_listed(*, child_ids: Sequence[int], steps: Sequence[Sequence[Stat
             events.append((pk, step.kind, status, step.to_status, actor_id, message, line, now))
             status = step.to_status
         reached.append(status)
-    with transaction.atomic():
-        insert_rows(Case, ("id", "child_id", "status"), zip(keys, child_ids, reached, strict=True), ready=True)
-        record_history(Case, keys, history_type=CREATED, user=actor, reason=note, stood={"status": Status.OPEN})
-        insert_rows(CaseEvent, EVENT_FIELDS, events, ready=True)
-        by_reason: dict[str, list[int]] = defaultdict(list)
-        changes: list[tuple[Case, str, str]] = []
-        for pk, child_id, status in zip(keys, child_ids, reached, strict=True):
-            if status != Status.OPEN:
-                by_reason[reason or f"{Status.OPEN.label} → {Status(status).label}"].append(pk)
-                changes.append((Case.from_db(DEFAULT_DB_ALIAS, _SIGNALLED_FIELDS, (pk, child_id, status)),
-                                Status.OPEN, status))
-        for said, ids in by_reason.items():
-            record_history(Case, ids, history_type=CHANGED, user=actor, reason=said)
-        if changes:
-            case_status_changed.send(sender=Case, changes=changes, actor=actor)
-    return keys
+    writes.insert_rows(Case, ("id", "child_id", "status"), zip(keys, child_ids, reached, strict=True), ready=True)
+    writes.record_history(Case, keys, history_type=CREATED, user=actor, reason=note, stood={"status": Status.OPEN})
+    writes.insert_rows(CaseEvent, EVENT_FIELDS, events, ready=True)
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    changes: list[tuple[Case, str, str]] = []
+    for pk, child_id, status in zip(keys, child_ids, reached, strict=True):
+        if status != Status.OPEN:
+            by_reason[reason or f"{Status.OPEN.label} → {Status(status).label}"].append(pk)
+            changes.append((Case.from_db(DEFAULT_DB_ALIAS, _SIGNALLED_FIELDS, (pk, child_id, status)),
+                            Status.OPEN, status))
+    for said, ids in by_reason.items():
+        writes.record_history(Case, ids, history_type=CHANGED, user=actor, reason=said)
+    return keys, changes
+
+
+def cases_listed_signal(changes: list[tuple[Case, str, str]], *, actor: User | None) -> None:
+    """The status signal of cases written by `cases_listed_planned`, once they are written."""
+    if changes:
+        case_status_changed.send(sender=Case, changes=changes, actor=actor)
 
 
 def children_add_spellings(*, spellings: Sequence[tuple[Child, str, str, str]], source: str,

@@ -14,6 +14,7 @@ import datetime
 import decimal
 import enum
 import gc
+import io
 import json
 import operator
 import threading
@@ -26,6 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from psycopg.copy import Copy, FileWriter
 
 # The columns simple_history adds to each historical table; every other column is a copy.
 HISTORY_COLUMNS = ("history_date", "history_type", "history_user_id", "history_change_reason")
@@ -107,14 +109,26 @@ def _column(field: models.Field) -> str:
     return field.column
 
 
-def _copy(model: type[models.Model], fields: Sequence[models.Field], rows: Iterable[Sequence[Any]]) -> None:
+def _copy_statement(model: type[models.Model], fields: Sequence[models.Field]) -> str:
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(_column(field)) for field in fields)
+    return f"COPY {table} ({columns}) FROM STDIN"
+
+
+def _copy(model: type[models.Model], fields: Sequence[models.Field], rows: Iterable[Sequence[Any]]) -> int:
     # Django's own exceptions (IntegrityError ...) for what the database refuses, as for any query.
-    with (connection.cursor() as cursor, connection.wrap_database_errors,
-          cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy):
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        return _copy_rows(cursor.cursor, _copy_statement(model, fields), rows)
+
+
+def _copy_rows(cursor: Any, statement: str, rows: Iterable[Sequence[Any]]) -> int:
+    """COPY rows on a psycopg cursor; returns how many."""
+    count = 0
+    with cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
+            count += 1
+    return count
 
 
 def allocate_keys(model: type[models.Model], count: int) -> list[int]:
@@ -174,15 +188,23 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
     the type the database takes for it (a text for a text, a whole number for a key, an aware time):
     those values go as they are, without the check of each one; JSON and other fields are prepared
     as always. A million match keys spend seconds in those checks."""
+    if not on_postgresql():
+        objs = [model(**dict(zip(names, row, strict=True))) for row in _whole(rows, len(names))]
+        model._default_manager.bulk_create(objs, batch_size=1000)
+        return len(objs)
+    fields, prepared = _rows_prepared(model, names, rows, ready=ready)
+    return _copy(model, fields, prepared)
+
+
+def _rows_prepared(model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                   ready: bool) -> tuple[list[models.Field], Iterator[Sequence[Any]]]:
+    """The fields a COPY of `insert_rows` names, and its rows as the database takes them (prepared as
+    they are read)."""
     given = [concrete_field(model, name) for name in names]
     others = [field for field in model._meta.concrete_fields
               if field not in given and not field.primary_key]
     fields = [*given, *others]
     rows = _whole(rows, len(given))
-    if not on_postgresql():
-        objs = [model(**dict(zip(names, row, strict=True))) for row in rows]
-        model._default_manager.bulk_create(objs, batch_size=1000)
-        return len(objs)
     db = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
     # The same default for every row (COPY encodes each row as it is written, so one value serves all).
@@ -191,12 +213,9 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
     # With `ready`, only the fields that are not plain are prepared.
     own = [(index, prep) for index, (field, prep) in enumerate(zip(given, prepare, strict=True))
            if not _native_types(field)]
-    count = 0
 
-    def prepared() -> Iterable[Sequence[Any]]:
-        nonlocal count
+    def prepared() -> Iterator[Sequence[Any]]:
         for row in rows:
-            count += 1
             if not ready:
                 yield [*(prep(value) for prep, value in zip(prepare, row, strict=True)), *defaults]
             elif own:
@@ -207,8 +226,7 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Iterable[
             else:
                 yield (*row, *defaults)
 
-    _copy(model, fields, prepared())
-    return count
+    return fields, prepared()
 
 
 def _whole(rows: Iterable[Sequence[Any]], width: int) -> Iterator[Sequence[Any]]:
@@ -375,6 +393,19 @@ def record_history(model: type[models.Model], pks: Sequence[Any] | models.QueryS
 
     `stood` gives fields the rows had then and no longer have (a case written at the status it
     reached, whose "created" row says where it started): those values stand in for the stored ones."""
+    written = 0
+    with connection.cursor() as cursor:
+        for statement, params in _history_statements(model, pks, history_type=history_type, user=user, reason=reason,
+                                                     stood=stood):
+            cursor.execute(statement, params)
+            written += cursor.rowcount
+    return written
+
+
+def _history_statements(model: type[models.Model], pks: Sequence[Any] | models.QuerySet, *, history_type: str,
+                        user: AbstractBaseUser | None, reason: str,
+                        stood: dict[str, Any] | None) -> list[tuple[str, list[Any]]]:
+    """The statements (SQL and parameters) of `record_history`."""
     historical = model.history.model  # type: ignore[attr-defined]
     tracked = _tracked(model)
     stood = stood or {}
@@ -398,15 +429,142 @@ def record_history(model: type[models.Model], pks: Sequence[Any] | models.QueryS
     else:
         iterator = iter(pks)
         chunks = list(iter(lambda: list(islice(iterator, CHUNK)), []))
-    written = 0
-    with connection.cursor() as cursor:
-        for chunk in chunks:
-            source = model._base_manager.filter(pk__in=chunk).order_by().values_list(*tracked)
-            select, params = source.query.sql_with_params()
-            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {picked}, %s, %s, %s, %s FROM ({select}) AS src",  # noqa: S608 identifiers from the models' own _meta, quoted; every value is a parameter
-                           [*replaced, *constants, *params])
-            written += cursor.rowcount
-    return written
+    statements = []
+    for chunk in chunks:
+        source = model._base_manager.filter(pk__in=chunk).order_by().values_list(*tracked)
+        select, params = source.query.sql_with_params()
+        statements.append((f"INSERT INTO {table} ({columns}) SELECT {picked}, %s, %s, %s, %s FROM ({select}) AS src",  # noqa: S608 identifiers from the models' own _meta, quoted; every value is a parameter
+                           [*replaced, *constants, *params]))
+    return statements
+
+
+class Writes:
+    """The statements of a bulk write, built first and sent after, in order: rows for COPY (prepared as
+    `insert_rows` prepares them) and history rows (`record_history`). On PostgreSQL only.
+
+    Built, they need nothing more of Python but to be sent: `send` sends them on this thread,
+    `WritesBehind` on a helper thread while this one builds the next."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, Any]] = []
+
+    def insert_rows(self, model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                    ready: bool = False) -> int:
+        """`insert_rows`, to be sent. The rows are prepared and encoded for COPY now, by psycopg's own
+        encoding with the connection's adapters, so that sending them is only sending. Returns how many."""
+        fields, prepared = _rows_prepared(model, names, rows, ready=ready)
+        connection.ensure_connection()
+        encoded = io.BytesIO()
+        count = 0
+        with connection.connection.cursor() as cursor, Copy(cursor, writer=FileWriter(encoded)) as copy:
+            for row in prepared:
+                copy.write_row(row)
+                count += 1
+        self._steps.append((_copy_statement(model, fields), encoded.getvalue()))
+        return count
+
+    def record_history(self, model: type[models.Model], pks: Sequence[Any], *, history_type: str,
+                       user: AbstractBaseUser | None, reason: str, stood: dict[str, Any] | None = None) -> None:
+        """`record_history`, to be sent (after the rows it copies)."""
+        self._steps += _history_statements(model, pks, history_type=history_type, user=user, reason=reason,
+                                           stood=stood)
+
+    def send(self) -> None:
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            self._send(cursor.cursor)
+
+    def _send(self, cursor: Any) -> None:
+        """Send the statements on a psycopg cursor."""
+        for statement, values in self._steps:
+            if statement.startswith("COPY "):
+                with cursor.copy(statement) as copy:
+                    copy.write(values)
+            else:
+                cursor.execute(statement, values)
+        self._steps = []
+
+
+class WritesBehind:
+    """Bulk writes sent by a helper thread, on the caller's own connection and in its transaction, while
+    the caller goes on to build the next ones: the database stores one chunk of a register while
+    Python works out the next, instead of each waiting for the other.
+
+    One batch of writes at a time: `send` waits for the one before. What must follow a batch (a
+    signal whose receivers read what it wrote) is given as `then` and runs on the caller's thread
+    once the batch is written. The caller's own statements in between wait for the helper's
+    statement of the moment (psycopg's connection lock) and must not depend on the batch still
+    being sent: the caller reads only what the batch does not write (new keys, the next rows), and
+    opens no savepoint, until `wait`. With the foreign keys checked as each statement ends (not at
+    commit, where no Python work is left to overlap), their checks are the helper's work too; they
+    are deferred again on leaving.
+
+    Used as a context manager: leaving waits for the last batch; on an error, the helper's failure
+    (the cause of the caller's, which then finds the transaction aborted) is the one raised.
+    Elsewhere than on PostgreSQL, `send` writes at once."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._failed: BaseException | None = None
+        self._then: Callable[[], None] | None = None
+
+    def __enter__(self) -> WritesBehind:
+        if on_postgresql():
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        if error is None:
+            self.wait()
+        else:
+            self._join()
+            if self._failed is not None:
+                failed, self._failed = self._failed, None
+                with connection.wrap_database_errors:
+                    raise failed from error
+            return
+        if on_postgresql():
+            with connection.cursor() as cursor:
+                # Every foreign key of the schema is deferrable and deferred at first (none is only
+                # deferrable): the transaction's own setting, back as it was.
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+    def send(self, writes: Writes, *, then: Callable[[], None] | None = None) -> None:
+        self.wait()
+        if not on_postgresql():
+            writes.send()
+            if then is not None:
+                then()
+            return
+        connection.ensure_connection()
+        raw = connection.connection
+
+        def sending() -> None:
+            try:
+                with raw.cursor() as cursor:
+                    writes._send(cursor)
+            except BaseException as error:  # handed to the caller's thread, which raises it
+                self._failed = error
+
+        self._then = then
+        self._thread = threading.Thread(target=sending, name="bulk-writes", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Wait for the batch being sent, raise its failure, and run what follows it."""
+        self._join()
+        if self._failed is not None:
+            failed, self._failed, self._then = self._failed, None, None
+            with connection.wrap_database_errors:
+                raise failed
+        then, self._then = self._then, None
+        if then is not None:
+            then()
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 def insert_recorded(objs: Sequence[models.Model], model: type[models.Model], *,

@@ -205,3 +205,98 @@ def test_update_instances_writes_each_its_own_values_to_the_microsecond():
     assert stored[children[1].pk].aliases == ["O'Neil \\ \"quoted\""]
     assert stored[children[2].pk].aliases == [] and stored[children[2].pk].updated_at != stamp
     assert update_instances([], Child, ["aliases"]) == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="writes built before they are sent: PostgreSQL's")
+def test_rows_built_first_and_sent_after_are_stored_as_insert_rows_stores_them():
+    from core.bulk import Writes
+
+    case, actor = CaseFactory(), UserFactory()
+    at = timezone.now()
+    # What COPY's text must escape, and what it must tell from an empty text.
+    awkward = "таб\tрядок\nі\\скісна\r, «лапки» ' \"; NULL \\N"
+    data = {"list": "UA-RU-7", "note": awkward}
+    fields = ("case_id", "kind", "from_status", "to_status", "actor_id", "message", "data", "happened_at")
+    insert_rows(CaseEvent, fields, [(case.pk, CaseEvent.Kind.NOTE, "", "", actor.pk, f"sent {awkward}", data, at),
+                                     (case.pk, CaseEvent.Kind.NOTE, "", "", None, "sent", {}, at)])
+    writes = Writes()
+    assert writes.insert_rows(CaseEvent, fields, [
+        (case.pk, CaseEvent.Kind.NOTE, "", "", actor.pk, f"built {awkward}", data, at),
+        (case.pk, CaseEvent.Kind.NOTE, "", "", None, "built", {}, at)], ready=True) == 2
+    assert not CaseEvent.objects.filter(message__startswith="built").exists(), "nothing is sent while building"
+    writes.record_history(Case, [case.pk], history_type=CHANGED, user=actor, reason="built")
+    writes.send()
+
+    def stored(prefix: str) -> list[dict[str, object]]:
+        return [{name: value for name, value in copied(event).items() if name not in ("id", "message")}
+                for event in CaseEvent.objects.filter(message__startswith=prefix).order_by("pk")]
+
+    assert stored("built") == stored("sent")
+    assert CaseEvent.objects.get(message=f"built {awkward}").data == data
+    assert Case.history.filter(id=case.pk, history_change_reason="built", history_user_id=actor.pk).count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="writes sent behind: PostgreSQL's")
+def test_writes_sent_behind_are_in_the_callers_transaction_in_order_and_followed_by_their_sequel():
+    from cases.models import ChildMatchKey
+    from core.bulk import Writes, WritesBehind
+
+    child = ChildFactory()
+    heard: list[int] = []
+    with transaction.atomic(), WritesBehind() as behind:
+        for chunk in range(3):
+            writes = Writes()
+            writes.insert_rows(ChildMatchKey, ("child_id", "key"),
+                               [(child.pk, f"b:{chunk}:{n}") for n in range(20_000)], ready=True)
+            def count(chunk: int = chunk) -> None:
+                heard.append(ChildMatchKey.objects.filter(child=child, key__startswith=f"b:{chunk}:").count())
+
+            # What follows a batch sees it written.
+            behind.send(writes, then=count)
+            # The caller's own statements go on meanwhile, on the same connection.
+            assert Child.objects.filter(pk=child.pk).exists()
+    assert heard == [20_000] * 3
+    assert ChildMatchKey.objects.filter(child=child, key__startswith="b:").count() == 60_000
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="writes sent behind: PostgreSQL's")
+def test_a_batch_refused_behind_is_raised_to_the_caller_and_nothing_is_written():
+    from django.db import IntegrityError
+
+    from cases.models import ChildMatchKey
+    from core.bulk import Writes, WritesBehind
+
+    child = ChildFactory()
+    heard: list[str] = []
+    with pytest.raises(IntegrityError), transaction.atomic(), WritesBehind() as behind:
+        good, refused = Writes(), Writes()
+        good.insert_rows(ChildMatchKey, ("child_id", "key"), [(child.pk, f"c:{n}") for n in range(5000)], ready=True)
+        behind.send(good, then=lambda: heard.append("good"))
+        refused.insert_rows(ChildMatchKey, ("child_id", "key"), [(child.pk, "c:1")], ready=True)
+        behind.send(refused, then=lambda: heard.append("refused"))
+        # The caller goes on and finds the transaction aborted: the helper's refusal is what it is told.
+        list(Child.objects.filter(pk=child.pk))
+    assert heard == ["good"]
+    assert not ChildMatchKey.objects.filter(child=child, key__startswith="c:").exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="writes sent behind: PostgreSQL's")
+def test_foreign_keys_checked_at_once_while_writes_go_behind_are_deferred_again_after():
+    from django.db import IntegrityError
+
+    from core.bulk import Writes, WritesBehind
+
+    missing = CaseFactory().pk + 1000
+    line = (missing, CaseEvent.Kind.NOTE, "a line of a case not yet written")
+    with pytest.raises(IntegrityError), transaction.atomic(), WritesBehind() as behind:
+        writes = Writes()
+        writes.insert_rows(CaseEvent, ("case_id", "kind", "message"), [line], ready=True)
+        behind.send(writes)
+        behind.wait()
+    with transaction.atomic():
+        with WritesBehind():
+            pass
+        # Deferred again: a line may come before its case within the transaction, as the schema allows.
+        insert_rows(CaseEvent, ("case_id", "kind", "message"), [line], ready=True)
+        CaseFactory(pk=missing)
+    assert CaseEvent.objects.filter(case_id=missing).count() == 1

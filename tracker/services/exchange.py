@@ -19,16 +19,20 @@ from cases.models import Case, CaseEvent, Child, age_on
 from cases.services import (
     StatusStep,
     can_transition,
+    cases_listed_planned,
+    cases_listed_signal,
     cases_move,
     cases_open_listed,
     children_insert,
+    children_planned,
 )
 from core.bulk import (
     CHANGED,
     CREATED,
+    Writes,
+    WritesBehind,
     allocate_keys,
     insert_recorded,
-    insert_rows,
     keys_in,
     on_postgresql,
     record_history,
@@ -171,47 +175,156 @@ def list_add_new_children(*, handover_list: HandoverList, children: Sequence[dic
     fields (`children_insert`, history `note`), its case opened (`note`) and listed, its entry
     written, and with `handing_over` the list's hand-over step taken as well. The records
     `children_create_many` and `list_add_cases` write for the same children, line for line, in a
-    fixed number of statements: a register of a hundred thousand new children is one import.
-    Returns the new children's keys."""
+    fixed number of statements: a register of a hundred thousand new children is one import
+    (`NewChildrenListing` writes it chunk by chunk). Returns the new children's keys."""
+    _check_new_children(children, positions, handed_over_as, handing_over)
+    if not children:
+        return []
+    with transaction.atomic():
+        locked = _draft_locked(handover_list)
+        if not on_postgresql():
+            reason = _listed_reason(locked, handing_over)
+            child_ids = children_insert(children=children, actor=actor, note=note)
+            case_ids = cases_open_listed(child_ids=child_ids, steps=_listed_steps(locked, positions, handing_over),
+                                         actor=actor, note=note, data={"list": locked.reference}, reason=reason)
+            entries = _new_entries(child_ids, case_ids, positions, children, handed_over_as, handing_over)
+            insert_recorded([ListEntry(handover_list_id=locked.pk, **dict(zip(_ENTRY_FIELDS[2:], entry, strict=True)))
+                             for entry in entries], ListEntry, user=actor, reason=reason)
+            return child_ids
+        planned = _NewChildrenPlanned.of(locked, children, positions, handed_over_as, handing_over, actor=actor,
+                                         note=note)
+        planned.writes.send()
+        planned.signal()
+    return planned.child_ids
+
+
+def _check_new_children(children: Sequence[dict[str, Any]], positions: Sequence[int],
+                        handed_over_as: Sequence[dict[str, Any]] | None, handing_over: HandOver | None) -> None:
     problems = handing_over.problems() if handing_over is not None else []
     if len(positions) != len(children) or (handed_over_as is not None and len(handed_over_as) != len(children)):
         problems.append(("positions", gettext("give one number per case")))
     if problems:
         raise ExchangeError(problems)
-    with transaction.atomic():
-        locked = _draft_locked(handover_list)
-        child_ids = children_insert(children=children, actor=actor, note=note)
-        reason = f"Added to {locked.reference}"
-        handed = ""
-        if handing_over is not None:
-            reason += f", handed over {handing_over.handed_over_on}"
-            handed = _handed_over_message(locked, handing_over.handed_over_on)
-        steps = []
-        for position in positions:
-            added = StatusStep(CaseStatus.ON_LIST, CaseEvent.Kind.ADDED_TO_LIST,
-                               f"Added to list {locked.reference} as #{position}")
-            steps.append([added] if handing_over is None else [added, _hand_over_step(CaseStatus.ON_LIST, handed)])
-        case_ids = cases_open_listed(child_ids=child_ids, steps=steps, actor=actor, note=note,
-                                     data={"list": locked.reference}, reason=reason)
-        entries: list[tuple[Any, ...]] = []
-        for index, (child_id, case_id, position, fields) in enumerate(
-                zip(child_ids, case_ids, positions, children, strict=True)):
-            as_handed = handed_over_as[index] if handed_over_as is not None else {}
-            if handing_over is None:
-                entries.append((child_id, case_id, position, as_handed, ListEntry.ReplyState.NOT_SENT, None, None))
-                continue
-            precision = fields.get("birth_date_precision") or Child.DatePrecision.DAY
-            entries.append((child_id, case_id, position, as_handed,
-                            *_handed_over(None, fields.get("birth_date"), precision, handing_over)))
-        if on_postgresql():
-            keys = allocate_keys(ListEntry, len(entries))
-            insert_rows(ListEntry, _ENTRY_FIELDS,
-                        ((key, locked.pk, *entry) for key, entry in zip(keys, entries, strict=True)), ready=True)
-            record_history(ListEntry, keys, history_type=CREATED, user=actor, reason=reason)
-        else:
-            insert_recorded([ListEntry(handover_list_id=locked.pk, **dict(zip(_ENTRY_FIELDS[2:], entry, strict=True)))
-                             for entry in entries], ListEntry, user=actor, reason=reason)
-    return child_ids
+
+
+@dataclass
+class _NewChildrenPlanned:
+    """The writes of new children listed (children, match keys, cases, timeline lines, entries, their
+    history), built and not yet sent; the status signal to send once they are written."""
+
+    child_ids: list[int]
+    writes: Writes
+    changes: list[tuple[Case, str, str]]
+    actor: User | None
+
+    @classmethod
+    def of(cls, locked: HandoverList, children: Sequence[dict[str, Any]], positions: Sequence[int],
+           handed_over_as: Sequence[dict[str, Any]] | None, handing_over: HandOver | None, *, actor: User | None,
+           note: str, keys: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None) -> _NewChildrenPlanned:
+        """Built for the draft list `locked`; `keys` gives the children's, cases' and entries' keys, taken
+        by the caller from their sequences (else they are taken here)."""
+        reason = _listed_reason(locked, handing_over)
+        writes = Writes()
+        child_keys, case_keys, entry_keys = keys if keys is not None else (None, None, None)
+        child_ids = children_planned(writes, children=children, actor=actor, note=note, keys=child_keys)
+        case_ids, changes = cases_listed_planned(writes, child_ids=child_ids,
+                                                 steps=_listed_steps(locked, positions, handing_over), actor=actor,
+                                                 note=note, data={"list": locked.reference}, reason=reason,
+                                                 keys=case_keys)
+        entries = _new_entries(child_ids, case_ids, positions, children, handed_over_as, handing_over)
+        entry_ids = list(entry_keys) if entry_keys is not None else allocate_keys(ListEntry, len(entries))
+        writes.insert_rows(ListEntry, _ENTRY_FIELDS,
+                           ((key, locked.pk, *entry) for key, entry in zip(entry_ids, entries, strict=True)),
+                           ready=True)
+        writes.record_history(ListEntry, entry_ids, history_type=CREATED, user=actor, reason=reason)
+        return cls(child_ids, writes, changes, actor)
+
+    def signal(self) -> None:
+        cases_listed_signal(self.changes, actor=self.actor)
+
+
+class NewChildrenListing:
+    """`list_add_new_children` for a register, chunk by chunk, inside the caller's transaction: each
+    chunk's records are built here (`plan`) and sent by a helper thread (`send`, see
+    `core.bulk.WritesBehind`) while the caller reads and builds the next. The database and Python
+    each take about half of such a write; this way they take it side by side.
+
+    The list is locked and every key the `count` children need is taken from the sequences at the
+    start, so that building a chunk asks nothing of the database while the one before is sent. Used
+    as a context manager: leaving waits for the last chunk."""
+
+    def __init__(self, *, handover_list: HandoverList, count: int, actor: User | None, note: str,
+                 handing_over: HandOver | None = None) -> None:
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError("a listing chunk by chunk is one transaction: start it inside one")
+        self.actor, self.note, self.handing_over = actor, note, handing_over
+        self.locked = _draft_locked(handover_list)
+        self.behind = WritesBehind()
+        fast = on_postgresql()
+        self._keys = [allocate_keys(model, count) if fast else [] for model in (Child, Case, ListEntry)]
+        self._taken = 0
+
+    def __enter__(self) -> NewChildrenListing:
+        self.behind.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        self.behind.__exit__(kind, error, trace)
+
+    def plan(self, *, children: Sequence[dict[str, Any]], positions: Sequence[int],
+             handed_over_as: Sequence[dict[str, Any]] | None = None) -> _NewChildrenPlanned | None:
+        """A chunk's records built, to be given to `send`; elsewhere than on PostgreSQL, written now."""
+        _check_new_children(children, positions, handed_over_as, self.handing_over)
+        if not on_postgresql():
+            list_add_new_children(handover_list=self.locked, children=children, positions=positions, actor=self.actor,
+                                  note=self.note, handing_over=self.handing_over, handed_over_as=handed_over_as)
+            return None
+        start, self._taken = self._taken, self._taken + len(children)
+        if self._taken > len(self._keys[0]):
+            raise ValueError(f"more than the {len(self._keys[0])} children announced")
+        keys = tuple(taken[start:self._taken] for taken in self._keys)
+        return _NewChildrenPlanned.of(self.locked, children, positions, handed_over_as, self.handing_over,
+                                      actor=self.actor, note=self.note, keys=(keys[0], keys[1], keys[2]))
+
+    def send(self, planned: _NewChildrenPlanned | None) -> None:
+        """Send a chunk built by `plan` (after the one before is written), its signal once it is written."""
+        if planned is not None:
+            self.behind.send(planned.writes, then=planned.signal)
+
+
+def _listed_reason(handover_list: HandoverList, handing_over: HandOver | None) -> str:
+    reason = f"Added to {handover_list.reference}"
+    if handing_over is not None:
+        reason += f", handed over {handing_over.handed_over_on}"
+    return reason
+
+
+def _listed_steps(handover_list: HandoverList, positions: Sequence[int],
+                  handing_over: HandOver | None) -> list[list[StatusStep]]:
+    handed = _handed_over_message(handover_list, handing_over.handed_over_on) if handing_over is not None else ""
+    steps = []
+    for position in positions:
+        added = StatusStep(CaseStatus.ON_LIST, CaseEvent.Kind.ADDED_TO_LIST,
+                           f"Added to list {handover_list.reference} as #{position}")
+        steps.append([added] if handing_over is None else [added, _hand_over_step(CaseStatus.ON_LIST, handed)])
+    return steps
+
+
+def _new_entries(child_ids: Sequence[int], case_ids: Sequence[int], positions: Sequence[int],
+                 children: Sequence[dict[str, Any]], handed_over_as: Sequence[dict[str, Any]] | None,
+                 handing_over: HandOver | None) -> list[tuple[Any, ...]]:
+    """New children's entries, as `_ENTRY_FIELDS` after the entry's and the list's keys."""
+    entries: list[tuple[Any, ...]] = []
+    for index, (child_id, case_id, position, fields) in enumerate(
+            zip(child_ids, case_ids, positions, children, strict=True)):
+        as_handed = handed_over_as[index] if handed_over_as is not None else {}
+        if handing_over is None:
+            entries.append((child_id, case_id, position, as_handed, ListEntry.ReplyState.NOT_SENT, None, None))
+            continue
+        precision = fields.get("birth_date_precision") or Child.DatePrecision.DAY
+        entries.append((child_id, case_id, position, as_handed,
+                        *_handed_over(None, fields.get("birth_date"), precision, handing_over)))
+    return entries
 
 
 def _entries_hand_over(entries: Sequence[ListEntry], handing_over: HandOver) -> None:
