@@ -21,7 +21,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 from xml.etree.ElementTree import Element, iterparse
 
 from django.utils.translation import gettext as _
@@ -31,7 +31,8 @@ from openpyxl.utils.cell import column_index_from_string, get_column_letter, ran
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 from rapidfuzz.distance import Levenshtein
 
-from cases.matching.engine import PersonRecord, compare, may_be_same_child, same_child, search_keys
+from cases.matching.elsewhere import SameChildPairs
+from cases.matching.engine import PersonRecord, compare, same_child_pairs
 from cases.matching.names import latin_key
 from cases.models import ChildCategory, Circumstances, Oblast
 from tracker.models import Outcome
@@ -210,6 +211,14 @@ class ParsedFile:
     unknown_phrases: list[str] = field(default_factory=list)
     # The list's title, when a line above the header gives one.
     title: str = ""
+    # Checks still running (`parse_list(..., finish=False)`): their problems come with `complete`.
+    pending: list[_SameChildTwice] = field(default_factory=list, repr=False, compare=False)
+
+    def complete(self) -> ParsedFile:
+        """Wait for the checks still running and add their problems."""
+        while self.pending:
+            self.problems += self.pending.pop().problems()
+        return self
 
 
 Line = tuple[int, list[Any]]
@@ -1784,9 +1793,13 @@ _REPLY_REQUIRED = (("position", "outcome"), ("family_name", "given_name", "outco
 
 
 def parse_list(source: bytes | IO[bytes], file_name: str = "", *, today: datetime.date, max_rows: int | None = None,
-               mapping: Mapping[str, str] | None = None) -> ParsedFile:
+               mapping: Mapping[str, str] | None = None, finish: bool = True) -> ParsedFile:
     """A handover list: one child per row, checked; every problem with its line and column.
-    `mapping` is the case worker's: a folded, compacted header → its field (or `IGNORE`)."""
+    `mapping` is the case worker's: a folded, compacted header → its field (or `IGNORE`).
+
+    Without `finish`, the search for a child listed twice may still be running (in another process,
+    for a long list) when this returns: the caller goes on (to the match) and calls `complete`, which
+    adds its problems."""
     reading = _open(source, file_name, LIST_COLUMNS, _LIST_REQUIRED, _("a handover list"), max_rows, mapping)
     if isinstance(reading, ParsedFile):
         return reading
@@ -1879,7 +1892,9 @@ def parse_list(source: bytes | IO[bytes], file_name: str = "", *, today: datetim
     if parsed.problems and any(p.line is None for p in parsed.problems):
         return parsed
     _check_positions(parsed, numbers, numbered=numbered)
-    _check_same_child_twice(parsed)
+    parsed.pending.append(_SameChildTwice(parsed))
+    if finish:
+        parsed.complete()
     references = {row.data["reference"] for row in parsed.rows if row.data["reference"]}
     if len(references) > 1:
         parsed.problems.append(RowProblem(None, parsed.columns.get("reference", ""),
@@ -1903,42 +1918,32 @@ def _check_positions(parsed: ParsedFile, numbers: list[tuple[int, int]], *, numb
         seen.setdefault(position, line)
 
 
-def _check_same_child_twice(parsed: ParsedFile) -> None:
-    """A child is once on a list: two rows the engine judges the same child are a mistake in the file.
+# A list this long is searched for a child listed twice in another process, side by side with the
+# match against the stored children (`cases.matching.elsewhere`); a shorter one here, at once.
+SAME_CHILD_ELSEWHERE_FROM = 20_000
 
-    Two rows are compared when they share one of the keys the engine looks a record up by among the
-    stored children (`search_keys`: both names, or one name with the birth month where known, else
-    the year), the same reach as the match against the stored children; blocks larger than the
-    engine's `MAX_BLOCK_SIZE` say nothing and are left. All of a record's blocking keys would
-    compare three times as many pairs (every row with a namesake born the same year) for the same
-    findings: millions in a list of a hundred thousand rows. Each pair is compared once, in the
-    block of the first key the two share, so that no set of all pairs is held."""
-    from cases.matching.engine import MAX_BLOCK_SIZE
 
-    records = [row.record() for row in parsed.rows]
-    keys = [search_keys(record) for record in records]
-    blocks: dict[str, list[int]] = {}
-    for index, record_keys in enumerate(keys):
-        for key in record_keys:
-            blocks.setdefault(key, []).append(index)
-    usable = {key for key, members in blocks.items() if 1 < len(members) <= MAX_BLOCK_SIZE}
-    column = parsed.columns.get("family_name") or parsed.columns.get("full_name", "")
-    found: list[RowProblem] = []
-    for key in usable:
-        members = blocks[key]
-        for position, first in enumerate(members):
-            first_keys = keys[first]
-            for second in members[position + 1:]:
-                if min(first_keys & keys[second] & usable) != key:
-                    continue
-                pair = records[first], records[second]
-                if may_be_same_child(*pair) and same_child(*pair):
-                    # Weighed again with its reasons: only the few pairs found are written out.
-                    result = compare(records[first], records[second])
-                    found.append(RowProblem(parsed.rows[second].line, column, _(
-                        "the same child as line {line} ({why})").format(
-                            line=parsed.rows[first].line, why="; ".join(result.reasons[:3]))))
-    parsed.problems += sorted(found, key=lambda problem: problem.line or 0)
+class _SameChildTwice:
+    """The search of a list for a child listed twice: two rows the engine judges the same child are a
+    mistake in the file (`same_child_pairs`). Started with the rows; its problems when asked."""
+
+    def __init__(self, parsed: ParsedFile) -> None:
+        self._rows = parsed.rows
+        self._column = parsed.columns.get("family_name") or parsed.columns.get("full_name", "")
+        records = [row.record() for row in parsed.rows]
+        self._pending = SameChildPairs.start(records) if len(records) >= SAME_CHILD_ELSEWHERE_FROM else None
+        self._pairs = same_child_pairs(records) if self._pending is None else None
+
+    def problems(self) -> list[RowProblem]:
+        pairs = self._pairs if self._pairs is not None else cast(SameChildPairs, self._pending).result()
+        found = []
+        for first, second in pairs:
+            # Weighed again with its reasons: only the few pairs found are written out.
+            result = compare(self._rows[first].record(), self._rows[second].record())
+            found.append(RowProblem(self._rows[second].line, self._column, _(
+                "the same child as line {line} ({why})").format(
+                    line=self._rows[first].line, why="; ".join(result.reasons[:3]))))
+        return sorted(found, key=lambda problem: problem.line or 0)
 
 
 def parse_reply(source: bytes | IO[bytes], file_name: str = "", *, today: datetime.date,

@@ -52,6 +52,7 @@ __all__ = [
     "comparison_levels",
     "may_be_same_child",
     "register_frequencies",
+    "same_child_pairs",
     "search_keys",
 ]
 
@@ -802,6 +803,36 @@ def _date_keys(record: PersonRecord, *, month: bool) -> set[str]:
         letters = {other[1] for other in others} or {"_"}
         keys |= {f"{kind}:{code}:{when}:{letter}" for code in codes for letter in letters}
     return keys
+
+
+def same_child_pairs(records: Sequence[PersonRecord]) -> list[tuple[int, int]]:
+    """Index pairs (first, second; first < second) of records `same_child` judges one child, as a list
+    of children (an import) must not hold.
+
+    Two records are compared when they share one of the keys a record is looked up by among the
+    stored children (`search_keys`: both names, or one name with the birth month where known, else
+    the year), the same reach as the match against the stored children; blocks larger than
+    `MAX_BLOCK_SIZE` say nothing and are left. All of a record's blocking keys would compare three
+    times as many pairs (every row with a namesake born the same year) for the same findings:
+    millions in a list of a hundred thousand rows. Each pair is compared once, in the block of the
+    first key the two share, so that no set of all pairs is held."""
+    keys = [search_keys(record) for record in records]
+    blocks: dict[str, list[int]] = {}
+    for index, record_keys in enumerate(keys):
+        for key in record_keys:
+            blocks.setdefault(key, []).append(index)
+    usable = {key for key, members in blocks.items() if 1 < len(members) <= MAX_BLOCK_SIZE}
+    found: list[tuple[int, int]] = []
+    for key in usable:
+        members = blocks[key]
+        for position, first in enumerate(members):
+            first_keys = keys[first]
+            for second in members[position + 1:]:
+                if min(first_keys & keys[second] & usable) != key:
+                    continue
+                if may_be_same_child(records[first], records[second]) and same_child(records[first], records[second]):
+                    found.append((first, second))
+    return sorted(found)
 
 
 def candidate_pairs(records: Sequence[PersonRecord]) -> set[tuple[int, int]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import io
 import os
+import shutil
 from typing import Any
 
 import pytest
@@ -196,6 +197,37 @@ def test_a_missing_header_or_the_same_child_twice_is_refused(parties):
                      parties)
     assert twice.errors == [{"line": 3, "column": "Прізвище", "reason": twice.errors[0]["reason"]}]
     assert "the same child as line 2" in twice.errors[0]["reason"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("elsewhere", ["another process", "this process, the other not starting",
+                                       "this process, the other failing"])
+def test_a_long_list_is_searched_for_a_child_listed_twice_in_another_process_with_the_same_answer(
+        parties, monkeypatch, elsewhere):
+    """A long list's search for a child listed twice runs in another process, beside the match; if that
+    process cannot run, this one searches. The file is refused the same way either way."""
+    from cases.matching import elsewhere as other_process
+    from tracker import spreadsheets
+
+    monkeypatch.setattr(spreadsheets, "SAME_CHILD_ELSEWHERE_FROM", 2)
+    started: list[int] = []
+    real_start = other_process.SameChildPairs.start
+
+    def start(cls: type, records: list[Any]) -> other_process.SameChildPairs:
+        started.append(len(records))
+        return real_start(records)
+
+    monkeypatch.setattr(other_process.SameChildPairs, "start", classmethod(start))
+    if elsewhere != "another process":
+        monkeypatch.setattr(other_process.sys, "executable",
+                            "/nonexistent/python" if "starting" in elsewhere else shutil.which("false"))
+    rows = [UA_ROWS[0], "4;Tkachenko;Mariia;;2011-03-05;F;Mariupol;", UA_ROWS[1], UA_ROWS[2],
+            "5;Мельник;Богдан;Іванович;2012;ч;Бердянськ;"]
+    twice = validate(csv_bytes([UA_HEADER, *rows]), "long.csv", parties)
+    assert started == [5], "searched elsewhere"
+    assert [(error["line"], error["reason"].split(" (")[0]) for error in twice.errors] == [
+        (3, "the same child as line 2"), (6, "the same child as line 4")]
+    assert twice.status == ImportBatch.Status.FAILED and twice.row_count == 5
 
 
 @pytest.mark.django_db

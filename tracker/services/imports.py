@@ -273,27 +273,37 @@ def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = 
     # Read as a stream from storage: the file is never held whole in memory.
     with batch.file.open("rb") as uploaded:
         if batch.kind == ImportBatch.Kind.LIST:
+            # The search for a child listed twice may go on elsewhere while the rows are matched.
             parsed = spreadsheets.parse_list(uploaded, batch.file_name, today=today,
-                                             max_rows=settings.TRACKER_IMPORT_MAX_ROWS, mapping=columns)
+                                             max_rows=settings.TRACKER_IMPORT_MAX_ROWS, mapping=columns, finish=False)
         else:
             parsed = spreadsheets.parse_reply(uploaded, batch.file_name, today=today,
                                               max_rows=settings.TRACKER_IMPORT_MAX_ROWS, mapping=columns,
                                               outcomes=outcomes)
-    batch.row_count = len(parsed.rows) + len({p.line for p in parsed.problems if p.line is not None})
     batch.summary = {"header_line": parsed.header_line, "columns": parsed.columns,
                      "ignored_columns": parsed.ignored_columns, "notices": parsed.notices,
                      "headers_found": parsed.headers_found, "unread_headers": parsed.unread_headers,
                      "unknown_phrases": parsed.unknown_phrases,
                      "title": parsed.title}
-    batch.save(update_fields=["row_count", "summary", "updated_at"])
-    if parsed.problems:
-        return _fail(batch, parsed.problems)
-    if batch.kind == ImportBatch.Kind.LIST:
-        rows, problems = _match_list_rows(batch, parsed, progress)
-    else:
-        rows, problems = _match_reply_rows(batch, parsed, progress)
-    if problems:
-        return _fail(batch, problems)
+
+    def count_rows() -> None:
+        # Each line once: a row read may be named by a problem too (a child listed twice).
+        lines = {row.line for row in parsed.rows} | {p.line for p in parsed.problems if p.line is not None}
+        batch.row_count = len(lines)
+        batch.save(update_fields=["row_count", "summary", "updated_at"])
+
+    count_rows()
+    rows: list[ImportRow] = []
+    problems: list[RowProblem] = []
+    if not parsed.problems:
+        if batch.kind == ImportBatch.Kind.LIST:
+            rows, problems = _match_list_rows(batch, parsed, progress)
+        else:
+            rows, problems = _match_reply_rows(batch, parsed, progress)
+    parsed.complete()
+    count_rows()
+    if parsed.problems or problems:
+        return _fail(batch, [*parsed.problems, *problems])
     with transaction.atomic():
         # Another run of the same check (a job delivered twice, the periodic resume) may have
         # finished first: its rows stand.
@@ -565,7 +575,7 @@ def _problem_at_line(where: str, why: str, lines: dict[int, int]) -> dict[str, A
 IMPORT_CHUNK = 2000
 # New children are written this many at a time: the rows read from the batch, the values derived and
 # the statements sent are bounded by it, not by the size of the list.
-NEW_CHILDREN_CHUNK = 20_000
+NEW_CHILDREN_CHUNK = 10_000
 
 
 def _import_list(batch: ImportBatch, actor: User | None, progress: ProgressCallback | None) -> dict[str, Any]:
