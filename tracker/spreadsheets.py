@@ -227,13 +227,14 @@ Line = tuple[int, list[Any]]
 # Latin letters that look the same as Cyrillic ones, as typed into a Cyrillic word by a keyboard left in
 # English ("Iван", "ПIБ"): in a word that mixes the two scripts, they are read as the Cyrillic letters.
 _LOOKALIKES = str.maketrans("aceiopxyABCEHIKMOPTXY", "асеіорхуАВСЕНІКМОРТХУ")
+_LATIN_LETTER = re.compile(r"[a-zA-Z]")
 _MIXED_WORD = re.compile(r"\w*(?:[a-zA-Z]\w*[а-яА-ЯіїєґІЇЄҐёЁ]|[а-яА-ЯіїєґІЇЄҐёЁ]\w*[a-zA-Z])\w*")
 
 
 def one_script(text: str) -> str:
     """The text with each word that mixes Latin and Cyrillic letters written in Cyrillic where a
     Latin letter only looks like one."""
-    if text.isascii():
+    if text.isascii() or not _LATIN_LETTER.search(text):
         return text
     return _MIXED_WORD.sub(lambda word: word.group(0).translate(_LOOKALIKES), text)
 
@@ -981,7 +982,11 @@ def parse_birth_date(value: Any, *, today: datetime.date) -> tuple[datetime.date
 
 
 def birth_date_text(found: datetime.date, precision: str) -> str:
-    return {"year": f"{found:%Y}", "month": f"{found:%Y-%m}"}.get(precision, found.isoformat())
+    if precision == "year":
+        return f"{found.year:04d}"
+    if precision == "month":
+        return f"{found.year:04d}-{found.month:02d}"
+    return found.isoformat()
 
 
 SEX_WORDS = {
@@ -1404,7 +1409,7 @@ def _negated(text: str, stem: str) -> bool:
 def tidy_name(value: Any) -> str:
     """A name as it will be saved: spaces tidied, apostrophes as the Ukrainian one (U+02BC), and one
     written in capitals given its usual case (ШЕВЧЕНКО → Шевченко, АННА-МАРІЯ → Анна-Марія)."""
-    text = re.sub(r"\s+", " ", str(value or "")).strip()
+    text = " ".join(str(value or "").split())
     if text in _BLANK_MARKS:
         return ""
     text = _APOSTROPHES.sub(APOSTROPHE, one_script(text))

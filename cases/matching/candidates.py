@@ -85,11 +85,14 @@ class NamedChild(Protocol):
 
 def child_birth_date(child: NamedChild) -> str:
     """The child's birth date to the precision it is known, as the engine reads dates."""
-    if child.birth_date is None:
+    born = child.birth_date
+    if born is None:
         return ""
-    return {"year": f"{child.birth_date:%Y}", "month": f"{child.birth_date:%Y-%m}"}.get(
-        child.birth_date_precision, child.birth_date.isoformat()
-    )
+    if child.birth_date_precision == "year":
+        return f"{born.year:04d}"
+    if child.birth_date_precision == "month":
+        return f"{born.year:04d}-{born.month:02d}"
+    return born.isoformat()
 
 
 def child_records(child: NamedChild) -> list[PersonRecord]:
