@@ -6,10 +6,10 @@ import datetime
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -32,6 +32,7 @@ from core.bulk import (
     CHANGED,
     bulk_job,
     insert_instances,
+    insert_rows,
     keys_in,
     record_history,
     refresh_statistics,
@@ -293,7 +294,7 @@ def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = 
         batch.save(update_fields=["row_count", "summary", "updated_at"])
 
     count_rows()
-    rows: list[ImportRow] = []
+    rows: Sequence[ImportRow | _NewRow] = []
     problems: list[RowProblem] = []
     if not parsed.problems:
         if batch.kind == ImportBatch.Kind.LIST:
@@ -311,7 +312,9 @@ def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = 
         if current.status != ImportBatch.Status.VALIDATING:
             return current
         batch.rows.all().delete()
-        insert_instances(rows, ImportRow)
+        insert_instances([row for row in rows if isinstance(row, ImportRow)], ImportRow)
+        insert_rows(ImportRow, ("batch_id", "line_number", "position", "data", "verdict"),
+                    [(batch.pk, *row) for row in rows if isinstance(row, _NewRow)])
         counts = {verdict: sum(row.verdict == verdict for row in rows) for verdict in ImportRow.Verdict.values}
         batch.summary = {**batch.summary, "rows": len(rows), **counts}
         batch.status = ImportBatch.Status.VALIDATED
@@ -321,8 +324,22 @@ def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = 
     return batch
 
 
+class _NewRow(NamedTuple):
+    """A row no stored child matches, as its `ImportRow` stores it (no child, score or reasons): the
+    most of a register's rows, kept without a model instance each."""
+
+    line_number: int
+    position: int | None
+    data: dict[str, Any]
+    verdict: str = ImportRow.Verdict.NEW
+
+    @property
+    def child_id(self) -> None:
+        return None
+
+
 def _match_list_rows(batch: ImportBatch, parsed: ParsedFile,
-                     progress: ProgressCallback | None) -> tuple[list[ImportRow], list[RowProblem]]:
+                     progress: ProgressCallback | None) -> tuple[list[ImportRow | _NewRow], list[RowProblem]]:
     problems: list[RowProblem] = []
     reference = batch.reference or next((row.data["reference"] for row in parsed.rows if row.data["reference"]), "")
     if not reference:
@@ -331,7 +348,7 @@ def _match_list_rows(batch: ImportBatch, parsed: ParsedFile,
     elif not batch.reference and HandoverList.objects.filter(reference=reference).exists():
         problems.append(RowProblem(None, parsed.columns.get("reference", ""),
                                    _("a list {reference} already exists").format(reference=reference)))
-    rows: list[ImportRow] = []
+    rows: list[ImportRow | _NewRow] = []
     step = QUERY_BATCH
     for start in range(0, len(parsed.rows), step):
         chunk = parsed.rows[start:start + step]
@@ -343,10 +360,12 @@ def _match_list_rows(batch: ImportBatch, parsed: ParsedFile,
                 if verdict == ImportRow.Verdict.MATCHED and len(found) > 1 and found[1].verdict == "same":
                     # Two stored children the row is equally sure of: a duplicate pair, for a person to judge.
                     verdict = ImportRow.Verdict.PROPOSED
+            if best is None:
+                rows.append(_NewRow(row.line, row.position, row.data))
+                continue
             rows.append(ImportRow(
                 batch=batch, line_number=row.line, position=row.position, data=row.data, verdict=verdict,
-                child=best.child if best else None, score=best.score.score if best else None,
-                reasons=list(best.score.reasons) if best else [],
+                child=best.child, score=best.score.score, reasons=list(best.score.reasons),
             ))
         _report_progress(batch, len(rows), len(parsed.rows), progress)
     first_line: dict[int, int] = {}
@@ -364,7 +383,7 @@ def _match_list_rows(batch: ImportBatch, parsed: ParsedFile,
     return rows, problems
 
 
-def _repeats(batch: ImportBatch, rows: list[ImportRow]) -> list[dict[str, Any]]:
+def _repeats(batch: ImportBatch, rows: Sequence[ImportRow | _NewRow]) -> list[dict[str, Any]]:
     """Rows whose child (as matched, or as proposed) is still awaiting a reply from the same recipient
     on another list, or on a draft to it: listed again, their open entries and flags would double."""
     by_child = {row.child_id: row for row in rows if row.child_id is not None}
