@@ -619,7 +619,9 @@ def _import_list(batch: ImportBatch, actor: User | None, progress: ProgressCallb
     # chunk. Each chunk's records are sent by a helper thread while the next chunk is read and worked
     # out (`NewChildrenListing`): the database and Python each take about half of the write.
     fresh = ordered.exclude(known_rows).values_list("position", "data")
-    chunks = _chunked(fresh.iterator(chunk_size=NEW_CHILDREN_CHUNK), NEW_CHILDREN_CHUNK)
+    # A small first chunk: the database has nothing to do until it is built.
+    chunks = _chunked(fresh.iterator(chunk_size=NEW_CHILDREN_CHUNK), NEW_CHILDREN_CHUNK,
+                      first=NEW_CHILDREN_CHUNK // 5)
     with NewChildrenListing(handover_list=handover_list, count=total - len(stored), actor=actor,
                             note=f"Added from {source}", handing_over=handing_over) as listing:
         current = next(chunks, [])
@@ -646,9 +648,12 @@ def _import_list(batch: ImportBatch, actor: User | None, progress: ProgressCallb
     return {**counts, "list": handover_list.reference, "rows_written": done}
 
 
-def _chunked(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    while chunk := list(islice(rows, size)):
+def _chunked(rows: Iterator[Any], size: int, *, first: int | None = None) -> Iterator[list[Any]]:
+    """The rows in lists of `size` (the first of `first`)."""
+    taking = first or size
+    while chunk := list(islice(rows, taking)):
         yield chunk
+        taking = size
 
 
 def _list_known_children(handover_list: HandoverList, stored: list[ImportRow], *, actor: User | None, source: str,
