@@ -150,13 +150,15 @@ def whole_import(path: Path, args: argparse.Namespace) -> None:
     assert batch.status == ImportBatch.Status.DONE, batch.errors[:3]
     read, match = phases.wall["read"], phases.wall["match"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    others = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"{path}: {batch.summary['rows']:,} rows imported as list {batch.summary['list']} ("
           + ", ".join(f"{verdict} {count:,}" for verdict, count in verdicts.items() if count) + ")")
     print(f"whole import {checked + written:.1f} s (CPU {checked_cpu + written_cpu:.1f} s): read and check "
           f"{read:.1f} s (CPU {phases.cpu['read']:.1f} s); match {match:.1f} s (CPU {phases.cpu['match']:.1f} s); "
           f"rest of the preview (rows stored, repeats) {checked - read - match:.1f} s (CPU "
           f"{checked_cpu - phases.cpu['read'] - phases.cpu['match']:.1f} s); write {written:.1f} s (CPU "
-          f"{written_cpu:.1f} s); peak resident memory {peak / 1024:.0f} MiB")
+          f"{written_cpu:.1f} s); peak resident memory {peak / 1024:.0f} MiB"
+          + (f" (another process, the search for a child listed twice: {others / 1024:.0f} MiB)" if others else ""))
 
 
 if __name__ == "__main__":
