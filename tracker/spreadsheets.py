@@ -220,6 +220,11 @@ class ParsedFile:
             self.problems += self.pending.pop().problems()
         return self
 
+    def abandon(self) -> None:
+        """Stop the checks still running, whose answer is no longer wanted."""
+        while self.pending:
+            self.pending.pop().stop()
+
 
 Line = tuple[int, list[Any]]
 
@@ -1938,6 +1943,10 @@ class _SameChildTwice:
         records = [row.record() for row in parsed.rows]
         self._pending = SameChildPairs.start(records) if len(records) >= SAME_CHILD_ELSEWHERE_FROM else None
         self._pairs = same_child_pairs(records) if self._pending is None else None
+
+    def stop(self) -> None:
+        if self._pending is not None:
+            self._pending.stop()
 
     def problems(self) -> list[RowProblem]:
         pairs = self._pairs if self._pairs is not None else cast(SameChildPairs, self._pending).result()

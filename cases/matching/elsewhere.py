@@ -61,7 +61,7 @@ class SameChildPairs:
         except OSError:
             logger.warning("the search for a child listed twice could not start elsewhere; it runs here",
                            exc_info=True)
-            pending._stop()
+            pending.stop()
         return pending
 
     def result(self) -> list[tuple[int, int]]:
@@ -78,11 +78,12 @@ class SameChildPairs:
             except (subprocess.TimeoutExpired, pickle.UnpicklingError, EOFError):
                 logger.warning("the search for a child listed twice gave no answer elsewhere; it runs here",
                                exc_info=True)
-            self._stop()
+            self.stop()
         self._result = same_child_pairs(self._records)
         return self._result
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
+        """Stop the other process, if it still runs (its answer is then worked out here, if asked for)."""
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.communicate()

@@ -231,6 +231,33 @@ def test_a_long_list_is_searched_for_a_child_listed_twice_in_another_process_wit
 
 
 @pytest.mark.django_db
+def test_a_check_that_fails_while_the_other_process_searches_stops_that_process(parties, monkeypatch):
+    from cases.matching import elsewhere as other_process
+    from tracker import spreadsheets
+    from tracker.services import imports as imports_module
+
+    monkeypatch.setattr(spreadsheets, "SAME_CHILD_ELSEWHERE_FROM", 2)
+    started: list[Any] = []
+    real_start = other_process.SameChildPairs.start
+
+    def start(cls: type, records: list[Any]) -> other_process.SameChildPairs:
+        pending = real_start(records)
+        started.append((pending, pending._process))
+        return pending
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the match broke")
+
+    monkeypatch.setattr(other_process.SameChildPairs, "start", classmethod(start))
+    monkeypatch.setattr(imports_module, "_match_list_rows", broken)
+    with pytest.raises(RuntimeError, match="the match broke"):
+        validate(csv_bytes([UA_HEADER, *UA_ROWS]), "broken.csv", parties)
+    [(pending, process)] = started
+    assert process is not None and process.poll() is not None, "the other process was stopped and reaped"
+    assert pending._process is None
+
+
+@pytest.mark.django_db
 def test_the_command_refuses_the_bad_file_then_imports_the_corrected_one(parties, tmp_path, capsys):
     bad = tmp_path / "list.csv"
     bad.write_bytes(csv_bytes([UA_HEADER, UA_ROWS[0], "2;Мельник;Богдан;;12.13.2012;ч;;", UA_ROWS[2]]))

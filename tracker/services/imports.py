@@ -296,11 +296,15 @@ def import_batch_validate(*, batch_id: int, progress: ProgressCallback | None = 
     count_rows()
     rows: Sequence[ImportRow | _NewRow] = []
     problems: list[RowProblem] = []
-    if not parsed.problems:
-        if batch.kind == ImportBatch.Kind.LIST:
-            rows, problems = _match_list_rows(batch, parsed, progress)
-        else:
-            rows, problems = _match_reply_rows(batch, parsed, progress)
+    try:
+        if not parsed.problems:
+            if batch.kind == ImportBatch.Kind.LIST:
+                rows, problems = _match_list_rows(batch, parsed, progress)
+            else:
+                rows, problems = _match_reply_rows(batch, parsed, progress)
+    except BaseException:
+        parsed.abandon()
+        raise
     parsed.complete()
     count_rows()
     if parsed.problems or problems:
