@@ -117,14 +117,9 @@ def _copy_statement(model: type[models.Model], fields: Sequence[models.Field]) -
 
 def _copy(model: type[models.Model], fields: Sequence[models.Field], rows: Iterable[Sequence[Any]]) -> int:
     # Django's own exceptions (IntegrityError ...) for what the database refuses, as for any query.
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        return _copy_rows(cursor.cursor, _copy_statement(model, fields), rows)
-
-
-def _copy_rows(cursor: Any, statement: str, rows: Iterable[Sequence[Any]]) -> int:
-    """COPY rows on a psycopg cursor; returns how many."""
     count = 0
-    with cursor.copy(statement) as copy:
+    with (connection.cursor() as cursor, connection.wrap_database_errors,
+          cursor.cursor.copy(_copy_statement(model, fields)) as copy):
         for row in rows:
             copy.write_row(row)
             count += 1
@@ -500,7 +495,7 @@ class WritesBehind:
 
     Used as a context manager: leaving waits for the last batch; on an error, the helper's failure
     (the cause of the caller's, which then finds the transaction aborted) is the one raised.
-    Elsewhere than on PostgreSQL, `send` writes at once."""
+    Elsewhere than on PostgreSQL, entering and leaving do nothing, and nothing is sent."""
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
@@ -514,15 +509,14 @@ class WritesBehind:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
-        if error is None:
-            self.wait()
-        else:
+        if error is not None:
             self._join()
             if self._failed is not None:
                 failed, self._failed = self._failed, None
                 with connection.wrap_database_errors:
                     raise failed from error
             return
+        self.wait()
         if on_postgresql():
             with connection.cursor() as cursor:
                 # Every foreign key of the schema is deferrable and deferred at first (none is only
@@ -530,12 +524,8 @@ class WritesBehind:
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
     def send(self, writes: Writes, *, then: Callable[[], None] | None = None) -> None:
+        """Have `writes` (built on PostgreSQL, as every `Writes` is) sent, once the batch before is."""
         self.wait()
-        if not on_postgresql():
-            writes.send()
-            if then is not None:
-                then()
-            return
         connection.ensure_connection()
         raw = connection.connection
 

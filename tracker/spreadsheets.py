@@ -21,7 +21,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal
 from xml.etree.ElementTree import Element, iterparse
 
 from django.utils.translation import gettext as _
@@ -32,7 +32,7 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, fr
 from rapidfuzz.distance import Levenshtein
 
 from cases.matching.elsewhere import SameChildPairs
-from cases.matching.engine import PersonRecord, compare, same_child_pairs
+from cases.matching.engine import PersonRecord, birth_date_text, compare
 from cases.matching.names import latin_key
 from cases.models import ChildCategory, Circumstances, Oblast
 from tracker.models import Outcome
@@ -986,14 +986,6 @@ def parse_birth_date(value: Any, *, today: datetime.date) -> tuple[datetime.date
     return parse_date(value, today=today)
 
 
-def birth_date_text(found: datetime.date, precision: str) -> str:
-    if precision == "year":
-        return f"{found.year:04d}"
-    if precision == "month":
-        return f"{found.year:04d}-{found.month:02d}"
-    return found.isoformat()
-
-
 SEX_WORDS = {
     "m": "M", "male": "M", "boy": "M", "ч": "M", "чол": "M", "чоловіча": "M", "чоловіча стать": "M", "хлопчик": "M",
     "м": "M", "муж": "M", "мужской": "M", "мальчик": "M", "чоловік": "M", "хлопець": "M", "юнак": "M",
@@ -1941,17 +1933,16 @@ class _SameChildTwice:
         self._rows = parsed.rows
         self._column = parsed.columns.get("family_name") or parsed.columns.get("full_name", "")
         records = [row.record() for row in parsed.rows]
-        self._pending = SameChildPairs.start(records) if len(records) >= SAME_CHILD_ELSEWHERE_FROM else None
-        self._pairs = same_child_pairs(records) if self._pending is None else None
+        # Not started elsewhere, the search is made here when its problems are asked for.
+        self._pairs = (SameChildPairs.start(records) if len(records) >= SAME_CHILD_ELSEWHERE_FROM
+                       else SameChildPairs(records))
 
     def stop(self) -> None:
-        if self._pending is not None:
-            self._pending.stop()
+        self._pairs.stop()
 
     def problems(self) -> list[RowProblem]:
-        pairs = self._pairs if self._pairs is not None else cast(SameChildPairs, self._pending).result()
         found = []
-        for first, second in pairs:
+        for first, second in self._pairs.result():
             # Weighed again with its reasons: only the few pairs found are written out.
             result = compare(self._rows[first].record(), self._rows[second].record())
             found.append(RowProblem(self._rows[second].line, self._column, _(

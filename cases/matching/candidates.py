@@ -19,7 +19,15 @@ from django.db import connection
 from django.db.models import Count, F, Window
 from django.db.models.expressions import RawSQL
 
-from cases.matching.engine import MatchScore, NameFrequencies, PersonRecord, blocking_keys, compare, search_keys
+from cases.matching.engine import (
+    MatchScore,
+    NameFrequencies,
+    PersonRecord,
+    birth_date_text,
+    blocking_keys,
+    compare,
+    search_keys,
+)
 from cases.matching.names import is_known_given_name, latin_key, search_key, typo_distance
 from cases.matching.parameters import model_parameters
 from cases.models import Child, ChildMatchKey
@@ -85,14 +93,7 @@ class NamedChild(Protocol):
 
 def child_birth_date(child: NamedChild) -> str:
     """The child's birth date to the precision it is known, as the engine reads dates."""
-    born = child.birth_date
-    if born is None:
-        return ""
-    if child.birth_date_precision == "year":
-        return f"{born.year:04d}"
-    if child.birth_date_precision == "month":
-        return f"{born.year:04d}-{born.month:02d}"
-    return born.isoformat()
+    return "" if child.birth_date is None else birth_date_text(child.birth_date, child.birth_date_precision)
 
 
 def child_records(child: NamedChild) -> list[PersonRecord]:

@@ -38,7 +38,7 @@ def _travelling(record: PersonRecord) -> tuple[str, ...]:
 
 class SameChildPairs:
     """`same_child_pairs` of some records, being worked out in another process (`start`); `result`
-    waits for the answer."""
+    waits for the answer. Not started, it works them out here when asked."""
 
     def __init__(self, records: Sequence[PersonRecord]) -> None:
         self._records = records

@@ -15,6 +15,7 @@ is not joined to another that one of its records contradicts (docs/matching.md).
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from collections import defaultdict
@@ -45,6 +46,7 @@ __all__ = [
     "MatchScore",
     "NameFrequencies",
     "PersonRecord",
+    "birth_date_text",
     "blocking_keys",
     "candidate_pairs",
     "cluster",
@@ -117,6 +119,16 @@ class BirthDate:
         parts = [f"{self.year:04d}" if self.year else "", f"{self.month:02d}" if self.month else "",
                  f"{self.day:02d}" if self.day else ""]
         return "-".join(part for part in parts if part)
+
+
+def birth_date_text(born: datetime.date, precision: str) -> str:
+    """A date known to the year, the month or the day, as the engine reads it ('YYYY', 'YYYY-MM' or
+    'YYYY-MM-DD')."""
+    if precision == "year":
+        return f"{born.year:04d}"
+    if precision == "month":
+        return f"{born.year:04d}-{born.month:02d}"
+    return born.isoformat()
 
 
 _SEX_WORDS = {

@@ -274,17 +274,17 @@ class NewChildrenListing:
     def plan(self, *, children: Sequence[dict[str, Any]], positions: Sequence[int],
              handed_over_as: Sequence[dict[str, Any]] | None = None) -> _NewChildrenPlanned | None:
         """A chunk's records built, to be given to `send`; elsewhere than on PostgreSQL, written now."""
-        _check_new_children(children, positions, handed_over_as, self.handing_over)
         if not on_postgresql():
             list_add_new_children(handover_list=self.locked, children=children, positions=positions, actor=self.actor,
                                   note=self.note, handing_over=self.handing_over, handed_over_as=handed_over_as)
             return None
+        _check_new_children(children, positions, handed_over_as, self.handing_over)
         start, self._taken = self._taken, self._taken + len(children)
         if self._taken > len(self._keys[0]):
             raise ValueError(f"more than the {len(self._keys[0])} children announced")
-        keys = tuple(taken[start:self._taken] for taken in self._keys)
+        child_keys, case_keys, entry_keys = (taken[start:self._taken] for taken in self._keys)
         return _NewChildrenPlanned.of(self.locked, children, positions, handed_over_as, self.handing_over,
-                                      actor=self.actor, note=self.note, keys=(keys[0], keys[1], keys[2]))
+                                      actor=self.actor, note=self.note, keys=(child_keys, case_keys, entry_keys))
 
     def send(self, planned: _NewChildrenPlanned | None) -> None:
         """Send a chunk built by `plan` (after the one before is written), its signal once it is written."""
